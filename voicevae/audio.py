@@ -1,0 +1,82 @@
+"""Audio at the boundary: every clip enters the toolkit through `load_audio`.
+
+It returns mono float32 at the model's rate or raises `AudioError` naming the
+file and what is wrong. Nothing past this point needs to care about channels,
+sample formats or rates.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+# Sample rates accepted at input; outside this band is almost surely a mistake
+# (a wrong header, a raw file) rather than speech.
+MIN_RATE, MAX_RATE = 8000, 192000
+
+
+class AudioError(ValueError):
+    """A clip could not be read or is unusable as speech."""
+
+
+def to_model_audio(wav: np.ndarray | torch.Tensor, rate: int, target_rate: int, name: str = "audio") -> torch.Tensor:
+    """Convert samples to mono float32 at `target_rate`.
+
+    wav: (T,) or (T, C) as soundfile returns, or (C, T) for torch tensors with
+    C <= 8 channels. Returns (T',).
+    """
+    x = torch.as_tensor(np.asarray(wav) if not isinstance(wav, torch.Tensor) else wav)
+    if x.dtype != torch.float32:
+        x = x.to(torch.float32)
+    if x.ndim == 2:
+        # soundfile gives (T, C); treat the short axis as channels.
+        ch_axis = 1 if x.shape[1] <= x.shape[0] else 0
+        x = x.mean(dim=ch_axis)
+    if x.ndim != 1:
+        raise AudioError(f"{name}: expected mono or multi-channel audio, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"{name}: sample rate {rate} Hz outside {MIN_RATE}..{MAX_RATE} Hz")
+    if rate != target_rate:
+        x = AF.resample(x, rate, target_rate)
+    return x.contiguous()
+
+
+def load_audio(path: str | os.PathLike, target_rate: int) -> torch.Tensor:
+    """Read any soundfile-supported file as mono float32 at `target_rate`. Returns (T,)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        wav, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    except Exception as e:  # soundfile raises several types for corrupt input
+        raise AudioError(f"{path}: cannot read audio ({e})") from e
+    if wav.size == 0:
+        raise AudioError(f"{path}: file holds no samples")
+    return to_model_audio(wav, rate, target_rate, str(path))
+
+
+def save_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, rate: int, overwrite: bool = False) -> Path:
+    """Write (T,) float audio as 16-bit PCM WAV, atomically; refuses to overwrite unless asked."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists; pass overwrite=True (or --force) to replace it")
+    x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+    x = np.clip(x.astype(np.float32).reshape(-1), -1.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".wav")
+    os.close(fd)
+    try:
+        sf.write(tmp, x, rate, subtype="PCM_16", format="WAV")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,79 @@
+"""Mel-spectrogram front end: audio (B, T) -> log-mel (B, n_mels, F).
+
+The analysis reproduces the recipe the pretrained HiFi-GAN was trained on
+(jik876/hifi-gan meldataset): reflect padding of (n_fft - hop) / 2 on both
+sides, no centring, magnitude (not power) spectrum, Slaney mel filterbank and
+natural log with a floor. With it F = T // hop_length, so frame f covers
+samples [f * hop, (f + 1) * hop) and a vocoder maps F frames back to F * hop
+samples.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import nn
+
+from .config import MelConfig
+
+
+class MelFrontend(nn.Module):
+    """Log-mel analysis as a module, so it moves with `.to(device)`.
+
+    forward: audio (B, T) or (T,) float -> log-mel (B, n_mels, F), F = T // hop.
+    """
+
+    def __init__(self, config: MelConfig | None = None, **overrides) -> None:
+        super().__init__()
+        if config is None:
+            config = MelConfig(**overrides)
+        elif overrides:
+            raise TypeError("pass either a MelConfig or keyword settings, not both")
+        config.validate()
+        self.config = config
+        # torchaudio holds the window and filterbank as buffers: no global cache.
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            win_length=config.win_length,
+            hop_length=config.hop_length,
+            f_min=config.f_min,
+            f_max=config.f_max,
+            n_mels=config.n_mels,
+            power=1.0,
+            center=False,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        self.pad = (config.n_fft - config.hop_length) // 2
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames F produced for T samples."""
+        padded = num_samples + 2 * self.pad
+        return max(0, (padded - self.config.n_fft) // self.config.hop_length + 1)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        squeeze = audio.ndim == 1
+        if squeeze:
+            audio = audio.unsqueeze(0)
+        if audio.ndim != 2:
+            raise ValueError(f"MelFrontend expects audio (B, T), got shape {tuple(audio.shape)}")
+        if audio.shape[-1] <= self.pad:
+            raise ValueError(
+                f"audio of {audio.shape[-1]} samples is too short for n_fft={self.config.n_fft}"
+            )
+        # Reflect padding needs float32 even under autocast.
+        x = F.pad(audio.float().unsqueeze(1), (self.pad, self.pad), mode="reflect").squeeze(1)
+        mel = self.mel(x)
+        logmel = torch.log(torch.clamp(mel, min=self.config.log_floor))
+        return logmel[0] if squeeze else logmel
+
+    @property
+    def floor(self) -> float:
+        """The log-mel value of silence."""
+        return float(torch.log(torch.tensor(self.config.log_floor)))
