@@ -1,0 +1,124 @@
+"""The training objective: a K-sample ELBO as a dict of named terms.
+
+    ELBO = E_q[log p(x | z)] - KL(q(z_c|x) || p(z_c)) - KL(q(z_s|x) || p(z_s))
+
+The reconstruction term is estimated with K samples z ~ q(z|x) (K =
+`n_samples`), the KL terms in closed form. Everything is reported in nats per
+mel frame so numbers compare across segment lengths. The loss that is
+minimised is a weighted sum of the terms; the KL weight follows the warm-up
+schedule `kl_weight(step)`, and free bits stop the optimiser from pressing
+the KL of any latent dimension below a floor.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from einops import rearrange, reduce
+
+from .distributions import Categorical, MovingAverageBaseline, score_function_surrogate
+
+if TYPE_CHECKING:  # the model calls elbo_terms from its forward
+    from .model import VAE
+
+
+def kl_weight(step: int, warmup_steps: int) -> float:
+    """KL annealing: 0 at step 0, rising linearly to 1 at `warmup_steps`, then 1."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, step / warmup_steps)
+
+
+def free_bits_kl(kl_elements: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """KL with a floor of `free_bits` nats per latent dimension.
+
+    kl_elements (B, D, ...) elementwise KL terms. Each latent dimension's KL,
+    averaged over the batch (and positions), counts as at least `free_bits`, so
+    the optimiser gains nothing by collapsing a dimension below that. Returns
+    the per-example total (B,) to add to the loss.
+    """
+    total = kl_elements.flatten(start_dim=2).sum(-1)  # (B, D): summed over positions
+    if free_bits <= 0:
+        return total.sum(-1)
+    per_dim = reduce(total, "b d -> d", "mean")
+    floor = free_bits * kl_elements[0, 0].numel()  # free bits for each position of the dim
+    # Where the batch mean is under the floor the term is constant (no gradient).
+    clamped = torch.where(per_dim < floor, torch.full_like(per_dim, floor), per_dim)
+    return clamped.sum().expand(total.shape[0])
+
+
+def elbo_terms(
+    model: VAE,
+    mel: torch.Tensor,
+    n_samples: int = 1,
+    free_bits: float = 0.0,
+    baseline: MovingAverageBaseline | None = None,
+) -> dict[str, torch.Tensor]:
+    """Named ELBO terms for a batch of log-mels (B, n_mels, F), each in nats per frame.
+
+    Returns scalars:
+      "rec/nll"      -E_q[log p(x|z)] (K-sample average)
+      "kl/content"   KL of the content latent (free bits applied)
+      "kl/speaker"   KL of the speaker latent (free bits applied)
+      "elbo"         the ELBO itself without free bits (for logging, not optimised)
+      "sf/reinforce" for the categorical option only: a surrogate whose gradient
+                     is minus the REINFORCE estimate of d/dtheta E_q[log p(x|z)].
+    """
+    xn, frames = model._prepare(mel)
+    n_frames = mel.shape[0] * frames
+    q_s = model.speaker_encoder(xn)
+    q_c = model.content_encoder(xn)
+    z_s = q_s.rsample(n_samples)  # (K, B, Ds)
+    z_c, index = model.sample_content(q_c, n_samples)  # (K, B, Dc, L)
+    mu = model.decoder(rearrange(z_c, "k b d l -> (k b) d l"), rearrange(z_s, "k b d -> (k b) d"))
+    mu = rearrange(mu, "(k b) m f -> k b m f", k=n_samples)
+    log_lik = model.log_likelihood(xn, mu, frames)  # (K, B)
+
+    if isinstance(q_c, Categorical):
+        kl_c_raw = q_c.kl_uniform()
+        kl_c = kl_c_raw  # free bits do not apply to the categorical KL
+    else:
+        kl_c_elems = q_c.kl_standard_normal(reduce=False)
+        kl_c_raw = kl_c_elems.flatten(start_dim=1).sum(-1)
+        kl_c = free_bits_kl(kl_c_elems, free_bits)
+    kl_s_elems = q_s.kl_standard_normal(reduce=False)
+    kl_s_raw = kl_s_elems.sum(-1)
+    kl_s = free_bits_kl(rearrange(kl_s_elems, "b d -> b d 1"), free_bits)
+
+    terms = {
+        "rec/nll": -log_lik.mean(0).sum() / n_frames,
+        "kl/content": kl_c.sum() / n_frames,
+        "kl/speaker": kl_s.sum() / n_frames,
+        "elbo": (log_lik.mean(0) - kl_c_raw - kl_s_raw).sum().detach() / n_frames,
+    }
+    if index is not None:
+        # REINFORCE for the discrete content codes with h = log p(x|z) (the KL is
+        # in closed form above). Baseline: with K > 1 samples, the mean of the
+        # other K - 1 samples of the same utterance (leave-one-out); with K = 1,
+        # a moving average over batches.
+        log_q = q_c.log_prob(index)  # (K, B)
+        h = log_lik.detach()
+        if n_samples > 1:
+            b = (h.sum(0, keepdim=True) - h) / (n_samples - 1)
+        else:
+            b = baseline() if baseline is not None else 0.0
+        score_part = score_function_surrogate(h, log_q, b) - h.mean()
+        terms["sf/reinforce"] = -score_part / frames
+        if baseline is not None:
+            baseline.update(h)
+    return terms
+
+
+def total_loss(terms: dict[str, torch.Tensor], lambdas: dict[str, float], kl_scale: float) -> torch.Tensor:
+    """Weighted sum of the optimised terms; KL terms also carry the warm-up scale."""
+    loss = torch.zeros((), device=terms["rec/nll"].device)
+    for name, value in terms.items():
+        if name == "elbo":
+            continue
+        weight = lambdas.get(name, 1.0)
+        if name.startswith("kl/"):
+            weight *= kl_scale
+        loss = loss + weight * value
+    return loss
+

@@ -1,0 +1,362 @@
+"""The convolutional VAE on log-mel spectrograms.
+
+Two latents, both with the prior N(0, I) (or a uniform categorical, below):
+
+- speaker latent z_s (B, speaker_dim): one vector per utterance, from a
+  convolutional encoder pooled over time. It holds what stays constant over an
+  utterance (timbre, pitch range, speaking style); averaging it over the
+  utterances of a speaker gives that speaker's vector.
+- content latent z_c (B, content_dim, L), L = ceil(F / downsample): one vector
+  per `downsample` mel frames, from an encoder whose instance normalisation
+  strips per-utterance channel statistics, so what changes frame to frame
+  (phones, prosody) goes here and the voice does not.
+
+The decoder upsamples z_c back to F frames and modulates every block with a
+scale and shift computed from z_s (adaptive instance normalisation), giving
+the mean mu (B, n_mels, F) of p(x | z) = N(mu, sigma^2 I) with a learned
+sigma per mel bin.
+
+Mel values are standardised with per-bin statistics of the training data
+(buffers `mel_mean`, `mel_std`) before encoding; the likelihood is computed on
+standardised values and `log_px` adds back the Jacobian so its unit is nats
+per utterance of log-mel values.
+
+With content_latent="categorical" the content latent is discrete: each latent
+frame picks one of `content_codes` learned embeddings. It cannot be
+reparameterized and is trained with the score-function estimator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, reduce, repeat
+from torch import nn
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import MelConfig, VAEConfig, from_dict, to_dict
+from .distributions import (
+    Categorical,
+    DiagonalGaussian,
+    gaussian_nll,
+    importance_log_mean_exp,
+    standard_normal_log_prob,
+)
+
+
+class ResBlock(nn.Module):
+    """x + conv1x1(gelu(conv_k(norm(x)))): (B, C, L) -> (B, C, L).
+
+    norm is instance norm without affine in the content encoder (removes the
+    utterance's channel means and scales, i.e. much of the voice) and
+    identity elsewhere.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, instance_norm: bool = False) -> None:
+        super().__init__()
+        self.norm = nn.InstanceNorm1d(channels, affine=False) if instance_norm else nn.Identity()
+        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.proj = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.proj(F.gelu(self.conv(self.norm(x))))
+
+
+class SpeakerEncoder(nn.Module):
+    """log-mel (B, n_mels, F) -> q(z_s | x): mean and log-variance (B, speaker_dim).
+
+    Mean and standard deviation of the conv features over the valid frames are
+    pooled; `lengths` (B,) marks valid frames of padded batches.
+    """
+
+    def __init__(self, cfg: VAEConfig) -> None:
+        super().__init__()
+        self.inp = nn.Conv1d(cfg.n_mels, cfg.channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
+        self.blocks = nn.Sequential(*[ResBlock(cfg.channels, cfg.kernel_size) for _ in range(cfg.n_blocks)])
+        self.out = nn.Linear(2 * cfg.channels, 2 * cfg.speaker_dim)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> DiagonalGaussian:
+        h = self.blocks(self.inp(x))
+        if lengths is None:
+            mean = reduce(h, "b c f -> b c", "mean")
+            std = h.std(dim=-1, unbiased=False)
+        else:
+            mask = (torch.arange(h.shape[-1], device=h.device)[None, :] < lengths[:, None]).to(h.dtype)
+            mask = rearrange(mask, "b f -> b 1 f")
+            count = mask.sum(-1).clamp(min=1)
+            mean = (h * mask).sum(-1) / count
+            std = (((h - mean.unsqueeze(-1)) ** 2 * mask).sum(-1) / count).sqrt()
+        mu, logvar = self.out(torch.cat([mean, std], dim=1)).chunk(2, dim=1)
+        return DiagonalGaussian(mu, logvar.clamp(-12.0, 6.0))
+
+
+class ContentEncoder(nn.Module):
+    """log-mel (B, n_mels, F) -> content posterior over (B, content_dim, L), L = F / downsample.
+
+    Returns a DiagonalGaussian, or for the categorical option a Categorical
+    whose logits are (B, content_codes, L). F must be a multiple of downsample.
+    """
+
+    def __init__(self, cfg: VAEConfig) -> None:
+        super().__init__()
+        self.categorical = cfg.content_latent == "categorical"
+        self.inp = nn.Conv1d(cfg.n_mels, cfg.channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
+        self.blocks = nn.Sequential(*[ResBlock(cfg.channels, cfg.kernel_size, instance_norm=True) for _ in range(cfg.n_blocks)])
+        self.down = nn.Conv1d(cfg.channels, cfg.channels, cfg.downsample, stride=cfg.downsample)
+        n_out = cfg.content_codes if self.categorical else 2 * cfg.content_dim
+        self.out = nn.Conv1d(cfg.channels, n_out, 1)
+
+    def forward(self, x: torch.Tensor) -> DiagonalGaussian | Categorical:
+        h = self.out(F.gelu(self.down(self.blocks(self.inp(x)))))
+        if self.categorical:
+            return Categorical(h)
+        mu, logvar = h.chunk(2, dim=1)
+        return DiagonalGaussian(mu, logvar.clamp(-12.0, 6.0))
+
+
+class AdaINBlock(nn.Module):
+    """Residual conv block whose normalised activations are scaled and shifted by z_s.
+
+    x (B, C, F), z_s (B, speaker_dim) -> (B, C, F).
+    """
+
+    def __init__(self, channels: int, kernel_size: int, speaker_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.InstanceNorm1d(channels, affine=False)
+        self.style = nn.Linear(speaker_dim, 2 * channels)
+        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
+        self.proj = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor, z_s: torch.Tensor) -> torch.Tensor:
+        scale, shift = rearrange(self.style(z_s), "b (two c) -> two b c 1", two=2)
+        h = self.norm(x) * (1 + scale) + shift
+        return x + self.proj(F.gelu(self.conv(h)))
+
+
+class Decoder(nn.Module):
+    """(z_c (B, content_dim, L), z_s (B, speaker_dim)) -> mu (B, n_mels, L * downsample)."""
+
+    def __init__(self, cfg: VAEConfig) -> None:
+        super().__init__()
+        self.inp = nn.Conv1d(cfg.content_dim, cfg.channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
+        self.up = nn.ConvTranspose1d(cfg.channels, cfg.channels, cfg.downsample, stride=cfg.downsample)
+        self.blocks = nn.ModuleList([AdaINBlock(cfg.channels, cfg.kernel_size, cfg.speaker_dim) for _ in range(cfg.n_blocks)])
+        self.out = nn.Conv1d(cfg.channels, cfg.n_mels, cfg.kernel_size, padding=cfg.kernel_size // 2)
+
+    def forward(self, z_c: torch.Tensor, z_s: torch.Tensor) -> torch.Tensor:
+        h = self.up(F.gelu(self.inp(z_c)))
+        for block in self.blocks:
+            h = block(h, z_s)
+        return self.out(F.gelu(h))
+
+
+@dataclass
+class Posterior:
+    """q(z | x) of one batch: content (B, Dc, L) or categorical logits, and speaker (B, Ds)."""
+
+    content: DiagonalGaussian | Categorical
+    speaker: DiagonalGaussian
+    frames: int  # F of the (unpadded) input
+
+
+class VAE(nn.Module):
+    """Convolutional VAE with an utterance-level speaker latent and a frame-level content latent.
+
+    Shapes: x is a log-mel (B, n_mels, F) in natural-log units as MelFrontend
+    gives it. Every public method accepts any F >= 1; inputs are padded to a
+    multiple of `downsample` internally and outputs cropped back to F.
+    """
+
+    kind = "vae"
+
+    def __init__(self, config: VAEConfig | None = None, mel_config: MelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or VAEConfig()
+        self.mel_config = mel_config or MelConfig(n_mels=self.config.n_mels)
+        self.config.validate()
+        if self.mel_config.n_mels != self.config.n_mels:
+            raise ValueError(f"mel n_mels={self.mel_config.n_mels} differs from model n_mels={self.config.n_mels}")
+        cfg = self.config
+        self.speaker_encoder = SpeakerEncoder(cfg)
+        self.content_encoder = ContentEncoder(cfg)
+        self.decoder = Decoder(cfg)
+        if cfg.content_latent == "categorical":
+            self.codebook = nn.Embedding(cfg.content_codes, cfg.content_dim)
+        self.log_sigma = nn.Parameter(torch.full((cfg.n_mels,), cfg.init_log_sigma), requires_grad=cfg.learn_sigma)
+        self.register_buffer("mel_mean", torch.zeros(cfg.n_mels))
+        self.register_buffer("mel_std", torch.ones(cfg.n_mels))
+
+    # ----- layout helpers -------------------------------------------------------------
+
+    @property
+    def floor(self) -> float:
+        return math.log(self.mel_config.log_floor)
+
+    def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-bin statistics (n_mels,) of training log-mels; call once before training."""
+        self.mel_mean.copy_(mean)
+        self.mel_std.copy_(std.clamp(min=1e-3))
+
+    def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Standardise and pad (B, n_mels, F) on the right to a multiple of downsample."""
+        if x.ndim != 3 or x.shape[1] != self.config.n_mels:
+            raise ValueError(f"expected log-mel (B, {self.config.n_mels}, F), got shape {tuple(x.shape)}")
+        frames = x.shape[-1]
+        if frames < 1:
+            raise ValueError("log-mel has no frames")
+        pad = (-frames) % self.config.downsample
+        if pad:
+            # Pad with silence so padding looks like the ends of real clips.
+            x = F.pad(x, (0, pad), value=self.floor)
+        xn = (x - self.mel_mean[:, None]) / self.mel_std[:, None]
+        return xn, frames
+
+    def _denormalize(self, xn: torch.Tensor) -> torch.Tensor:
+        return xn * self.mel_std[:, None] + self.mel_mean[:, None]
+
+    # ----- the model ------------------------------------------------------------------
+
+    def posterior(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> Posterior:
+        """q(z | x) for log-mel x (B, n_mels, F)."""
+        xn, frames = self._prepare(x)
+        return Posterior(self.content_encoder(xn), self.speaker_encoder(xn, lengths), frames)
+
+    def content_embedding(self, index: torch.Tensor) -> torch.Tensor:
+        """Categorical code indices (..., B, L) -> decoder input (..., B, content_dim, L)."""
+        return rearrange(self.codebook(index), "... l d -> ... d l")
+
+    def decode_normalized(self, z_c: torch.Tensor, z_s: torch.Tensor) -> torch.Tensor:
+        """mu of p(x|z) in standardised units: (B, Dc, L), (B, Ds) -> (B, n_mels, L*downsample)."""
+        return self.decoder(z_c, z_s)
+
+    def decode(self, z_c: torch.Tensor, z_s: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        """Log-mel mean (B, n_mels, F) from latents; `frames` crops the padding."""
+        mel = self._denormalize(self.decode_normalized(z_c, z_s))
+        return mel if frames is None else mel[..., :frames]
+
+    def log_likelihood(self, xn: torch.Tensor, mu: torch.Tensor, frames: int) -> torch.Tensor:
+        """log p(x | z) in standardised units, summed over bins and the first `frames` frames.
+
+        xn (B, n_mels, F'), mu (..., B, n_mels, F') -> (..., B).
+        """
+        nll = gaussian_nll(xn[..., :frames], mu[..., :frames], self.log_sigma[:, None])
+        return -nll.flatten(start_dim=-2).sum(-1)
+
+    def sample_content(self, q: DiagonalGaussian | Categorical, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Draw content latents. Returns (decoder input, code indices or None).
+
+        Gaussian: reparameterized (gradients flow). Categorical: indices drawn
+        without a gradient path; the encoder learns through the score function.
+        """
+        if isinstance(q, Categorical):
+            index = q.sample(n)
+            return self.content_embedding(index), index
+        return q.rsample(n), None
+
+    def log_px(self, x: torch.Tensor, n_samples: int = 64, chunk: int = 16) -> torch.Tensor:
+        """Importance-sampled log p(x) per utterance, (B,), in nats.
+
+        log p(x) ~ log 1/N sum_n p(x|z_n) p(z_n) / q(z_n|x), z_n ~ q(z|x), with
+        both latents drawn jointly from the posterior. Includes the Jacobian of
+        the per-bin standardisation so the density is over raw log-mels.
+        """
+        xn, frames = self._prepare(x)
+        q = Posterior(self.content_encoder(xn), self.speaker_encoder(xn), frames)
+        log_w = []
+        for start in range(0, n_samples, chunk):
+            k = min(chunk, n_samples - start)
+            z_s = q.speaker.rsample(k)  # (k, B, Ds)
+            z_c, index = self.sample_content(q.content, k)  # (k, B, Dc, L)
+            mu = self.decoder(rearrange(z_c, "k b d l -> (k b) d l"), rearrange(z_s, "k b d -> (k b) d"))
+            mu = rearrange(mu, "(k b) m f -> k b m f", k=k)
+            lw = self.log_likelihood(xn, mu, frames)
+            lw = lw + standard_normal_log_prob(z_s, 1) - q.speaker.log_prob(z_s)
+            if index is None:
+                lw = lw + standard_normal_log_prob(z_c, 2) - q.content.log_prob(z_c)
+            else:
+                n_pos = index.shape[-1]
+                lw = lw - n_pos * math.log(self.config.content_codes) - q.content.log_prob(index)
+            log_w.append(lw)
+        log_jacobian = -torch.log(self.mel_std).sum() * frames
+        return importance_log_mean_exp(torch.cat(log_w, dim=0), dim=0) + log_jacobian
+
+    def forward(self, mel: torch.Tensor, n_samples: int = 1, free_bits: float = 0.0, baseline=None) -> dict[str, torch.Tensor]:
+        """Training objective: named ELBO terms of log-mel (B, n_mels, F) (see losses.elbo_terms).
+
+        It is `forward` so that DistributedDataParallel sees the call and
+        synchronises gradients.
+        """
+        from .losses import elbo_terms
+
+        return elbo_terms(self, mel, n_samples, free_bits, baseline)
+
+    # ----- inference verbs ------------------------------------------------------------
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> Posterior:
+        """q(z | x) for inference; use .speaker.mu and .content.mu for point estimates."""
+        return self.posterior(x, lengths)
+
+    @torch.inference_mode()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior means: log-mel (B, n_mels, F) -> (B, n_mels, F)."""
+        q = self.posterior(x)
+        z_c = self._point_content(q.content)
+        return self.decode(z_c, q.speaker.mu, q.frames)
+
+    def _point_content(self, q: DiagonalGaussian | Categorical) -> torch.Tensor:
+        if isinstance(q, Categorical):
+            return self.content_embedding(q.logits.argmax(dim=1))
+        return q.mu
+
+    @torch.inference_mode()
+    def convert(self, x: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+        """Keep the content of x, decode with speaker latent(s) (B, Ds) or (Ds,): -> (B, n_mels, F)."""
+        q = self.posterior(x)
+        if speaker.ndim == 1:
+            speaker = repeat(speaker, "d -> b d", b=x.shape[0])
+        return self.decode(self._point_content(q.content), speaker.to(x.dtype), q.frames)
+
+    @torch.inference_mode()
+    def sample_prior(self, n: int, frames: int, speaker: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Generate (n, n_mels, frames) log-mels with z ~ N(0, I) (speaker may be given, (n, Ds))."""
+        cfg = self.config
+        length = -(-frames // cfg.downsample)
+        dev = self.mel_mean.device
+        if cfg.content_latent == "categorical":
+            index = torch.randint(0, cfg.content_codes, (n, length), generator=generator, device=dev)
+            z_c = self.content_embedding(index)
+        else:
+            z_c = torch.randn((n, cfg.content_dim, length), generator=generator, device=dev)
+        if speaker is None:
+            speaker = torch.randn((n, cfg.speaker_dim), generator=generator, device=dev)
+        return self.decode(z_c, speaker, frames)
+
+    # ----- persistence ----------------------------------------------------------------
+
+    def export(self) -> dict:
+        """Plain-data form: configs and weights."""
+        return {"config": to_dict(self.config), "mel": to_dict(self.mel_config), "model": self.state_dict()}
+
+    def save(self, path: str | Path, **extra) -> Path:
+        """Atomically write a weights-only checkpoint that `VAE.load` reads without outside config."""
+        return save_checkpoint(path, self.kind, {**self.export(), **extra})
+
+    @classmethod
+    def from_checkpoint(cls, data: dict, where: str = "checkpoint") -> "VAE":
+        model = cls(from_dict(VAEConfig, data["config"], f"{where}: model config"), from_dict(MelConfig, data["mel"], f"{where}: mel config"))
+        try:
+            model.load_state_dict(data["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{where}: weights do not fit the stored config ({e})") from e
+        return model
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "VAE":
+        """Read a VAE checkpoint written by `save` or by training (kind 'vae' or 'vae-train')."""
+        data = load_checkpoint(path, ("vae", "vae-train"), map_location)
+        return cls.from_checkpoint(data, str(path)).eval()
