@@ -1,0 +1,154 @@
+"""Training data: a log-mel cache of a manifest and speaker-balanced random crops.
+
+The whole corpus is analysed once into one cache file (mels stored as
+float16) keyed by the manifest's content and the mel settings, so a second run
+starts at once and a changed manifest or mel setting never reuses stale
+features. Batches are drawn in memory: each holds `speakers_per_batch`
+speakers with `clips_per_speaker` random crops each, so every batch shows the
+model the contrast between voices that the speaker latent must capture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .audio import AudioError, load_audio
+from .checkpoint import save_checkpoint
+from .config import DataConfig, MelConfig, to_dict
+from .corpora import Utterance, read_manifest
+from .features import MelFrontend
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class MelCorpus:
+    """Log-mels of one split: `mels[i]` is (n_mels, F_i) float16, `speakers[i]` its speaker."""
+
+    mels: list[torch.Tensor]
+    speakers: list[str]
+    texts: list[str]
+    paths: list[str]
+
+    def __len__(self) -> int:
+        return len(self.mels)
+
+    def frames(self) -> int:
+        return sum(m.shape[-1] for m in self.mels)
+
+
+def _cache_key(utts: list[Utterance], mel: MelConfig) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(to_dict(mel), sort_keys=True).encode())
+    for u in utts:
+        st = u.path.stat()
+        h.update(f"{u.path}|{u.speaker}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def load_corpus(
+    manifest: str | Path,
+    split: str | None,
+    mel_config: MelConfig,
+    data_config: DataConfig,
+    progress: bool = True,
+) -> MelCorpus:
+    """Log-mels of every clip of `split` in `manifest`, from the cache when it is current.
+
+    Clips shorter than data_config.min_frames are an error naming the file,
+    since a clip that short is almost always a broken file, not speech.
+    """
+    utts = read_manifest(manifest, split=split)
+    if not utts:
+        raise ValueError(f"{manifest}: no clips in split {split!r}")
+    key = _cache_key(utts, mel_config)
+    cache = Path(data_config.cache_dir) / f"mels-{Path(manifest).stem}-{split or 'all'}-{key}.pt"
+    if cache.is_file():
+        data = torch.load(cache, weights_only=True)
+        if data.get("version") == CACHE_VERSION:
+            return MelCorpus(data["mels"], data["speakers"], data["texts"], data["paths"])
+    frontend = MelFrontend(mel_config)
+    mels = []
+    for u in tqdm(utts, desc=f"mel cache {split or 'all'}", disable=not progress, leave=False):
+        wav = load_audio(u.path, mel_config.sample_rate)
+        if wav.abs().max() < 1e-4:
+            raise AudioError(f"{u.path}: clip is silent")
+        if frontend.num_frames(wav.shape[-1]) < data_config.min_frames:
+            raise AudioError(
+                f"{u.path}: {wav.shape[-1] / mel_config.sample_rate:.2f} s is shorter than "
+                f"data.min_frames={data_config.min_frames} mel frames"
+            )
+        with torch.no_grad():
+            mels.append(frontend(wav).to(torch.float16))
+    corpus = MelCorpus(mels, [u.speaker for u in utts], [u.text for u in utts], [str(u.path) for u in utts])
+    # Written atomically like a checkpoint, so parallel ranks never read half a file.
+    save_checkpoint(cache, "mel-cache", {"version": CACHE_VERSION, "mels": mels, "speakers": corpus.speakers, "texts": corpus.texts, "paths": corpus.paths})
+    return corpus
+
+
+def mel_statistics(corpus: MelCorpus) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-bin mean and standard deviation (n_mels,) over every frame of the corpus."""
+    total = torch.zeros(corpus.mels[0].shape[0], dtype=torch.float64)
+    sq = torch.zeros_like(total)
+    n = 0
+    for m in corpus.mels:
+        m = m.double()
+        total += m.sum(-1)
+        sq += (m**2).sum(-1)
+        n += m.shape[-1]
+    mean = total / n
+    std = (sq / n - mean**2).clamp(min=0).sqrt()
+    return mean.float(), std.float()
+
+
+class SpeakerBalancedBatches:
+    """Endless batches (B, n_mels, segment_frames), B = speakers_per_batch * clips_per_speaker.
+
+    Draws from its own torch.Generator, whose state is part of the training
+    checkpoint so a resumed run sees the same batches. Clips shorter than the
+    segment are padded with the silence floor (log_floor).
+    """
+
+    def __init__(self, corpus: MelCorpus, cfg: DataConfig, floor: float, seed: int) -> None:
+        self.corpus = corpus
+        self.cfg = cfg
+        self.floor = floor
+        by_speaker: dict[str, list[int]] = {}
+        for i, s in enumerate(corpus.speakers):
+            by_speaker.setdefault(s, []).append(i)
+        self.speakers = sorted(by_speaker)
+        self.by_speaker = [by_speaker[s] for s in self.speakers]
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (mels (B, n_mels, segment_frames) float32, speaker indices (B,))."""
+        g = self.generator
+        n_spk = min(self.cfg.speakers_per_batch, len(self.speakers))
+        chosen = torch.randperm(len(self.speakers), generator=g)[:n_spk]
+        seg = self.cfg.segment_frames
+        crops, labels = [], []
+        for s in chosen.tolist():
+            clips = self.by_speaker[s]
+            for _ in range(self.cfg.clips_per_speaker):
+                mel = self.corpus.mels[clips[int(torch.randint(len(clips), (1,), generator=g))]]
+                frames = mel.shape[-1]
+                if frames > seg:
+                    start = int(torch.randint(frames - seg + 1, (1,), generator=g))
+                    crop = mel[:, start : start + seg]
+                else:
+                    crop = torch.nn.functional.pad(mel, (0, seg - frames), value=self.floor)
+                crops.append(crop)
+                labels.append(s)
+        return torch.stack(crops).float(), torch.tensor(labels)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])

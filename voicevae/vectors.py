@@ -1,0 +1,206 @@
+"""Attribute vectors: average the speaker latents of clips that share a label.
+
+For a label value v of a column (a speaker id, a gender, an accent, ...):
+
+    mean[v]        = mean of the utterance latents (posterior means) with value v
+    direction[v]   = mean[v] - mean(latents without v)           (SEED.md, "Resynthesis")
+
+Speaker vectors are the `mean` of the speaker column; attribute directions
+are the `direction` of every other label column. A vector file also keeps
+the utterance posteriors (for sampling the aggregated posterior), the
+per-frame log p(x) of the clips it was made from (to set the anomaly
+threshold), and the fingerprint of the model it belongs to: loading it with
+another model is refused, because latents of two models share no axes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .audio import load_audio
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .config import MelConfig, from_dict, to_dict
+from .corpora import Utterance, read_manifest
+from .distributions import AggregatedPosterior
+from .features import MelFrontend
+from .model import VAE
+
+KIND = "vectors"
+
+
+def model_fingerprint(model: VAE) -> str:
+    """A short hash of the model's weights and configs: which latent space vectors live in."""
+    h = hashlib.sha256()
+    h.update(repr((to_dict(model.config), to_dict(model.mel_config))).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class LabelStats:
+    """Per value of one label column: mean latent (Ds,), std over utterances (Ds,), count."""
+
+    means: dict[str, torch.Tensor] = field(default_factory=dict)
+    stds: dict[str, torch.Tensor] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class VectorSet:
+    """Speaker vectors and attribute directions of one model (see module docstring)."""
+
+    fingerprint: str
+    mel: MelConfig
+    labels: dict[str, LabelStats]  # column -> stats; "speaker" holds speaker vectors
+    directions: dict[str, torch.Tensor]  # "column=value" -> (Ds,)
+    posterior_mu: torch.Tensor  # (N, Ds) utterance posteriors, for the aggregated posterior
+    posterior_logvar: torch.Tensor
+    frame_scores: torch.Tensor  # (N,) log p(x) per frame of the same clips
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted(self.labels["speaker"].means)
+
+    def speaker(self, name: str) -> torch.Tensor:
+        try:
+            return self.labels["speaker"].means[name]
+        except KeyError:
+            raise KeyError(f"unknown speaker {name!r}; known: {', '.join(self.speakers)}") from None
+
+    @property
+    def within_speaker_std(self) -> torch.Tensor:
+        """Pooled std of utterance latents around their speaker's mean, (Ds,)."""
+        stats = self.labels["speaker"]
+        num = sum((stats.counts[s] - 1) * stats.stds[s] ** 2 for s in stats.means if stats.counts[s] > 1)
+        den = sum(stats.counts[s] - 1 for s in stats.means if stats.counts[s] > 1)
+        if den == 0:
+            return torch.ones_like(self.posterior_mu[0])
+        return (num / den).sqrt()
+
+    def aggregated_posterior(self) -> AggregatedPosterior:
+        return AggregatedPosterior(self.posterior_mu, self.posterior_logvar)
+
+    def anomaly_threshold(self, quantile: float = 0.01, margin: float = 0.5) -> float:
+        """Per-frame log p(x) below which a clip looks unlike the data the vectors came from.
+
+        The `quantile` of the reference clips' scores minus `margin` nats per frame.
+        """
+        return float(torch.quantile(self.frame_scores, quantile)) - margin
+
+    # ----- persistence ----------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        labels = {col: {"means": st.means, "stds": st.stds, "counts": st.counts} for col, st in self.labels.items()}
+        return save_checkpoint(
+            path,
+            KIND,
+            {
+                "fingerprint": self.fingerprint,
+                "mel": to_dict(self.mel),
+                "labels": labels,
+                "directions": self.directions,
+                "posterior_mu": self.posterior_mu,
+                "posterior_logvar": self.posterior_logvar,
+                "frame_scores": self.frame_scores,
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, model: VAE | None = None) -> "VectorSet":
+        """Read a vector file; with `model`, refuse it unless it was made with that model."""
+        data = load_checkpoint(path, KIND)
+        vs = cls(
+            fingerprint=data["fingerprint"],
+            mel=from_dict(MelConfig, data["mel"], f"{path}: mel"),
+            labels={col: LabelStats(d["means"], d["stds"], d["counts"]) for col, d in data["labels"].items()},
+            directions=data["directions"],
+            posterior_mu=data["posterior_mu"],
+            posterior_logvar=data["posterior_logvar"],
+            frame_scores=data["frame_scores"],
+        )
+        if model is not None:
+            fp = model_fingerprint(model)
+            if fp != vs.fingerprint:
+                raise CheckpointError(f"{path}: vectors were made for model {vs.fingerprint}, not for the loaded model {fp}; run `voicevae vectors` with this model")
+        return vs
+
+
+def label_stats(latents: torch.Tensor, values: list[str]) -> LabelStats:
+    """Group latents (N, Ds) by `values` (N labels) into means, stds and counts."""
+    stats = LabelStats()
+    for v in sorted(set(values)):
+        idx = torch.tensor([i for i, x in enumerate(values) if x == v])
+        group = latents[idx]
+        stats.means[v] = group.mean(0)
+        stats.stds[v] = group.std(0, unbiased=True) if len(idx) > 1 else torch.zeros_like(group[0])
+        stats.counts[v] = len(idx)
+    return stats
+
+
+def attribute_directions(latents: torch.Tensor, column: str, values: list[str]) -> dict[str, torch.Tensor]:
+    """mean(latents with value) - mean(latents without it), for every value that has both."""
+    out = {}
+    for v in sorted(set(values)):
+        has = torch.tensor([x == v for x in values])
+        if has.all() or not has.any():
+            continue
+        out[f"{column}={v}"] = latents[has].mean(0) - latents[~has].mean(0)
+    return out
+
+
+@torch.inference_mode()
+def compute_vectors(model: VAE, utterances: list[Utterance], device: str | torch.device = "cpu", is_samples: int = 16, progress: bool = True) -> VectorSet:
+    """Encode every utterance and build speaker vectors, attribute directions and score stats."""
+    if not utterances:
+        raise ValueError("no utterances to compute vectors from")
+    frontend = MelFrontend(model.mel_config).to(device)
+    model = model.to(device).eval()
+    mus, logvars, scores = [], [], []
+    for u in tqdm(utterances, desc="encoding", disable=not progress, leave=False):
+        mel = frontend(load_audio(u.path, model.mel_config.sample_rate).to(device)).unsqueeze(0)
+        q = model.posterior(mel)
+        mus.append(q.speaker.mu[0].cpu())
+        logvars.append(q.speaker.logvar[0].cpu())
+        scores.append(float(model.log_px(mel, n_samples=is_samples)[0]) / mel.shape[-1])
+    mu, logvar = torch.stack(mus), torch.stack(logvars)
+    labels = {"speaker": label_stats(mu, [u.speaker for u in utterances])}
+    directions: dict[str, torch.Tensor] = {}
+    columns = sorted({k for u in utterances for k in u.labels})
+    for col in columns:
+        values = [u.labels.get(col, "") for u in utterances]
+        labels[col] = label_stats(mu, values)
+        directions.update(attribute_directions(mu, col, values))
+    return VectorSet(model_fingerprint(model), model.mel_config, labels, directions, mu, logvar, torch.tensor(scores))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="VAE checkpoint (model.pt)")
+    p.add_argument("--manifest", required=True, help="CSV manifest; every column past path,speaker,text,split is a label")
+    p.add_argument("--split", default="train", help="which split to average over (default: train; 'all' for every row)")
+    p.add_argument("-o", "--out", required=True, help="vector file to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing vector file")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out}: exists; pass --force to overwrite")
+    model = VAE.load(args.model)
+    utts = read_manifest(args.manifest, split=None if args.split == "all" else args.split)
+    vs = compute_vectors(model, utts, args.device)
+    if not math.isfinite(vs.anomaly_threshold()):
+        raise ValueError(f"{args.model}: log p(x) scores of the clips are not finite; the model may be broken")
+    vs.save(out)
+    counts = vs.labels["speaker"].counts
+    print(f"{out}: {len(counts)} speakers ({sum(counts.values())} clips), {len(vs.directions)} attribute directions, anomaly threshold {vs.anomaly_threshold():.2f} nats/frame")
+    return 0
