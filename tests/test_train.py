@@ -93,3 +93,12 @@ def test_two_process_gloo_training(tmp_path, tone_corpus):
     assert ckpt["world_size"] == 2 and len(ckpt["ranks"]) == 2
     # Each rank drew its own batches.
     assert not torch.equal(ckpt["ranks"][0]["batches"]["generator"], ckpt["ranks"][1]["batches"]["generator"])
+
+
+def test_categorical_content_trains_with_the_score_function(tmp_path, tone_corpus):
+    config = write_config(tmp_path, tone_corpus, steps=2, n_samples=2)
+    cfg = load_config(config, ["model.content_latent=categorical", "model.content_codes=8"])
+    train(cfg, progress=False)
+    header, *rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert "sf/reinforce" in header
+    assert VAE.load(tmp_path / "run" / "model.pt").config.content_latent == "categorical"
