@@ -443,16 +443,18 @@ VOICES: tuple[Voice, ...] = (
     Voice("festival_slt_hts", "festival", "cmu_us_slt_arctic_hts", "f", "slt"),
     # espeak-ng variants: accent, variant, pitch and speed all differ, so each
     # sounds like its own speaker rather than one voice at several speeds.
+    # British English is "en", not "en-gb": espeak-ng silently drops the
+    # +variant after the "en-gb" alias.
     Voice("espeak_us_m1", "espeak-ng", "en-us+m1", "m", "formant", 45, 165),
     Voice("espeak_us_m3", "espeak-ng", "en-us+m3", "m", "formant", 30, 150),
-    Voice("espeak_gb_m2", "espeak-ng", "en-gb+m2", "m", "formant", 55, 175),
+    Voice("espeak_gb_m2", "espeak-ng", "en+m2", "m", "formant", 55, 175),
     Voice("espeak_sc_m4", "espeak-ng", "en-gb-scotland+m4", "m", "formant", 40, 155),
     Voice("espeak_rp_m7", "espeak-ng", "en-gb-x-rp+m7", "m", "formant", 35, 140),
     Voice("espeak_us_klatt", "espeak-ng", "en-us+klatt", "m", "formant", 50, 160),
-    Voice("espeak_gb_klatt3", "espeak-ng", "en-gb+klatt3", "m", "formant", 25, 170),
+    Voice("espeak_gb_klatt3", "espeak-ng", "en+klatt3", "m", "formant", 25, 170),
     Voice("espeak_us_f2", "espeak-ng", "en-us+f2", "f", "formant", 60, 165),
     Voice("espeak_us_f4", "espeak-ng", "en-us+f4", "f", "formant", 70, 150),
-    Voice("espeak_gb_f3", "espeak-ng", "en-gb+f3", "f", "formant", 65, 175),
+    Voice("espeak_gb_f3", "espeak-ng", "en+f3", "f", "formant", 65, 175),
     Voice("espeak_rp_f5", "espeak-ng", "en-gb-x-rp+f5", "f", "formant", 55, 145),
     Voice("espeak_lanc_f1", "espeak-ng", "en-gb-x-gbclan+f1", "f", "formant", 75, 160),
 )
@@ -472,7 +474,9 @@ FESTIVAL_PACKAGES = {
 
 SAMPLE_RATE = 22050
 # Silence trimming threshold below the clip's peak; 40 dB keeps soft word
-# endings, and a 50 ms margin is left on both sides so onsets are not clipped.
+# endings. Every clip then gets exactly 50 ms of silence on both sides: the
+# engines lead with different amounts of silence, which would otherwise be a
+# cue to the engine.
 TRIM_TOP_DB = 40.0
 TRIM_MARGIN_S = 0.05
 # Every clip is scaled to this RMS: the engines' output levels differ by
@@ -541,20 +545,20 @@ def synthesize(voice: Voice, text: str, workdir: Path) -> tuple[np.ndarray, int]
 
 
 def condition(samples: np.ndarray, rate: int, name: str) -> np.ndarray:
-    """Engine output -> (T,) float32 at SAMPLE_RATE, silence trimmed, RMS-normalised."""
+    """Engine output -> (T,) float32 at SAMPLE_RATE, RMS-normalised, with 50 ms of silence each side."""
     import librosa  # slow to import; only the synthesis workers need it
 
     x = to_model_audio(samples, rate, SAMPLE_RATE, name).numpy()
     _, (start, end) = librosa.effects.trim(x, top_db=TRIM_TOP_DB)
-    margin = int(TRIM_MARGIN_S * SAMPLE_RATE)
-    x = x[max(0, start - margin): min(len(x), end + margin)]
+    x = x[start:end]
     if len(x) < MIN_DURATION_S * SAMPLE_RATE:
         raise AudioError(f"{name}: only {len(x) / SAMPLE_RATE:.2f} s of sound after trimming")
     rms = float(np.sqrt(np.mean(x**2)))
     gain = TARGET_RMS / max(rms, 1e-8)
     # Never clip: peaky voices stay a little quieter than the target instead.
     gain = min(gain, 0.99 / max(float(np.abs(x).max()), 1e-8))
-    return (x * gain).astype(np.float32)
+    margin = int(TRIM_MARGIN_S * SAMPLE_RATE)
+    return np.pad(x * gain, margin).astype(np.float32)
 
 
 @dataclass(frozen=True)
