@@ -1,0 +1,320 @@
+"""Python API for conversion and batch resynthesis, in a few verbs.
+
+    import voicevae
+    vc = voicevae.load()                       # the shipped default model
+    target = vc.speaker_vector(["ref1.wav", "ref2.wav"])  # few-shot cloning
+    wav = vc.convert("source.wav", target=target, strength=1.0)
+    vc.convert_files(paths, "out/", target="slt")          # batch, with a progress bar
+
+Conversion is latent arithmetic on the utterance-level speaker latent z_s:
+
+    z_s' = z_s + strength * (v_target - v_source) + sum_a amount_a * d_a
+
+where v_source is the source clip's own latent (or a named speaker's vector),
+v_target a speaker vector or the mean latent of reference clips, and d_a
+attribute directions. strength 0 leaves the voice alone, 1 moves the source
+to the target (z_s - v_source + v_target, as SEED.md's arithmetic), other
+values interpolate or extrapolate. The content latent is kept; the decoder
+makes a log-mel and the vocoder makes audio.
+
+The "stats" method instead maps each latent dimension's position within the
+source distribution onto the target's (speaker-statistics transfer):
+z_s' = v_target + (z_s - v_source) * std_target / std_source.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from tqdm import tqdm
+
+from .audio import AudioError, load_audio, save_audio
+from .features import MelFrontend
+from .model import VAE
+from .vectors import VectorSet
+from .vocoder import check_compatible, load_vocoder
+
+ASSETS = Path(__file__).parent / "assets"
+DEFAULT_MODEL = ASSETS / "default" / "model.pt"
+
+Source = str | Path | torch.Tensor
+
+
+@dataclass
+class BatchReport:
+    """What `convert_files` did: written outputs and failed inputs with their reasons."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+class VoiceConverter:
+    """A VAE, its speaker/attribute vectors and a vocoder, on one device.
+
+    Audio in and out is (T,) float32 mono at `sample_rate`.
+    """
+
+    # Content chunks for long inputs, in mel frames (~24 s), with overlap on each
+    # side larger than the encoder + decoder receptive field.
+    chunk_frames = 2048
+    overlap_frames = 64
+
+    def __init__(self, model: VAE, vectors: VectorSet | None, vocoder, device: str | torch.device = "cpu") -> None:
+        check_compatible(vocoder.mel_config, model.mel_config)
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.vectors = vectors
+        self.vocoder = vocoder.to(self.device).eval()
+        self.frontend = MelFrontend(model.mel_config).to(self.device)
+        # The shortest clip that yields a whole latent frame, plus some margin
+        # so the speaker statistics are not computed from one frame.
+        self.min_samples = model.mel_config.n_fft + 4 * model.config.downsample * model.mel_config.hop_length
+
+    # ----- properties -----------------------------------------------------------------
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.mel_config.sample_rate
+
+    @property
+    def speakers(self) -> list[str]:
+        return self.vectors.speakers if self.vectors is not None else []
+
+    @property
+    def attributes(self) -> list[str]:
+        return sorted(self.vectors.directions) if self.vectors is not None else []
+
+    @property
+    def anomaly_threshold(self) -> float:
+        return self.vectors.anomaly_threshold() if self.vectors is not None else -math.inf
+
+    # ----- audio in -------------------------------------------------------------------
+
+    def load_audio(self, path: str | Path) -> torch.Tensor:
+        """Read a file as (T,) mono float32 at the model rate, checked for use."""
+        return self._check(load_audio(path, self.sample_rate), str(path))
+
+    def _check(self, wav: torch.Tensor, name: str) -> torch.Tensor:
+        if wav.ndim != 1:
+            raise AudioError(f"{name}: expected (T,) mono audio at {self.sample_rate} Hz, got shape {tuple(wav.shape)}")
+        if not torch.isfinite(wav).all():
+            raise AudioError(f"{name}: contains NaN or infinite samples")
+        if wav.shape[0] < self.min_samples:
+            raise AudioError(f"{name}: {wav.shape[0] / self.sample_rate:.3f} s is too short; need at least {self.min_samples / self.sample_rate:.3f} s")
+        if wav.abs().max() < 1e-4:
+            raise AudioError(f"{name}: is silent")
+        return wav
+
+    def _audio(self, src: Source, name: str = "audio") -> torch.Tensor:
+        if isinstance(src, torch.Tensor):
+            return self._check(src.float(), name)
+        return self.load_audio(src)
+
+    def mel(self, wav: Source) -> torch.Tensor:
+        """Log-mel (n_mels, F) of a clip."""
+        with torch.inference_mode():
+            return self.frontend(self._audio(wav).to(self.device))
+
+    # ----- latents --------------------------------------------------------------------
+
+    def encode_speaker(self, wav: Source) -> torch.Tensor:
+        """Speaker latent (posterior mean) of one clip, (Ds,)."""
+        return self.model.encode(self.mel(wav).unsqueeze(0)).speaker.mu[0]
+
+    def speaker_vector(self, clips: Sequence[Source] | Source) -> torch.Tensor:
+        """Few-shot cloning: the mean speaker latent of 1..N reference clips, (Ds,)."""
+        if isinstance(clips, (str, Path, torch.Tensor)):
+            clips = [clips]
+        if len(clips) == 0:
+            raise ValueError("speaker_vector needs at least one reference clip")
+        return torch.stack([self.encode_speaker(c) for c in clips]).mean(0)
+
+    def _target(self, target: str | torch.Tensor | Sequence[Source]) -> torch.Tensor:
+        if isinstance(target, str):
+            if self.vectors is None:
+                raise ValueError("this model has no speaker-vector file; give reference clips or a vector")
+            return self.vectors.speaker(target).to(self.device)
+        if isinstance(target, torch.Tensor) and target.ndim == 1 and target.shape[0] == self.model.config.speaker_dim:
+            return target.to(self.device)
+        return self.speaker_vector(target)
+
+    def interpolate(self, a: str | torch.Tensor, b: str | torch.Tensor, t: float) -> torch.Tensor:
+        """(1 - t) v_a + t v_b: a voice between two others, (Ds,)."""
+        return (1 - t) * self._target(a) + t * self._target(b)
+
+    def random_voice(self, seed: int | None = None, components: int = 3) -> torch.Tensor:
+        """A new voice, (Ds,): a random convex mix of draws from the aggregated posterior.
+
+        Draws from q(z) = 1/N sum_i q(z|x_i) stay where the decoder was trained;
+        mixing a few of them with Dirichlet weights gives voices between the
+        training speakers rather than copies of one of them.
+        """
+        if self.vectors is None:
+            raise ValueError("this model has no speaker-vector file to sample voices from")
+        g = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**31, (1,))))
+        draws = self.vectors.aggregated_posterior().sample(components, generator=g)
+        weights = _dirichlet(components, g)
+        return (weights[:, None] * draws).sum(0).to(self.device)
+
+    def _speaker_std(self, name: str | None) -> torch.Tensor:
+        """Spread of a named speaker's utterance latents, else the pooled within-speaker spread."""
+        stats = self.vectors.labels["speaker"]
+        if name is not None and stats.counts.get(name, 0) > 1:
+            return stats.stds[name].to(self.device)
+        return self.vectors.within_speaker_std.to(self.device)
+
+    def _speaker_latent(
+        self,
+        z_s: torch.Tensor,
+        target: str | torch.Tensor | Sequence[Source],
+        strength: float,
+        attributes: dict[str, float] | None,
+        method: str,
+        source_speaker: str | None,
+    ) -> torch.Tensor:
+        v_target = self._target(target)
+        v_source = self._target(source_speaker) if source_speaker else z_s
+        if method == "arithmetic":
+            out = z_s + strength * (v_target - v_source)
+        elif method == "stats":
+            if self.vectors is None:
+                raise ValueError("method='stats' needs the model's vector file")
+            std_t = self._speaker_std(target if isinstance(target, str) else None)
+            std_s = self._speaker_std(source_speaker)
+            mapped = v_target + (z_s - v_source) * std_t / std_s.clamp(min=1e-4)
+            out = z_s + strength * (mapped - z_s)
+        else:
+            raise ValueError(f"method must be 'arithmetic' or 'stats', got {method!r}")
+        for name, amount in (attributes or {}).items():
+            if self.vectors is None or name not in self.vectors.directions:
+                raise KeyError(f"unknown attribute {name!r}; known: {', '.join(self.attributes) or 'none'}")
+            out = out + amount * self.vectors.directions[name].to(self.device)
+        return out
+
+    # ----- conversion -----------------------------------------------------------------
+
+    @torch.inference_mode()
+    def decode_with_speaker(self, mel: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+        """Keep the content of log-mel (n_mels, F), decode with speaker latent (Ds,): -> (n_mels, F).
+
+        Long inputs are converted in overlapping chunks so memory stays bounded.
+        """
+        frames = mel.shape[-1]
+        if frames <= self.chunk_frames + 2 * self.overlap_frames:
+            return self.model.convert(mel.unsqueeze(0), speaker)[0]
+        out = torch.empty_like(mel)
+        step, pad = self.chunk_frames, self.overlap_frames
+        for start in range(0, frames, step):
+            lo, hi = max(0, start - pad), min(frames, start + step + pad)
+            piece = self.model.convert(mel[:, lo:hi].unsqueeze(0), speaker)[0]
+            out[:, start : min(frames, start + step)] = piece[:, start - lo : start - lo + min(step, frames - start)]
+        return out
+
+    @torch.inference_mode()
+    def convert(
+        self,
+        wav: Source,
+        target: str | torch.Tensor | Sequence[Source],
+        strength: float = 1.0,
+        attributes: dict[str, float] | None = None,
+        method: str = "arithmetic",
+        source_speaker: str | None = None,
+    ) -> torch.Tensor:
+        """Convert a clip to the target voice: (T,) audio -> (T',) audio, T' = F * hop."""
+        mel = self.mel(wav)
+        z_s = self.model.encode(mel.unsqueeze(0)).speaker.mu[0]
+        speaker = self._speaker_latent(z_s, target, strength, attributes, method, source_speaker)
+        return self.vocoder.vocode(self.decode_with_speaker(mel, speaker).unsqueeze(0))[0].cpu()
+
+    @torch.inference_mode()
+    def resynthesize(self, wav: Source) -> torch.Tensor:
+        """Encode, decode and vocode with the clip's own latents: (T,) -> (T',)."""
+        mel = self.mel(wav)
+        z_s = self.model.encode(mel.unsqueeze(0)).speaker.mu[0]
+        return self.vocoder.vocode(self.decode_with_speaker(mel, z_s).unsqueeze(0))[0].cpu()
+
+    @torch.inference_mode()
+    def score(self, wav: Source, n_samples: int = 32) -> float:
+        """Importance-sampled log p(x) per mel frame; low values mean unlike the training data."""
+        mel = self.mel(wav)
+        scores = []
+        # Long clips are scored in chunks and averaged per frame (bounded memory).
+        for start in range(0, mel.shape[-1], self.chunk_frames):
+            piece = mel[:, start : start + self.chunk_frames]
+            if piece.shape[-1] < self.model.config.downsample * 4 and scores:
+                break
+            scores.append((float(self.model.log_px(piece.unsqueeze(0), n_samples=n_samples)[0]), piece.shape[-1]))
+        return sum(s for s, _ in scores) / sum(n for _, n in scores)
+
+    def convert_files(
+        self,
+        paths: Iterable[str | Path],
+        out_dir: str | Path,
+        target: str | torch.Tensor | Sequence[Source] | None = None,
+        strength: float = 1.0,
+        attributes: dict[str, float] | None = None,
+        method: str = "arithmetic",
+        root: str | Path | None = None,
+        force: bool = False,
+        progress: bool = True,
+    ) -> BatchReport:
+        """Convert (or, with target=None, resynthesize) many files into out_dir.
+
+        Output paths mirror the inputs' paths relative to `root` (default: flat
+        names). Existing outputs are refused unless force=True; a file that
+        fails is reported and the rest still run.
+        """
+        paths = [Path(p) for p in paths]
+        out_dir = Path(out_dir)
+        report = BatchReport()
+        # Reference clips are encoded once for the whole batch; names stay names
+        # so the "stats" method can use the named speaker's spread.
+        target_vec = target if target is None or isinstance(target, str) else self._target(target)
+        for path in tqdm(paths, desc="converting", disable=not progress):
+            rel = path.relative_to(root) if root is not None else Path(path.name)
+            out = (out_dir / rel).with_suffix(".wav")
+            try:
+                if out.exists() and not force:
+                    raise FileExistsError(f"{out}: exists; pass --force to overwrite")
+                if target_vec is None:
+                    wav = self.resynthesize(path)
+                else:
+                    wav = self.convert(path, target_vec, strength, attributes, method)
+                report.written.append(save_audio(out, wav, self.sample_rate, overwrite=force))
+            except (ValueError, OSError) as e:  # AudioError, FileExistsError, unreadable files
+                # Every reason names the file at fault.
+                reason = str(e) if str(path) in str(e) or str(out) in str(e) else f"{path}: {e}"
+                report.failed.append((path, reason))
+        return report
+
+
+def _dirichlet(k: int, generator: torch.Generator) -> torch.Tensor:
+    """Dirichlet(1, ..., 1) weights from a seeded generator (normalised exponentials)."""
+    e = -torch.log(torch.rand(k, generator=generator).clamp(min=1e-12))
+    return e / e.sum()
+
+
+def load(path_or_name: str | Path | None = None, vocoder: str = "hifigan", device: str | torch.device | None = None, vectors: str | Path | None = None) -> VoiceConverter:
+    """Load a model (a model.pt path, a folder holding model.pt and vectors.pt, or None/'default').
+
+    The vector file is looked up next to the model as vectors.pt unless given.
+    """
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if path_or_name in (None, "default"):
+        path = DEFAULT_MODEL
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the shipped default model is missing from this installation")
+    else:
+        path = Path(path_or_name)
+        if path.is_dir():
+            path = path / "model.pt"
+    model = VAE.load(path)
+    vec_path = Path(vectors) if vectors is not None else path.parent / "vectors.pt"
+    vecs = VectorSet.load(vec_path, model) if vec_path.is_file() else None
+    if vectors is not None and vecs is None:
+        raise FileNotFoundError(f"{vec_path}: vector file not found")
+    return VoiceConverter(model, vecs, load_vocoder(vocoder, device=str(device)), device)
