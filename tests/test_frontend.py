@@ -37,6 +37,12 @@ def test_batch_and_frame_count():
     assert torch.isfinite(out).all() and out.min() >= fe.floor - 1e-6
 
 
+def test_chunked_analysis_equals_whole():
+    fe = MelFrontend()
+    audio = torch.randn(256 * 100 + 77) * 0.1
+    torch.testing.assert_close(fe.chunked(audio, chunk_frames=17), fe(audio), atol=1e-5, rtol=0)
+
+
 def test_bad_mel_settings_are_named():
     with pytest.raises(ConfigError, match="f_max"):
         from_dict(MelConfig, {"f_max": 20000.0}, "model.yaml: mel")

@@ -115,15 +115,26 @@ class VoiceConverter:
         return self.load_audio(src)
 
     def mel(self, wav: Source) -> torch.Tensor:
-        """Log-mel (n_mels, F) of a clip."""
+        """Log-mel (n_mels, F) of a clip (analysed in chunks when long)."""
         with torch.inference_mode():
-            return self.frontend(self._audio(wav).to(self.device))
+            return self.frontend.chunked(self._audio(wav).to(self.device), self.chunk_frames)
+
+    def _speaker_of_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Speaker latent (Ds,) of log-mel (n_mels, F): the frame-weighted mean over chunks when long."""
+        total, frames = 0.0, 0
+        for start in range(0, mel.shape[-1], self.chunk_frames):
+            piece = mel[:, start : start + self.chunk_frames]
+            if frames and piece.shape[-1] < self.chunk_frames // 4:
+                break  # a short tail would be a noisy estimate; the chunks before it suffice
+            total = total + self.model.encode(piece.unsqueeze(0)).speaker.mu[0] * piece.shape[-1]
+            frames += piece.shape[-1]
+        return total / frames
 
     # ----- latents --------------------------------------------------------------------
 
     def encode_speaker(self, wav: Source) -> torch.Tensor:
         """Speaker latent (posterior mean) of one clip, (Ds,)."""
-        return self.model.encode(self.mel(wav).unsqueeze(0)).speaker.mu[0]
+        return self._speaker_of_mel(self.mel(wav))
 
     def speaker_vector(self, clips: Sequence[Source] | Source) -> torch.Tensor:
         """Few-shot cloning: the mean speaker latent of 1..N reference clips, (Ds,)."""
@@ -226,7 +237,7 @@ class VoiceConverter:
     ) -> torch.Tensor:
         """Convert a clip to the target voice: (T,) audio -> (T',) audio, T' = F * hop."""
         mel = self.mel(wav)
-        z_s = self.model.encode(mel.unsqueeze(0)).speaker.mu[0]
+        z_s = self._speaker_of_mel(mel)
         speaker = self._speaker_latent(z_s, target, strength, attributes, method, source_speaker)
         return self.vocoder.vocode(self.decode_with_speaker(mel, speaker).unsqueeze(0))[0].cpu()
 
@@ -234,7 +245,7 @@ class VoiceConverter:
     def resynthesize(self, wav: Source) -> torch.Tensor:
         """Encode, decode and vocode with the clip's own latents: (T,) -> (T',)."""
         mel = self.mel(wav)
-        z_s = self.model.encode(mel.unsqueeze(0)).speaker.mu[0]
+        z_s = self._speaker_of_mel(mel)
         return self.vocoder.vocode(self.decode_with_speaker(mel, z_s).unsqueeze(0))[0].cpu()
 
     @torch.inference_mode()

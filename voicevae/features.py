@@ -73,6 +73,27 @@ class MelFrontend(nn.Module):
         logmel = torch.log(torch.clamp(mel, min=self.config.log_floor))
         return logmel[0] if squeeze else logmel
 
+    def chunked(self, audio: torch.Tensor, chunk_frames: int = 4096) -> torch.Tensor:
+        """Same result as forward for (T,) audio, computed `chunk_frames` frames at a time.
+
+        Only one chunk's spectrogram is in memory at once, so a long recording
+        costs little more than its log-mel. Returns (n_mels, F).
+        """
+        if audio.ndim != 1:
+            raise ValueError(f"chunked expects (T,) audio, got shape {tuple(audio.shape)}")
+        frames = self.num_frames(audio.shape[-1])
+        if frames <= chunk_frames:
+            return self(audio)
+        hop, n_fft = self.config.hop_length, self.config.n_fft
+        padded = F.pad(audio.float()[None, None], (self.pad, self.pad), mode="reflect")[0, 0]
+        pieces = []
+        for start in range(0, frames, chunk_frames):
+            stop = min(frames, start + chunk_frames)
+            # Frame f reads padded samples [f * hop, f * hop + n_fft).
+            mel = self.mel(padded[start * hop : (stop - 1) * hop + n_fft])
+            pieces.append(torch.log(torch.clamp(mel, min=self.config.log_floor)))
+        return torch.cat(pieces, dim=-1)
+
     @property
     def floor(self) -> float:
         """The log-mel value of silence."""
