@@ -30,7 +30,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(args.config, [f"out_dir={tmp}/run", f"steps={args.steps}", f"log_every={window}", f"valid_every={10**9}", f"ckpt_every={10**9}"])
         train(cfg, progress=False)
-        rows = [r for r in csv.DictReader(open(Path(tmp) / "run" / "log.csv")) if r.get("frames_per_s")]
+        rows = [r for r in csv.DictReader(open(Path(tmp) / "run" / "train.csv")) if r.get("frames_per_s")]
     rows = rows[1:] or rows  # the first window includes start-up
     fps = sum(float(r["frames_per_s"]) for r in rows) / len(rows)
     data = sum(float(r["data_fraction"]) for r in rows) / len(rows)

@@ -37,8 +37,9 @@ def test_cli_train_one_step_writes_model_and_log(tmp_path, tone_corpus):
     assert main(["train", "--config", str(config), "--quiet"]) == 0
     model = VAE.load(tmp_path / "run" / "model.pt")
     assert model.config.channels == 16
-    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    log = (tmp_path / "run" / "train.csv").read_text().splitlines()
     assert log[0].startswith("step,") and "rec/nll" in log[0] and len(log) >= 2
+    assert "valid/log_px" in (tmp_path / "run" / "valid.csv").read_text()
     # A second run into the same folder without --resume is refused, nothing is overwritten.
     before = (tmp_path / "run" / "model.pt").read_bytes()
     assert main(["train", "--config", str(config), "--quiet"]) == 1
@@ -99,6 +100,6 @@ def test_categorical_content_trains_with_the_score_function(tmp_path, tone_corpu
     config = write_config(tmp_path, tone_corpus, steps=2, n_samples=2)
     cfg = load_config(config, ["model.content_latent=categorical", "model.content_codes=8"])
     train(cfg, progress=False)
-    header, *rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    header, *rows = (tmp_path / "run" / "train.csv").read_text().splitlines()
     assert "sf/reinforce" in header
     assert VAE.load(tmp_path / "run" / "model.pt").config.content_latent == "categorical"

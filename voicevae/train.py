@@ -76,12 +76,16 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 class RunLog:
-    """CSV log (and TensorBoard when installed), written by rank 0 only."""
+    """CSV logs (train.csv, valid.csv) and TensorBoard when installed; rank 0 only.
+
+    Each CSV takes its columns from its first row, so training and validation
+    rows, which have different measures, go to different files.
+    """
 
     def __init__(self, out_dir: Path, enabled: bool) -> None:
         self.enabled = enabled
-        self.path = out_dir / "log.csv"
-        self.columns: list[str] | None = None
+        self.out_dir = out_dir
+        self.columns: dict[str, list[str]] = {}
         self.tb = None
         if enabled:
             try:
@@ -91,15 +95,16 @@ class RunLog:
             except ImportError:  # tensorboard is optional
                 self.tb = None
 
-    def write(self, step: int, values: dict[str, float]) -> None:
+    def write(self, step: int, values: dict[str, float], name: str = "train") -> None:
         if not self.enabled:
             return
+        path = self.out_dir / f"{name}.csv"
         row = {"step": step, **values}
-        new = not self.path.exists()
-        if self.columns is None:
-            self.columns = list(row) if new else next(csv.reader(self.path.open()))
-        with self.path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
+        new = not path.exists()
+        if name not in self.columns:
+            self.columns[name] = list(row) if new else next(csv.reader(path.open()))
+        with path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.columns[name], extrasaction="ignore")
             if new:
                 w.writeheader()
             w.writerow(row)
@@ -237,7 +242,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         if valid_set is not None and rank == 0 and (step % cfg.valid_every == 0 or step == cfg.steps):
             values = validate(model, valid_set, device)
             best = max(best, values["valid/elbo"])
-            log.write(step, values)
+            log.write(step, values, "valid")
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             # Every rank's sampler and RNG state goes into the checkpoint so a
             # resumed run draws exactly what an uninterrupted one would.
