@@ -1,0 +1,137 @@
+"""Vocoder training: the real script for a step, checkpoints, resume, fine-tuning hooks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from voicevae.checkpoint import CheckpointError, load_checkpoint
+from voicevae.cli import main as cli_main
+from voicevae.config import ConfigError, from_dict, to_dict
+from voicevae.vocoder import VocosVocoder, load_vocoder
+from voicevae.vocoder.train import DiscriminatorConfig, VocoderConfig, VocoderDataConfig, export_checkpoint, lr_at, train
+from voicevae.vocoder.vocos import VocosConfig
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(manifest: Path, out_dir: Path, **overrides) -> VocoderConfig:
+    """A model and discriminators small enough that a step takes milliseconds."""
+    config = VocoderConfig(
+        model=VocosConfig(dim=16, intermediate_dim=32, num_layers=1),
+        disc=DiscriminatorConfig(periods=(2, 3), period_channels=(4, 8), resolutions=((256, 64),), resolution_channels=4),
+        data=VocoderDataConfig(manifest=str(manifest), segment_frames=8, batch_size=2, valid_clips=1),
+        out_dir=str(out_dir),
+        steps=1,
+        disc_start_step=1,
+        log_every=1,
+        valid_every=1,
+        ckpt_every=1,
+        keep_last=2,
+    )
+    config = dataclasses.replace(config, **overrides)
+    config.validate()
+    return config
+
+
+def test_one_step_of_the_real_cli(tone_corpus: Path, tmp_path: Path) -> None:
+    config = tiny_config(tone_corpus, tmp_path / "run", steps=2)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(to_dict(config)))
+    assert cli_main(["train-vocoder", "--config", str(path), "--steps", "1", "--no-progress"]) == 0
+    ckpt = tmp_path / "run" / "vocoder_0000001.pt"
+    data = load_checkpoint(ckpt, "vocoder")
+    assert data["step"] == 1
+    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and log[1].startswith("1,")
+    vocoder = load_vocoder(ckpt)
+    assert isinstance(vocoder, VocosVocoder)
+    assert vocoder.vocode(torch.randn(1, 80, 10) - 5).shape == (1, 10 * 256)
+
+
+def test_all_named_losses_logged_after_warmup(tone_corpus: Path, tmp_path: Path) -> None:
+    train(tiny_config(tone_corpus, tmp_path, steps=2, disc_start_step=1), progress=False)
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    first, second = (dict(zip(header, r.split(","))) for r in rows[1:3])
+    assert first["adv/gen"] == "" and first["mel/l1"] != ""  # warm-up: reconstruction only
+    for name in ("mel/l1", "stft/sc", "stft/mag", "adv/gen", "adv/disc", "fm", "valid/mel_l1"):
+        assert float(second[name]) >= 0, name
+
+
+def test_checkpoint_save_load_allclose(tone_corpus: Path, tmp_path: Path) -> None:
+    ckpt = train(tiny_config(tone_corpus, tmp_path / "run"), progress=False)
+    exported = export_checkpoint(ckpt, tmp_path / "small.pt")
+    assert set(load_checkpoint(exported, "vocoder")) >= {"config", "model"}
+    assert "opt_g" not in load_checkpoint(exported, "vocoder")
+    logmel = torch.randn(1, 80, 16) - 5
+    a, b = load_vocoder(ckpt).vocode(logmel), load_vocoder(exported).vocode(logmel)
+    torch.testing.assert_close(a, b)
+    assert a.abs().sum() > 0
+
+
+def test_resume_is_identical_to_an_uninterrupted_run(tone_corpus: Path, tmp_path: Path) -> None:
+    straight = train(tiny_config(tone_corpus, tmp_path / "a", steps=4, disc_start_step=1), progress=False)
+    train(tiny_config(tone_corpus, tmp_path / "b", steps=2, disc_start_step=1), progress=False)
+    resumed = train(tiny_config(tone_corpus, tmp_path / "b", steps=4, disc_start_step=1), resume=True, progress=False)
+    a, b = load_checkpoint(straight, "vocoder"), load_checkpoint(resumed, "vocoder")
+    assert a["step"] == b["step"] == 4
+    for part in ("model", "disc"):
+        for name, value in a[part].items():
+            torch.testing.assert_close(b[part][name], value, msg=f"{part}.{name}")
+    # keep_last=2: older checkpoints are gone.
+    assert sorted(p.name for p in (tmp_path / "a").glob("vocoder_*.pt")) == ["vocoder_0000003.pt", "vocoder_0000004.pt"]
+
+
+def test_resume_without_checkpoint_is_an_error(tone_corpus: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="no vocoder_.*checkpoint"):
+        train(tiny_config(tone_corpus, tmp_path), resume=True, progress=False)
+
+
+def test_init_from_copies_weights(tone_corpus: Path, tmp_path: Path) -> None:
+    first = train(tiny_config(tone_corpus, tmp_path / "a"), progress=False)
+    second = train(tiny_config(tone_corpus, tmp_path / "b", steps=1, lr=0.0), init_from=first, progress=False)
+    a, b = load_checkpoint(first, "vocoder")["model"], load_checkpoint(second, "vocoder")["model"]
+    for name, value in a.items():
+        torch.testing.assert_close(b[name], value)
+
+
+def test_mel_transform_feeds_the_generator(tone_corpus: Path, tmp_path: Path) -> None:
+    seen: list[tuple[int, ...]] = []
+
+    def transform(logmel: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(logmel.shape))
+        return logmel + 0.1
+
+    train(tiny_config(tone_corpus, tmp_path), mel_transform=transform, progress=False)
+    assert seen[0] == (2, 80, 8)  # the training batch; later calls are validation clips
+
+
+def test_vae_checkpoint_errors_name_the_file(tone_corpus: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no_vae.pt"
+    with pytest.raises(ValueError, match="no_vae.pt"):
+        train(tiny_config(tone_corpus, tmp_path, vae_checkpoint=str(missing)), progress=False)
+
+
+def test_config_rejects_unknown_loss_names_and_keys() -> None:
+    with pytest.raises(ConfigError, match="lambdas: unknown loss name.*mel/l2"):
+        from_dict(VocoderConfig, {"lambdas": {"mel/l2": 1.0}})
+    with pytest.raises(ConfigError, match="unknown setting.*dimm"):
+        from_dict(VocoderConfig, {"model": {"dimm": 3}})
+    round_trip = from_dict(VocoderConfig, to_dict(VocoderConfig()))
+    assert round_trip == VocoderConfig()
+
+
+def test_lr_schedule_is_a_function_of_the_step() -> None:
+    config = VocoderConfig(lr=1e-3, lr_decay=0.5)
+    assert [lr_at(config, s) for s in range(3)] == [1e-3, 5e-4, 2.5e-4]

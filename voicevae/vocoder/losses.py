@@ -1,0 +1,82 @@
+"""Vocoder training losses, each returning a scalar tensor.
+
+Reconstruction: mel L1 (in the front end's log-mel space) and a
+multi-resolution STFT loss (spectral convergence + log-magnitude L1).
+Adversarial: hinge or least-squares GAN losses and feature matching.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import MelConfig
+from ..features import MelFrontend
+
+
+class MelL1Loss(nn.Module):
+    """Mean |logmel(fake) - target_logmel|; fake (B, T), target (B, n_mels, F)."""
+
+    def __init__(self, mel_config: MelConfig) -> None:
+        super().__init__()
+        self.frontend = MelFrontend(mel_config)
+
+    def forward(self, fake: torch.Tensor, target_logmel: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(self.frontend(fake.float()), target_logmel.float())
+
+
+class MultiResolutionSTFTLoss(nn.Module):
+    """Spectral convergence and log-magnitude L1 averaged over STFT resolutions.
+
+    fake, real: (B, T). Returns (sc, mag). Several resolutions, because one
+    window trades time for frequency resolution and the generator would
+    exploit whichever it does not see.
+    """
+
+    def __init__(self, resolutions: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))) -> None:
+        super().__init__()
+        self.resolutions = tuple(resolutions)
+        for n_fft, _ in self.resolutions:
+            self.register_buffer(f"window_{n_fft}", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        sc = mag = fake.new_zeros(())
+        for n_fft, hop in self.resolutions:
+            window = getattr(self, f"window_{n_fft}")
+            s_fake = torch.stft(fake.float(), n_fft, hop, window=window, return_complex=True).abs().clamp_min(1e-7)
+            s_real = torch.stft(real.float(), n_fft, hop, window=window, return_complex=True).abs().clamp_min(1e-7)
+            sc = sc + torch.linalg.norm(s_real - s_fake) / torch.linalg.norm(s_real).clamp_min(1e-7)
+            mag = mag + F.l1_loss(s_fake.log(), s_real.log())
+        n = len(self.resolutions)
+        return sc / n, mag / n
+
+
+def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor], kind: str) -> torch.Tensor:
+    """Loss of the discriminators: push real up, fake down. kind: "hinge" or "lsgan"."""
+    total = real_logits[0].new_zeros(())
+    for r, f in zip(real_logits, fake_logits):
+        if kind == "hinge":
+            total = total + F.relu(1 - r).mean() + F.relu(1 + f).mean()
+        else:
+            total = total + (1 - r).square().mean() + f.square().mean()
+    return total / len(real_logits)
+
+
+def generator_loss(fake_logits: list[torch.Tensor], kind: str) -> torch.Tensor:
+    """Adversarial loss of the generator: make the discriminators call fake real."""
+    total = fake_logits[0].new_zeros(())
+    for f in fake_logits:
+        total = total + (F.relu(1 - f).mean() if kind == "hinge" else (1 - f).square().mean())
+    return total / len(fake_logits)
+
+
+def feature_matching_loss(real_features: list[list[torch.Tensor]], fake_features: list[list[torch.Tensor]]) -> torch.Tensor:
+    """Mean L1 between discriminator activations on real and fake audio, per layer."""
+    total = fake_features[0][0].new_zeros(())
+    count = 0
+    for rs, fs in zip(real_features, fake_features):
+        for r, f in zip(rs, fs):
+            total = total + F.l1_loss(f, r.detach())
+            count += 1
+    return total / count
