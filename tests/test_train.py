@@ -53,6 +53,8 @@ def test_resume_continues_identically(tmp_path, tone_corpus):
     train(load_config(config, [f"out_dir={tmp_path / 'b'}"]), progress=False)
     (tmp_path / "b" / "ckpt-0000004.pt").unlink()
     (tmp_path / "b" / "model.pt").unlink()
+    # The newest surviving training checkpoint is itself a loadable model.
+    assert VAE.load(tmp_path / "b" / "ckpt-0000002.pt").config.channels == 16
     train(load_config(config, [f"out_dir={tmp_path / 'b'}"]), resume=True, progress=False)
     # Same batches, same noise, same optimiser state: the same weights.
     a = VAE.load(tmp_path / "a" / "model.pt").state_dict()

@@ -161,7 +161,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     state = load_checkpoint(last, "vae-train") if last is not None else None
     if state is not None:
         # On resume the checkpoint's architecture and mel settings win over the YAML.
-        cfg = from_dict(TrainConfig, {**to_dict(cfg), "model": state["config"]["model"], "mel": state["config"]["mel"]}, f"{last}")
+        cfg = from_dict(TrainConfig, {**to_dict(cfg), "model": state["config"], "mel": state["mel"]}, f"{last}")
     torch.manual_seed(cfg.seed + rank)
 
     if rank == 0:
@@ -270,8 +270,8 @@ def save_training_state(out_dir: Path, cfg: TrainConfig, model: VAE, optimizer, 
         out_dir / f"ckpt-{step:07d}.pt",
         "vae-train",
         {
-            **model.export(),
-            "config": to_dict(cfg),
+            **model.export(),  # "config" and "mel" of the model, so VAE.load reads it too
+            "train_config": to_dict(cfg),
             "optimizer": optimizer.state_dict(),
             "ranks": ranks,
             "baseline": baseline.state_dict(),
