@@ -183,3 +183,28 @@ def test_load_vocoder_names_and_errors(tmp_path: Path) -> None:
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pt"):
         load_vocoder(junk)
+
+
+def test_eval_clip_selection_and_table(tone_corpus: Path, tmp_path: Path) -> None:
+    from voicevae.vocoder.evaluate import Result, clips_from_source, markdown_table, select
+
+    assert select(list(range(10)), 3) == [0, 3, 6]
+    clips = clips_from_source(tone_corpus, 22050, split="valid", limit=None)
+    assert len(clips) == 3 and all(c.audio.ndim == 1 for c in clips)
+    assert len(clips_from_source(tone_corpus.parent, 22050, None, 4)) == 4  # a folder of wavs
+    with pytest.raises(ValueError, match="no rows in split 'nope'"):
+        clips_from_source(tone_corpus, 22050, split="nope", limit=None)
+    result = Result("griffinlim", {"pesq_wb": [2.0, 3.0], "stoi": [0.9], "mel_l1": [0.1], "speaker_sim": [0.8]}, 0.05)
+    table = markdown_table([result], 2)
+    assert "| griffinlim | 2.500 | 0.900 | 0.100 | 0.800 | 0.0500 |" in table
+
+
+def test_eval_vocoder_cli(tone_corpus: Path, tmp_path: Path) -> None:
+    pytest.importorskip("voicevae.metrics")
+    from voicevae.cli import main
+
+    out = tmp_path / "report.md"
+    argv = ["eval-vocoder", "--clips", str(tone_corpus), "--split", "valid", "--limit", "1", "--vocoders", "griffinlim", "--out", str(out), "--threads", "1"]
+    assert main(argv) == 0
+    assert "| griffinlim |" in out.read_text()
+    assert main(argv) == 1  # refuses to overwrite without -f

@@ -232,7 +232,9 @@ def train_step(state: State, audio: torch.Tensor) -> dict[str, float]:
     losses["stft/sc"], losses["stft/mag"] = state.stft_loss(fake, audio)
     if adversarial:
         with _autocast(state):
-            _, real_features = state.disc(audio)
+            # Real features are targets only: no graph needed for them.
+            with torch.no_grad():
+                _, real_features = state.disc(audio)
             fake_logits, fake_features = state.disc(fake)
         losses["adv/gen"] = generator_loss(fake_logits, cfg.adv_loss)
         losses["fm"] = feature_matching_loss(real_features, fake_features)
