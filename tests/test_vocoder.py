@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from einops import rearrange
 
 from voicevae.audio import load_audio
 from voicevae.config import MelConfig
@@ -47,12 +48,16 @@ def speech() -> torch.Tensor:
     return realclips.load_real_clip(clips[0], 22050)[: 2 * 22050]
 
 
-def small_vocos(seed: int = 0) -> VocosVocoder:
+def small_vocos(seed: int = 0, mel_prior: bool = False) -> VocosVocoder:
     torch.manual_seed(seed)
-    return VocosVocoder(MelConfig(), VocosConfig(dim=32, intermediate_dim=64, num_layers=2)).eval()
+    return VocosVocoder(MelConfig(), VocosConfig(dim=32, intermediate_dim=64, num_layers=2, mel_prior=mel_prior)).eval()
 
 
-@pytest.mark.parametrize("make", [lambda: GriffinLimVocoder(n_iter=4), small_vocos], ids=["griffinlim", "vocos"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: GriffinLimVocoder(n_iter=4), small_vocos, lambda: small_vocos(mel_prior=True)],
+    ids=["griffinlim", "vocos", "vocos-mel-prior"],
+)
 def test_shapes(make) -> None:
     vocoder = make()
     logmel = torch.randn(2, 80, 20) - 5
@@ -104,8 +109,9 @@ def test_istft_inverts_the_front_end_framing() -> None:
     torch.testing.assert_close(ISTFT(1024, 256, 1024)(spec), audio, atol=1e-5, rtol=0)
 
 
-def test_chunked_equals_unchunked_vocos() -> None:
-    vocoder = small_vocos()
+@pytest.mark.parametrize("mel_prior", [False, True])
+def test_chunked_equals_unchunked_vocos(mel_prior: bool) -> None:
+    vocoder = small_vocos(mel_prior=mel_prior)
     logmel = torch.randn(1, 80, 300) - 5
     whole = vocoder.vocode(logmel, chunk_frames=1000)
     chunked = vocoder.vocode(logmel, chunk_frames=100, overlap_frames=48)
@@ -137,6 +143,18 @@ def test_griffinlim_round_trip_any_mel_config() -> None:
     out = GriffinLimVocoder(config, n_iter=16).vocode(logmel)
     assert out.shape == (1, logmel.shape[-1] * 128)
     assert (frontend(out) - logmel).abs().mean() < 0.5
+
+
+def test_mel_prior_starts_from_the_mel_inverse_magnitude() -> None:
+    """At init the head's magnitude is pinv(filterbank) @ mel: the network only corrects it."""
+    vocoder = small_vocos(mel_prior=True)
+    logmel = torch.randn(1, 80, 10) - 4
+    head = vocoder.head
+    hidden = vocoder.backbone(logmel)
+    log_mag, _ = rearrange(head.proj(hidden), "b f c -> b c f").chunk(2, dim=1)
+    assert torch.equal(log_mag, torch.zeros_like(log_mag))
+    expected = GriffinLimVocoder().inverse_fb
+    torch.testing.assert_close(head.inverse_fb, expected)
 
 
 def test_hifigan_copy_synthesis_of_real_speech(hifigan: HiFiGANVocoder, speech: torch.Tensor) -> None:

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import einsum, rearrange
 from torch import nn
 
 from ..config import ConfigError, MelConfig
+from ..features import MelFrontend
 from .base import Vocoder
 
 
@@ -30,6 +31,10 @@ class VocosConfig:
     intermediate_dim: int = 384  # width of each block's pointwise MLP
     num_layers: int = 8  # ConvNeXt blocks
     kernel_size: int = 7  # depthwise kernel, in frames
+    # Predict the log-magnitude as a correction to the pseudo-inverse of the mel
+    # filterbank applied to the input (what Griffin-Lim starts from) instead of
+    # from scratch: the network then spends its capacity on phase.
+    mel_prior: bool = False
 
     def validate(self, where: str = "model") -> None:
         for name in ("dim", "intermediate_dim", "num_layers"):
@@ -116,16 +121,32 @@ class ISTFT(nn.Module):
 
 
 class ISTFTHead(nn.Module):
-    """hidden (B, F, dim) -> audio (B, F * hop) via predicted log-magnitude and phase."""
+    """hidden (B, F, dim) -> audio (B, F * hop) via predicted log-magnitude and phase.
 
-    def __init__(self, dim: int, n_fft: int, hop_length: int, win_length: int) -> None:
+    With `inverse_fb` (n_mels, n_freqs) the log-magnitude is predicted relative
+    to log(pinv(filterbank) @ mel), which needs the log-mel in `forward`.
+    """
+
+    def __init__(self, dim: int, n_fft: int, hop_length: int, win_length: int, inverse_fb: torch.Tensor | None = None, log_floor: float = 1e-5) -> None:
         super().__init__()
         self.proj = nn.Linear(dim, n_fft + 2)
         self.istft = ISTFT(n_fft, hop_length, win_length)
+        self.log_floor = log_floor
+        if inverse_fb is not None:
+            # Zero corrections at init: training starts from the mel-inverse magnitude.
+            with torch.no_grad():
+                self.proj.weight[: n_fft // 2 + 1].zero_()
+                self.proj.bias[: n_fft // 2 + 1].zero_()
+            self.register_buffer("inverse_fb", inverse_fb, persistent=False)
+        else:
+            self.inverse_fb = None
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
         x = rearrange(self.proj(hidden).float(), "b f c -> b c f")
         log_mag, phase = x.chunk(2, dim=1)
+        if self.inverse_fb is not None:
+            prior = einsum(self.inverse_fb, torch.exp(logmel.float()), "m k, b m f -> b k f")
+            log_mag = log_mag + torch.log(prior.clamp_min(self.log_floor))
         # The clamp keeps exp() finite early in training when outputs are wild.
         mag = torch.exp(log_mag).clamp_max(1e2)
         spec = torch.polar(mag, phase)
@@ -147,11 +168,17 @@ class VocosVocoder(Vocoder):
         config.validate()
         self.config = config
         self.backbone = Backbone(mel_config.n_mels, config)
-        self.head = ISTFTHead(config.dim, mel_config.n_fft, mel_config.hop_length, mel_config.win_length)
+        inverse_fb = None
+        if config.mel_prior:
+            # (n_freqs, n_mels) filterbank of the front end -> (n_mels, n_freqs).
+            inverse_fb = torch.linalg.pinv(MelFrontend(mel_config).mel.mel_scale.fb)
+        self.head = ISTFTHead(
+            config.dim, mel_config.n_fft, mel_config.hop_length, mel_config.win_length, inverse_fb, mel_config.log_floor
+        )
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         """logmel (B, n_mels, F) -> audio (B, F * hop)."""
         hidden = self.backbone(logmel)
         # FFTs are not supported in half precision; the head runs in float32.
         with torch.autocast(hidden.device.type, enabled=False):
-            return self.head(hidden.float())
+            return self.head(hidden.float(), logmel)
