@@ -99,8 +99,9 @@ class SpeakerEncoder:
 class Transcriber:
     """English speech recognition with pocketsphinx 5 and its bundled en-us model.
 
-    The decoder uses batch cepstral mean normalisation over each whole
-    utterance, so a transcript does not depend on what was decoded before.
+    The feature front end keeps state between utterances (a running noise
+    estimate and the initial cepstral mean), so it is reset before each
+    clip: a transcript must not depend on what was decoded before it.
     """
 
     def __init__(self) -> None:
@@ -113,6 +114,7 @@ class Transcriber:
         """(T,) audio at `rate` -> lower-case words separated by single spaces ('' if none)."""
         x = _prepare(wav, rate, METRIC_RATE, "speech")
         pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        self.decoder.reinit_feat()
         self.decoder.start_utt()
         self.decoder.process_raw(pcm, full_utt=True)
         self.decoder.end_utt()
