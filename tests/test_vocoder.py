@@ -212,9 +212,9 @@ def test_eval_clip_selection_and_table(tone_corpus: Path, tmp_path: Path) -> Non
     assert len(clips_from_source(tone_corpus.parent, 22050, None, 4)) == 4  # a folder of wavs
     with pytest.raises(ValueError, match="no rows in split 'nope'"):
         clips_from_source(tone_corpus, 22050, split="nope", limit=None)
-    result = Result("griffinlim", {"pesq_wb": [2.0, 3.0], "stoi": [0.9], "mel_l1": [0.1], "speaker_sim": [0.8]}, 0.05)
+    result = Result("griffinlim", {"pesq_wb": [2.0, 3.0], "stoi": [0.9], "mel_l1": [0.1], "speaker_sim": [0.8]}, 20.0)
     table = markdown_table([result], 2)
-    assert "| griffinlim | 2.500 | 0.900 | 0.100 | 0.800 | 0.0500 |" in table
+    assert "| griffinlim | 2.500 | 0.900 | 0.100 | 0.800 | 20.0 |" in table
 
 
 def test_eval_vocoder_cli(tone_corpus: Path, tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 Each clip is analysed by the front end and resynthesised by each vocoder from
 its own log-mel; the output is compared with the original by PESQ-wb, STOI,
-mel L1 and speaker similarity (Resemblyzer cosine). The real-time factor is
-measured on the longest clip. Scores are averaged per vocoder into a markdown
+mel L1 and speaker similarity (Resemblyzer cosine). Speed (times faster
+than real time) is measured on the longest clip. Scores are averaged per vocoder into a markdown
 table.
 
     voicevae eval-vocoder --clips data/synthetic/manifest.csv --split test_voice \
@@ -38,11 +38,11 @@ class Clip:
 
 @dataclass
 class Result:
-    """Scores of one vocoder: per-metric lists over clips, and its real-time factor."""
+    """Scores of one vocoder: per-metric lists over clips, and its speed (x real time)."""
 
     vocoder: str
     scores: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
-    rtf: float = math.nan
+    speed: float = math.nan
 
     def mean(self, metric: str) -> float:
         values = [v for v in self.scores[metric] if not math.isnan(v)]
@@ -85,7 +85,7 @@ def real_speech_clips(rate: int, limit: int | None) -> list[Clip]:
     return [Clip(f"real:{Path(c.path).stem}", load_real_clip(c, rate)) for c in select(found, limit)]
 
 
-def evaluate(clips: list[Clip], vocoders: dict[str, Vocoder], speaker_encoder, rtf_repeats: int = 3) -> list[Result]:
+def evaluate(clips: list[Clip], vocoders: dict[str, Vocoder], speaker_encoder, speed_repeats: int = 3) -> list[Result]:
     """Copy-synthesis scores of every vocoder on every clip."""
     from .. import metrics
 
@@ -106,22 +106,22 @@ def evaluate(clips: list[Clip], vocoders: dict[str, Vocoder], speaker_encoder, r
         longest = max(clips, key=lambda c: c.audio.shape[0])
         logmel = frontend(longest.audio.unsqueeze(0))
         seconds = longest.audio.shape[0] / rate
-        result.rtf = float(metrics.real_time_factor(lambda: vocoder.vocode(logmel), seconds, repeats=rtf_repeats))
+        result.speed = float(metrics.real_time_factor(lambda: vocoder.vocode(logmel), seconds, repeats=speed_repeats))
         results.append(result)
     return results
 
 
 def markdown_table(results: list[Result], n_clips: int) -> str:
-    """One row per vocoder: mean scores over the clips and the real-time factor."""
+    """One row per vocoder: mean scores over the clips and the speed."""
     lines = [
-        f"Copy synthesis, mean over {n_clips} clips; RTF = compute seconds per audio second on the longest clip.",
+        f"Copy synthesis, mean over {n_clips} clips; speed = audio seconds per compute second on the longest clip.",
         "",
-        "| vocoder | PESQ-wb ↑ | STOI ↑ | mel L1 ↓ | speaker sim ↑ | RTF ↓ |",
+        "| vocoder | PESQ-wb ↑ | STOI ↑ | mel L1 ↓ | speaker sim ↑ | x real time ↑ |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         cells = [f"{r.mean(m):.3f}" for m in METRICS]
-        lines.append(f"| {r.vocoder} | " + " | ".join(cells) + f" | {r.rtf:.4f} |")
+        lines.append(f"| {r.vocoder} | " + " | ".join(cells) + f" | {r.speed:.1f} |")
     return "\n".join(lines) + "\n"
 
 
