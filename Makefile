@@ -11,7 +11,7 @@ APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fest
 	sox pocketsphinx-testdata chromium chromium-driver
 PYTEST_ARGS ?=
 
-.PHONY: setup apt demo test convert-example corpus train-default clean
+.PHONY: setup apt demo test convert-example corpus train-default default-model clean
 
 setup: apt $(VENV)/.installed
 
@@ -32,7 +32,7 @@ demo: setup
 	$(BIN)/python app.py
 
 convert-example: setup
-	$(BIN)/voicevae convert voicevae/assets/default/examples --target slt --out-dir out/example --force
+	$(BIN)/voicevae convert voicevae/assets/default/examples --target flite_slt --out-dir out/example --force
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -45,3 +45,14 @@ train-default: setup
 
 clean:
 	rm -rf $(VENV) out
+
+# Rebuild the shipped default from a finished training run (see README).
+RUN ?= runs/synth_c4
+default-model: setup
+	mkdir -p voicevae/assets/default/examples
+	cp $(RUN)/model.pt voicevae/assets/default/model.pt
+	$(BIN)/voicevae vectors --model voicevae/assets/default/model.pt --manifest data/synthetic/manifest.csv --split train -o voicevae/assets/default/vectors.pt --force
+	for spk in flite_awb festival_ked flite_slt espeak_us_m1; do \
+		f=$$(grep -m1 -E "^wavs/$$spk/.*,(valid|test_voice),[mf]," data/synthetic/manifest.csv | cut -d, -f1); \
+		cp data/synthetic/$$f voicevae/assets/default/examples/$$spk.wav; \
+	done
