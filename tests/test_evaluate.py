@@ -1,0 +1,41 @@
+"""The evaluation protocol end to end on the tone corpus (no held-out voices there)."""
+
+import math
+
+import pytest
+import torch
+
+from voicevae.api import VoiceConverter
+from voicevae.config import VAEConfig
+from voicevae.corpora import read_manifest
+from voicevae.evaluate import evaluate, non_speech_clips, to_markdown
+from voicevae.model import VAE
+from voicevae.vectors import compute_vectors
+from voicevae.vocoder import load_vocoder
+
+
+def test_non_speech_clips_are_fixed_and_finite():
+    a, b = non_speech_clips(22050), non_speech_clips(22050)
+    assert set(a) == {"white-noise", "pink-noise", "tone-chord", "melody", "clicks", "hum"}
+    for k in a:
+        assert torch.equal(a[k], b[k]) and torch.isfinite(a[k]).all() and 0 < a[k].abs().max() <= 0.3 + 1e-6
+
+
+@pytest.mark.slow
+def test_protocol_runs_and_reports_every_measure(tone_corpus):
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
+    vectors = compute_vectors(model, read_manifest(tone_corpus, split="train"), is_samples=2, progress=False)
+    vc = VoiceConverter(model, vectors, load_vocoder("griffinlim"))
+    results = evaluate(vc, tone_corpus, max_pairs=3, is_samples=2, progress=False)
+    seen = results["seen voices"]
+    assert seen["conversions"] == 3
+    assert 0.0 <= seen["closer to target (share)"] <= 1.0
+    assert -1.0 <= seen["similarity to target"] <= 1.0
+    assert seen["WER source"] >= 0 and seen["WER converted"] >= 0
+    lik = results["likelihood"]
+    assert 0.0 <= lik["AUROC speech vs non-speech"] <= 1.0
+    assert math.isfinite(lik["held-out log p(x) / frame (valid)"])
+    assert "unseen voices (few-shot)" not in results
+    table = to_markdown(results)
+    assert "| closer to target (share) |" in table and "**likelihood**" in table

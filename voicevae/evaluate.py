@@ -1,0 +1,184 @@
+"""`voicevae evaluate`: the fixed voice-conversion protocol.
+
+On a manifest with splits `train`, `valid` (held-out sentences of the
+training voices) and `test_voice` (held-out voices):
+
+1. Seen voices: every `valid` clip (up to --max-pairs) is converted to another
+   training voice (the next speaker in sorted order after its own, so the pairs
+   are fixed), using the target's speaker vector from the vector file.
+2. Unseen voices (few-shot cloning): `valid` clips are converted to each
+   held-out voice, whose vector is the mean latent of --ref-clips of its clips.
+3. For every conversion: Resemblyzer similarity of the output to the target
+   voice and to the source voice (each voice's reference embedding is the mean
+   over up to 8 of its clips that are not the ones converted), the share of
+   outputs closer to the target than to the source, pocketsphinx word error rate
+   of the outputs against the text next to that of the unconverted sources,
+   and the correlation of log-F0 between source and output.
+4. Held-out log p(x) per frame of `valid` and `test_voice` clips, and the
+   AUROC with which that score separates speech from non-speech (white and
+   pink noise, tone chords, clicks, hum) generated with a fixed seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .api import VoiceConverter, load
+from .corpora import Utterance, read_manifest
+from .metrics import SpeakerEncoder, Transcriber, auroc, f0_correlation, word_errors
+
+
+@dataclass
+class Conversion:
+    source: Utterance
+    target: str  # speaker name
+    output: torch.Tensor
+
+
+def non_speech_clips(rate: int, seconds: float = 2.5, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Sounds that are not speech, for the anomaly check: (T,) each, at `rate`."""
+    rng = np.random.default_rng(seed)
+    n = int(rate * seconds)
+    t = np.arange(n) / rate
+    white = rng.standard_normal(n)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    pink = np.fft.irfft(spectrum / np.sqrt(np.maximum(np.arange(spectrum.size), 1)), n)  # 1/f power
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0, 523.3))
+    melody_f = np.repeat(rng.choice([220, 247, 262, 294, 330, 349, 392], size=10), n // 10 + 1)[:n]
+    melody = np.sin(2 * np.pi * np.cumsum(melody_f) / rate) * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t))
+    clicks = np.zeros(n)
+    clicks[:: rate // 8] = 1.0
+    hum = np.sin(2 * np.pi * 50 * t) + 0.5 * np.sin(2 * np.pi * 150 * t)
+    sounds = {"white-noise": white, "pink-noise": pink, "tone-chord": chord, "melody": melody, "clicks": clicks, "hum": hum}
+    return {k: torch.from_numpy(0.3 * v / np.abs(v).max()).float() for k, v in sounds.items()}
+
+
+def _ref_embedding(enc: SpeakerEncoder, utts: list[Utterance], exclude: set[Path], vc: VoiceConverter, k: int = 8) -> np.ndarray:
+    chosen = [u for u in utts if u.path not in exclude][:k]
+    if not chosen:
+        chosen = utts[:k]
+    e = enc.embed_many([vc.load_audio(u.path) for u in chosen], vc.sample_rate).mean(0)
+    return e / np.linalg.norm(e)
+
+
+def evaluate(vc: VoiceConverter, manifest: str | Path, max_pairs: int = 40, ref_clips: int = 3, is_samples: int = 16, progress: bool = True) -> dict[str, dict[str, float]]:
+    """Run the protocol; returns {"seen voices": {...}, "unseen voices": {...}, "likelihood": {...}}."""
+    train = read_manifest(manifest, split="train")
+    valid = read_manifest(manifest, split="valid")
+    heldout = read_manifest(manifest, split="test_voice")
+    if not valid:
+        raise ValueError(f"{manifest}: no 'valid' clips (held-out sentences) to evaluate on")
+    by_spk: dict[str, list[Utterance]] = {}
+    for u in train + valid + heldout:
+        by_spk.setdefault(u.speaker, []).append(u)
+    seen = sorted({u.speaker for u in train} & set(vc.speakers))
+    sources = valid[:max_pairs]
+    enc, asr = SpeakerEncoder(), Transcriber()
+    sources_set = {u.path for u in sources}
+    ref_emb = {s: _ref_embedding(enc, by_spk[s], sources_set, vc) for s in sorted(by_spk)}
+
+    results: dict[str, dict[str, float]] = {}
+    source_wer = _wer(asr, [(u.text, vc.load_audio(u.path)) for u in sources], vc.sample_rate)
+
+    # 1. seen voices
+    convs = []
+    for u in tqdm(sources, desc="convert (seen voices)", disable=not progress):
+        target = seen[(seen.index(u.speaker) + 1) % len(seen)] if u.speaker in seen else seen[0]
+        convs.append(Conversion(u, target, vc.convert(u.path, target=target)))
+    results["seen voices"] = _score(convs, enc, asr, ref_emb, vc, source_wer)
+
+    # 2. unseen voices: few-shot vectors from reference clips not used elsewhere
+    if heldout:
+        held_spk = sorted({u.speaker for u in heldout})
+        vectors = {s: vc.speaker_vector([u.path for u in by_spk[s][:ref_clips]]) for s in held_spk}
+        convs = []
+        for i, u in enumerate(tqdm(sources, desc="convert (unseen voices)", disable=not progress)):
+            s = held_spk[i % len(held_spk)]
+            convs.append(Conversion(u, s, vc.convert(u.path, target=vectors[s])))
+        refs = {**ref_emb, **{s: _ref_embedding(enc, by_spk[s], {u.path for u in by_spk[s][:ref_clips]}, vc) for s in held_spk}}
+        results["unseen voices (few-shot)"] = _score(convs, enc, asr, refs, vc, source_wer)
+
+    # 3. likelihood and anomaly detection
+    speech = [vc.score(u.path, n_samples=is_samples) for u in tqdm(valid[:max_pairs] + heldout[:max_pairs], desc="log p(x)", disable=not progress)]
+    noise = [vc.score(w, n_samples=is_samples) for w in non_speech_clips(vc.sample_rate).values()]
+    results["likelihood"] = {
+        "held-out log p(x) / frame (valid)": float(np.mean(speech[: len(valid[:max_pairs])])),
+        "held-out log p(x) / frame (unseen voices)": float(np.mean(speech[len(valid[:max_pairs]) :])) if heldout else math.nan,
+        "non-speech log p(x) / frame": float(np.mean(noise)),
+        "AUROC speech vs non-speech": auroc(speech, noise),
+        "clips": float(len(speech) + len(noise)),
+    }
+    return results
+
+
+def _wer(asr: Transcriber, items: list[tuple[str, torch.Tensor]], rate: int) -> float:
+    errors = words = 0
+    for text, wav in items:
+        e, n = word_errors(text, asr.transcribe(wav, rate))
+        errors += e
+        words += n
+    return errors / max(words, 1)
+
+
+def _score(convs: list[Conversion], enc: SpeakerEncoder, asr: Transcriber, ref_emb: dict[str, np.ndarray], vc: VoiceConverter, source_wer: float) -> dict[str, float]:
+    rate = vc.sample_rate
+    to_target, to_source, closer, f0 = [], [], 0, []
+    for c in convs:
+        e = enc.embed(c.output, rate)
+        st, ss = float(e @ ref_emb[c.target]), float(e @ ref_emb[c.source.speaker])
+        to_target.append(st)
+        to_source.append(ss)
+        closer += st > ss
+        r = f0_correlation(vc.load_audio(c.source.path), c.output, rate)
+        if not math.isnan(r):
+            f0.append(r)
+    return {
+        "conversions": float(len(convs)),
+        "similarity to target": float(np.mean(to_target)),
+        "similarity to source": float(np.mean(to_source)),
+        "closer to target (share)": closer / len(convs),
+        "WER converted": _wer(asr, [(c.source.text, c.output) for c in convs], rate),
+        "WER source": source_wer,
+        "F0 correlation": float(np.mean(f0)) if f0 else math.nan,
+    }
+
+
+def to_markdown(results: dict[str, dict[str, float]]) -> str:
+    lines = []
+    for section, values in results.items():
+        lines += [f"**{section}**", "", "| measure | value |", "| --- | --- |"]
+        for k, v in values.items():
+            lines.append(f"| {k} | {v:.0f} |" if k in ("conversions", "clips") else f"| {k} | {v:.3f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model.pt or folder (default: the shipped model)")
+    p.add_argument("--manifest", default="data/synthetic/manifest.csv", help="manifest with train/valid/test_voice splits")
+    p.add_argument("--vocoder", default="hifigan")
+    p.add_argument("--max-pairs", type=int, default=40, help="source clips per condition (default 40)")
+    p.add_argument("--ref-clips", type=int, default=3, help="reference clips per unseen voice (default 3)")
+    p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
+    p.add_argument("--device", default=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    vc = load(args.model, vocoder=args.vocoder, device=args.device)
+    results = evaluate(vc, args.manifest, args.max_pairs, args.ref_clips)
+    table = to_markdown(results)
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table)
+        out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    return 0
