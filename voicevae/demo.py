@@ -87,17 +87,19 @@ def available_vocoders() -> list[str]:
     return names
 
 
-def mel_image(mel: torch.Tensor, dynamic_range: float = 10.0, row_height: int = 3) -> np.ndarray:
-    """Log-mel (n_mels, F) -> RGB image (n_mels * row_height, F, 3) uint8, low frequencies at the bottom.
+def mel_image(mel: torch.Tensor, dynamic_range: float = 10.0, row_height: int = 3, min_width: int = 720) -> np.ndarray:
+    """Log-mel (n_mels, F) -> RGB image (n_mels * row_height, F * k, 3) uint8, low frequencies at the bottom.
 
-    Values more than `dynamic_range` natural-log units below the peak are
-    drawn black, so silence does not wash out the colour scale.
+    Each frame is drawn k = ceil(min_width / F) pixels wide so a short clip
+    still fills the panel (Gradio keeps the aspect ratio). Values more than
+    `dynamic_range` natural-log units below the peak are drawn black, so
+    silence does not wash out the colour scale.
     """
     x = mel.detach().float().cpu().numpy()
     hi = float(x.max())
     lo = max(float(x.min()), hi - dynamic_range)
     t = (np.clip(x, lo, hi) - lo) / max(hi - lo, 1e-6)
-    t = np.repeat(t[::-1], row_height, axis=0)
+    t = np.repeat(np.repeat(t[::-1], row_height, axis=0), -(-min_width // t.shape[1]), axis=1)
     stops = np.linspace(0.0, 1.0, len(_MAGMA))
     rgb = np.stack([np.interp(t, stops, _MAGMA[:, c]) for c in range(3)], axis=-1)
     return rgb.round().astype(np.uint8)
@@ -302,7 +304,7 @@ class Demo:
     def _score_note(vc: VoiceConverter, wav: torch.Tensor) -> str:
         """The source's likelihood under the model, in words when it is unusually low."""
         score = vc.score(wav)
-        text = f"Source log-likelihood: **{score:.2f}** per frame (typical training speech is above {vc.anomaly_threshold:.2f})."
+        text = f"Source log-likelihood: **{score:.2f}** per frame (clips below {vc.anomaly_threshold:.2f} are unlike the training data)."
         if score < vc.anomaly_threshold:
             text += (
                 "\n\nThis recording is unlike the speech the model was trained on (noise, music, an unusual"
@@ -328,12 +330,12 @@ class Demo:
                 vocoder = gr.Dropdown(self.vocoders, value=self.config.vocoder, label="Vocoder", scale=2)
             with gr.Row():
                 with gr.Column():
-                    source = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Source voice", elem_id="source")
+                    source = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Source voice", elem_id="source", buttons=["download"])
                     if EXAMPLES_DIR.is_dir() and any(EXAMPLES_DIR.glob("*.wav")):
                         gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.wav"))], inputs=[source], label="Example clips")
                     mode = gr.Radio(list(TARGET_MODES), value=TARGET_SPEAKER, label="Target voice from", elem_id="mode")
                     speaker = gr.Dropdown(vc.speakers, value=vc.speakers[0] if vc.speakers else None, label="Target speaker", elem_id="speaker")
-                    refs = gr.File(file_count="multiple", file_types=["audio"], label="Reference clips of the target voice (few-shot cloning)", elem_id="refs")
+                    refs = gr.File(file_count="multiple", file_types=["audio"], label="Reference clips of the target voice (few-shot cloning)", elem_id="refs", height=140)
                     with gr.Row():
                         seed = gr.Number(value=0, precision=0, label="Random voice seed", elem_id="seed")
                         random_btn = gr.Button("Random new voice", elem_id="random")
@@ -349,8 +351,8 @@ class Demo:
                     status = gr.Markdown(elem_id="status")
                     output = gr.Audio(type="filepath", label="Converted voice", interactive=False, elem_id="output", buttons=["download"])
                     score = gr.Markdown(elem_id="score")
-                    source_mel = gr.Image(label="Source log-mel", interactive=False, elem_id="source_mel", height=200)
-                    output_mel = gr.Image(label="Converted log-mel", interactive=False, elem_id="output_mel", height=200)
+                    source_mel = gr.Image(label="Source log-mel", interactive=False, elem_id="source_mel", height=200, buttons=["download", "fullscreen"])
+                    output_mel = gr.Image(label="Converted log-mel", interactive=False, elem_id="output_mel", height=200, buttons=["download", "fullscreen"])
             with gr.Accordion("Batch conversion", open=False):
                 batch_files = gr.File(file_count="multiple", file_types=["audio"], label="Clips to convert (same target and settings as above)")
                 batch_btn = gr.Button("Convert all to a zip")
