@@ -1,5 +1,6 @@
 """End to end: app.py in a subprocess, driven by headless Chromium through Playwright."""
 
+import json
 import os
 import socket
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ import torch
 
 from voicevae.config import VAEConfig
 from voicevae.corpora import read_manifest
+from voicevae.demo import MAX_ATTRIBUTE_SLIDERS
 from voicevae.model import VAE
 from voicevae.vectors import compute_vectors
 
@@ -41,6 +44,11 @@ if not CHROMIUM.is_file():
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
 
+class Server(NamedTuple):
+    url: str
+    model: str  # the served model's label in the model picker
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -49,7 +57,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tone_corpus):
-    """app.py serving a tiny untrained model with Griffin-Lim on a free loopback port; yields its URL."""
+    """app.py serving a tiny untrained model with Griffin-Lim on a free loopback port."""
     torch.manual_seed(0)
     model_dir = tmp_path_factory.mktemp("tiny")
     VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4)).save(model_dir / "model.pt")
@@ -71,49 +79,90 @@ def server(tmp_path_factory, tone_corpus):
                     log.seek(0)
                     pytest.fail(f"app.py did not come up at {url}:\n{log.read()}")
                 time.sleep(0.5)
-        yield url
+        yield Server(url, model_dir.name)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
 
 
-def test_upload_convert_and_download(server, tmp_path):
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(server.url)
+    yield page
+    page.close()
+
+
+def test_upload_convert_and_download(page, tmp_path):
+    """The main path: upload a clip, pick a speaker, convert, play and download the result."""
     t = np.arange(RATE) / RATE
     source = tmp_path / "source.wav"
     wav = sum(np.sin(2 * np.pi * k * 150 * t) / k for k in range(1, 6))
     sf.write(source, (0.3 * wav / np.abs(wav).max()).astype(np.float32), RATE)
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(server)
-            page.locator("#source input[type=file]").set_input_files(str(source))
-            page.get_by_test_id("audio-player-Source voice").wait_for(state="attached", timeout=15_000)
+    page.locator("#source input[type=file]").set_input_files(str(source))
+    page.get_by_test_id("audio-player-Source voice").wait_for(state="attached", timeout=15_000)
 
-            page.locator("#speaker input").click()
-            page.get_by_role("option", name="spk2").click()
-            page.locator("#convert").click()
+    page.locator("#speaker input").click()
+    page.get_by_role("option", name="spk2").click()
+    page.locator("#convert").click()
 
-            page.get_by_text("Converted 1.0 s to spk2").wait_for(timeout=30_000)
-            # The waveform player (inside a shadow root, which locators pierce) gets the audio as a blob.
-            player = page.locator("#output audio[src]")
-            player.wait_for(state="attached", timeout=10_000)
-            page.wait_for_function("el => el.duration > 0.5", arg=player.element_handle(), timeout=10_000)
-            link = page.locator("#output a[download]")
-            assert link.get_attribute("download").endswith("_to_spk2.wav")
-            response = page.request.get(link.get_attribute("href"))
-            assert response.ok
-            out_path = tmp_path / "downloaded.wav"
-            out_path.write_bytes(response.body())
-            out, rate = sf.read(out_path)
-            assert rate == RATE and out.ndim == 1
-            inp, _ = sf.read(source)
-            assert out.shape != inp.shape or not np.allclose(out, inp, atol=1e-3)
-            # Both spectrograms rendered.
-            assert page.locator("#source_mel img").count() == 1 and page.locator("#output_mel img").count() == 1
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
-        finally:
-            browser.close()
+    page.get_by_text("Converted 1.0 s to spk2").wait_for(timeout=30_000)
+    # The waveform player (inside a shadow root, which locators pierce) gets the audio as a blob.
+    player = page.locator("#output audio[src]")
+    player.wait_for(state="attached", timeout=10_000)
+    page.wait_for_function("el => el.duration > 0.5", arg=player.element_handle(), timeout=10_000)
+    link = page.locator("#output a[download]")
+    assert link.get_attribute("download").endswith("_to_spk2.wav")
+    response = page.request.get(link.get_attribute("href"))
+    assert response.ok
+    out_path = tmp_path / "downloaded.wav"
+    out_path.write_bytes(response.body())
+    out, rate = sf.read(out_path)
+    assert rate == RATE and out.ndim == 1
+    inp, _ = sf.read(source)
+    assert out.shape != inp.shape or not np.allclose(out, inp, atol=1e-3)
+    # Both spectrograms rendered.
+    assert page.locator("#source_mel img").count() == 1 and page.locator("#output_mel img").count() == 1
+    page.get_by_text("Attributes").click()  # show the attribute sliders in the screenshot
+    page.get_by_label("gender=f").first.wait_for(timeout=5_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
+
+
+def test_bad_uploads_are_reported_in_the_page(page, tmp_path):
+    """A silent clip gets the handler's message; an oversized one Gradio's upload refusal."""
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(RATE, np.float32), RATE)
+    page.locator("#source input[type=file]").set_input_files(str(silent))
+    page.get_by_test_id("audio-player-Source voice").wait_for(state="attached", timeout=15_000)
+    page.locator("#convert").click()
+    page.locator("#status").get_by_text("silent.wav: is silent").wait_for(timeout=15_000)
+
+    # Over the 20 MB default: refused by Gradio's upload route before any handler runs.
+    big = tmp_path / "big.wav"
+    sf.write(big, np.full(5_500_000, 0.1, np.float32), RATE, subtype="FLOAT")
+    page.locator("#source").get_by_role("button", name="Clear").click()
+    page.locator("#source input[type=file]").set_input_files(str(big))
+    page.get_by_text("exceed the maximum allowed size").wait_for(timeout=15_000)
+
+
+def test_api_refuses_server_paths_it_was_not_sent(server, tone_corpus):
+    """A client naming a file on the server (rather than uploading it) is refused."""
+    on_server = str(tone_corpus.parent / "spk0" / "clip0.wav")
+    data = [{"path": on_server, "meta": {"_type": "gradio.FileData"}}, "named speaker", "spk1", None, 0, 1.0, server.model, "griffinlim"]
+    data += [0.0] * MAX_ATTRIBUTE_SLIDERS
+    call = server.url + "gradio_api/call/convert"
+    request = urllib.request.Request(call, data=json.dumps({"data": data}).encode(), headers={"Content-Type": "application/json"})
+    event = json.load(urllib.request.urlopen(request, timeout=10))["event_id"]
+    reply = urllib.request.urlopen(f"{call}/{event}", timeout=30).read().decode()
+    assert "event: error" in reply and "not uploaded by a user" in reply

@@ -225,6 +225,14 @@ class Demo:
         """A fresh seed for a new random voice, and the target mode switched to it."""
         return int(np.random.default_rng().integers(0, 2**31 - 1)), TARGET_RANDOM
 
+    @staticmethod
+    def on_speaker_chosen() -> str:
+        return TARGET_SPEAKER
+
+    @staticmethod
+    def on_refs_uploaded() -> str:
+        return TARGET_CLIPS
+
     def on_convert(
         self,
         source: str | None,
@@ -360,13 +368,16 @@ class Demo:
                 batch_status = gr.Markdown()
 
             target_inputs = [mode, speaker, refs, seed, strength, model, vocoder, *sliders]
-            convert.click(self.on_convert, [source, *target_inputs], [output, source_mel, output_mel, score, status])
-            batch_btn.click(self.on_batch, [batch_files, *target_inputs], [batch_zip, batch_status])
-            random_btn.click(self.on_random_voice, None, [seed, mode])
+            convert.click(self.on_convert, [source, *target_inputs], [output, source_mel, output_mel, score, status], api_name="convert")
+            batch_btn.click(self.on_batch, [batch_files, *target_inputs], [batch_zip, batch_status], api_name="convert_batch")
+            random_btn.click(self.on_random_voice, None, [seed, mode], api_name="random_voice")
+            # Choosing a speaker or uploading reference clips says which target is meant.
+            speaker.input(self.on_speaker_chosen, None, mode, api_visibility="private")
+            refs.upload(self.on_refs_uploaded, None, mode, api_visibility="private")
             model_outputs = [speaker, *sliders, status]
-            model.change(self.on_model_change, [model, vocoder], model_outputs)
-            vocoder.change(self.on_model_change, [model, vocoder], model_outputs)
-            rescan.click(self.on_rescan, [model], [model])
+            model.change(self.on_model_change, [model, vocoder], model_outputs, api_name="load_model")
+            vocoder.change(self.on_model_change, [model, vocoder], model_outputs, api_visibility="private")
+            rescan.click(self.on_rescan, [model], [model], api_name="rescan_models")
         return demo
 
 
