@@ -1,5 +1,7 @@
 """The Gradio demo's handlers, called directly with file paths as Gradio passes them."""
 
+import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -175,6 +177,15 @@ def test_rescan_finds_new_model_folders(demo):
     assert "cannot load model 'fresh'" in demo.on_model_change("fresh", "griffinlim")[-1]
     # The working model is still served afterwards.
     assert demo.on_model_change(demo.default_model, "griffinlim")[-1].startswith("Loaded")
+
+
+def test_old_outputs_are_deleted(demo, clip):
+    stale = demo.out_dir / "00000_stale.wav"
+    stale.write_bytes(b"x")
+    old = time.time() - demo.config.keep_outputs_s - 1
+    os.utime(stale, (old, old))
+    path, *_ = convert(demo, clip)
+    assert Path(path).is_file() and not stale.exists()
 
 
 def test_mel_image_puts_low_frequencies_at_the_bottom():

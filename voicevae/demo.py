@@ -16,6 +16,7 @@ import importlib.util
 import re
 import tempfile
 import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,7 @@ class DemoConfig:
     device: str | None = None  # None: cuda when available
     max_upload_mb: float = 20.0  # larger uploads are refused
     max_seconds: float = 60.0  # longer clips are refused (conversion time grows with length)
+    keep_outputs_s: int = 3600  # outputs and Gradio's copies of uploads are deleted after this long
 
 
 class DemoError(Exception):
@@ -153,8 +155,16 @@ class Demo:
             return self._loaded[1]
 
     def _next_path(self, stem: str, suffix: str) -> Path:
-        """A fresh output path; names carry a counter so concurrent users never share a file."""
+        """A fresh output path; names carry a counter so concurrent users never share a file.
+
+        Outputs older than `keep_outputs_s` are deleted first, so a long-running
+        server does not fill the disk (Gradio has served its own copy by then).
+        """
+        cutoff = time.time() - self.config.keep_outputs_s
         with self._lock:
+            for old in self.out_dir.iterdir():
+                if old.stat().st_mtime < cutoff:
+                    old.unlink(missing_ok=True)
             self._counter += 1
             n = self._counter
         return self.out_dir / f"{n:05d}_{_slug(stem)}{suffix}"
@@ -325,7 +335,8 @@ class Demo:
     def build(self) -> gr.Blocks:
         """The page: inputs on the left, results on the right, batch conversion below."""
         vc = self.converter(self.default_model, self.config.vocoder)
-        with gr.Blocks(title="voicevae demo") as demo:
+        keep = self.config.keep_outputs_s
+        with gr.Blocks(title="voicevae demo", delete_cache=(keep, keep)) as demo:
             gr.Markdown(
                 "# voicevae: voice conversion\n"
                 "Upload or record a clip, pick a target voice (a known speaker, your own reference clips,"
