@@ -188,6 +188,17 @@ def test_old_outputs_are_deleted(demo, clip):
     assert Path(path).is_file() and not stale.exists()
 
 
+def test_page_offers_example_clips(model_dir, tmp_path):
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    harmonic(examples / "slt.wav")
+    harmonic(examples / "awb.wav", f0=100)
+    config = DemoConfig(models_dir=tmp_path, model=model_dir, vocoder="griffinlim", device="cpu", examples_dir=examples)
+    blocks = Demo(config).build()
+    datasets = [c for c in blocks.config["components"] if c["type"] == "dataset"]
+    assert len(datasets) == 1 and datasets[0]["props"]["sample_labels"] == ["awb", "slt"]
+
+
 def test_mel_image_puts_low_frequencies_at_the_bottom():
     mel = torch.full((80, 10), -10.0)
     mel[0] = 0.0  # loud lowest bin

@@ -58,6 +58,7 @@ class DemoConfig:
     device: str | None = None  # None: cuda when available
     max_upload_mb: float = 20.0  # larger uploads are refused
     max_seconds: float = 60.0  # longer clips are refused (conversion time grows with length)
+    examples_dir: Path | None = EXAMPLES_DIR  # its *.wav are offered as example sources
     keep_outputs_s: int = 3600  # outputs and Gradio's copies of uploads are deleted after this long
 
 
@@ -350,8 +351,9 @@ class Demo:
             with gr.Row():
                 with gr.Column():
                     source = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Source voice", elem_id="source", buttons=["download"])
-                    if EXAMPLES_DIR.is_dir() and any(EXAMPLES_DIR.glob("*.wav")):
-                        gr.Examples([[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.wav"))], inputs=[source], label="Example clips")
+                    examples = sorted(self.config.examples_dir.glob("*.wav")) if self.config.examples_dir else []
+                    if examples:
+                        gr.Examples([[str(p)] for p in examples], inputs=[source], label="Example clips", example_labels=[p.stem for p in examples])
                     mode = gr.Radio(list(TARGET_MODES), value=TARGET_SPEAKER, label="Target voice from", elem_id="mode")
                     speaker = gr.Dropdown(vc.speakers, value=vc.speakers[0] if vc.speakers else None, label="Target speaker", elem_id="speaker")
                     refs = gr.File(file_count="multiple", file_types=["audio"], label="Reference clips of the target voice (few-shot cloning)", elem_id="refs", height=140)
