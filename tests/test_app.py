@@ -1,6 +1,8 @@
 """The Gradio demo's handlers, called directly with file paths as Gradio passes them."""
 
 import os
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -70,6 +72,14 @@ def test_model_list_offers_extra_default_and_models_dir(tmp_path, model_dir):
 def test_missing_model_folder_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model.pt"):
         Demo(DemoConfig(models_dir=tmp_path, model=tmp_path / "nothing", vocoder="griffinlim"))
+
+
+def test_launcher_reports_bad_arguments_without_a_traceback(tmp_path):
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, str(app), "--model", str(tmp_path / "nothing")], capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 2 and run.stderr.startswith("app.py: ") and "no model.pt" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_convert_returns_audio_spectrograms_and_score(demo, clip):
