@@ -43,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         max_seconds=args.max_seconds,
     )
     try:
-        demo = Demo(config)
-        blocks = demo.build()
+        blocks = Demo(config).build()
     except (FileNotFoundError, ValueError, DemoError) as e:
         print(f"app.py: {e}", file=sys.stderr)
         return 2
+    # One conversion per event at a time: each already uses every CPU thread torch is given.
     blocks.queue(default_concurrency_limit=1).launch(
         server_name=args.host,
         server_port=args.port,
