@@ -238,10 +238,12 @@ class Demo:
 
     @staticmethod
     def on_speaker_chosen() -> str:
+        """Picking a speaker means converting to that speaker."""
         return TARGET_SPEAKER
 
     @staticmethod
     def on_refs_uploaded() -> str:
+        """Uploading reference clips means cloning their voice."""
         return TARGET_CLIPS
 
     def on_convert(
