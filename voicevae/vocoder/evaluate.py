@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give --clips DIR_OR_MANIFEST, --real, or both")
     torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.vocoders.split(",") if n.strip()]
-    vocoders = {Path(n).stem if Path(n).suffix else n: load_vocoder(n, args.device) for n in names}
+    vocoders = {n: load_vocoder(n, args.device) for n in names}
     rate = next(iter(vocoders.values())).sample_rate
     clips: list[Clip] = []
     if args.clips:
