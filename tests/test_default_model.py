@@ -1,0 +1,44 @@
+"""The shipped default model: it loads offline, converts, and moves the voice toward the target."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import voicevae
+from voicevae.api import DEFAULT_MODEL
+
+EXAMPLES = DEFAULT_MODEL.parent / "examples"
+
+
+@pytest.fixture(scope="module")
+def vc():
+    return voicevae.load(vocoder="hifigan", device="cpu")
+
+
+def test_default_model_and_vectors_ship(vc):
+    assert DEFAULT_MODEL.is_file() and (DEFAULT_MODEL.parent / "vectors.pt").is_file()
+    assert DEFAULT_MODEL.stat().st_size < 10 * 2**20  # "a few MB"
+    assert len(vc.speakers) >= 8 and "flite_slt" in vc.speakers
+    assert "gender=f" in vc.attributes
+    assert sorted(p.name for p in EXAMPLES.glob("*.wav"))
+
+
+def test_default_conversion_moves_voice_toward_target(vc):
+    from voicevae.metrics import SpeakerEncoder
+
+    torch.set_num_threads(1)  # the LSTM in Resemblyzer crawls on a shared 2-core CPU otherwise
+    source, reference = EXAMPLES / "flite_awb.wav", EXAMPLES / "flite_slt.wav"
+    out = vc.convert(source, target="flite_slt")
+    assert torch.isfinite(out).all() and out.abs().max() > 0.01
+    enc = SpeakerEncoder()
+    e_out = enc.embed(out, vc.sample_rate)
+    to_target = float(e_out @ enc.embed(vc.load_audio(reference), vc.sample_rate))
+    to_source = float(e_out @ enc.embed(vc.load_audio(source), vc.sample_rate))
+    assert to_target > to_source
+
+
+def test_default_scores_speech_above_noise(vc):
+    speech = vc.score(EXAMPLES / "flite_slt.wav", n_samples=8)
+    noise = vc.score(torch.randn(3 * 22050) * 0.1, n_samples=8)
+    assert speech > vc.anomaly_threshold > noise
