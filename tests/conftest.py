@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 
 def make_tone_corpus(root: Path, speakers: int = 3, clips: int = 3, seconds: float = 0.8) -> Path:
@@ -39,3 +40,12 @@ def make_tone_corpus(root: Path, speakers: int = 3, clips: int = 3, seconds: flo
 @pytest.fixture(scope="session")
 def tone_corpus(tmp_path_factory) -> Path:
     return make_tone_corpus(tmp_path_factory.mktemp("tones"))
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: the test machine is shared and more threads only add contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -24,13 +24,7 @@ from voicevae.vocoder import (
 from voicevae.vocoder.vocos import ISTFT
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine is shared; more threads only add contention.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

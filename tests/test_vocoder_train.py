@@ -17,12 +17,7 @@ from voicevae.vocoder.train import DiscriminatorConfig, VocoderConfig, VocoderDa
 from voicevae.vocoder.vocos import VocosConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(manifest: Path, out_dir: Path, **overrides) -> VocoderConfig:
