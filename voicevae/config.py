@@ -201,6 +201,9 @@ class TrainConfig:
     kl_warmup_steps: int = 2000
     # Free bits (nats per latent dimension) below which KL is not penalised.
     free_bits: float = 0.0
+    # Voice perturbation of the content encoder's input (augment.py): the
+    # largest mel-axis warp, 0.15 = factors in [1/1.15, 1.15]; 0 turns it off.
+    content_warp: float = 0.0
     # Extra weights on the named loss terms; keys are loss names.
     lambdas: dict[str, float] = field(default_factory=lambda: {"rec/nll": 1.0, "kl/content": 1.0, "kl/speaker": 1.0})
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
@@ -212,6 +215,8 @@ class TrainConfig:
     def validate(self, where: str = "config") -> None:
         if self.n_samples < 1:
             raise ConfigError(f"{where}.n_samples: must be >= 1")
+        if not 0.0 <= self.content_warp < 1.0:
+            raise ConfigError(f"{where}.content_warp: must be in [0, 1), got {self.content_warp}")
         if self.model.n_mels != self.mel.n_mels:
             raise ConfigError(
                 f"{where}: model.n_mels={self.model.n_mels} differs from mel.n_mels={self.mel.n_mels}"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from einops import rearrange, reduce
 
+from .augment import random_warp
 from .distributions import Categorical, MovingAverageBaseline, score_function_surrogate
 
 if TYPE_CHECKING:  # the model calls elbo_terms from its forward
@@ -54,8 +55,12 @@ def elbo_terms(
     n_samples: int = 1,
     free_bits: float = 0.0,
     baseline: MovingAverageBaseline | None = None,
+    content_warp: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Named ELBO terms for a batch of log-mels (B, n_mels, F), each in nats per frame.
+
+    content_warp > 0 feeds the content encoder a voice-perturbed copy of the
+    batch (see augment.py); the speaker encoder and the target stay unchanged.
 
     Returns scalars:
       "rec/nll"      -E_q[log p(x|z)] (K-sample average)
@@ -68,7 +73,7 @@ def elbo_terms(
     xn, frames = model._prepare(mel)
     n_frames = mel.shape[0] * frames
     q_s = model.speaker_encoder(xn)
-    q_c = model.content_encoder(xn)
+    q_c = model.content_encoder(model._prepare(random_warp(mel, content_warp))[0] if content_warp > 0 else xn)
     z_s = q_s.rsample(n_samples)  # (K, B, Ds)
     z_c, index = model.sample_content(q_c, n_samples)  # (K, B, Dc, L)
     mu = model.decoder(rearrange(z_c, "k b d l -> (k b) d l"), rearrange(z_s, "k b d -> (k b) d"))
