@@ -34,7 +34,9 @@ def test_protocol_runs_and_reports_every_measure(tone_corpus):
     assert -1.0 <= seen["similarity to target"] <= 1.0
     assert seen["WER source"] >= 0 and seen["WER converted"] >= 0
     lik = results["likelihood"]
-    assert 0.0 <= lik["AUROC speech vs non-speech"] <= 1.0
+    assert 0.0 <= lik["AUROC speech vs non-speech (training voices)"] <= 1.0
+    assert 0.0 <= lik["AUROC speech vs non-speech (all voices)"] <= 1.0
+    assert lik["highest non-speech log p(x) / frame"] >= lik["non-speech log p(x) / frame"]
     assert math.isfinite(lik["held-out log p(x) / frame (valid)"])
     assert "unseen voices (few-shot)" not in results
     table = to_markdown(results)
