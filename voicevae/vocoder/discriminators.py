@@ -19,6 +19,22 @@ LRELU_SLOPE = 0.1
 DiscOutput = tuple[list[torch.Tensor], list[list[torch.Tensor]]]
 
 
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv stack then a 1-channel output conv; every activation is kept for feature matching."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return x, features
+
+
+def _run_all(discriminators: nn.ModuleList, audio: torch.Tensor) -> DiscOutput:
+    outs = [d(audio) for d in discriminators]
+    return [logits for logits, _ in outs], [features for _, features in outs]
+
+
 class PeriodDiscriminator(nn.Module):
     """Looks at every `period`-th sample: audio (B, T) -> logits (B, N), features."""
 
@@ -36,13 +52,7 @@ class PeriodDiscriminator(nn.Module):
         pad = (-audio.shape[-1]) % self.period
         x = F.pad(audio, (0, pad), mode="reflect" if pad < audio.shape[-1] else "constant")
         # Fold time into (T / period, period) so 2-D convs see one phase per column.
-        x = rearrange(x, "b (t p) -> b 1 t p", p=self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
+        x, features = _conv_stack(self.convs, self.post, rearrange(x, "b (t p) -> b 1 t p", p=self.period))
         return rearrange(x, "b 1 t p -> b (t p)"), features
 
 
@@ -52,8 +62,7 @@ class MultiPeriodDiscriminator(nn.Module):
         self.discriminators = nn.ModuleList(PeriodDiscriminator(p, channels) for p in periods)
 
     def forward(self, audio: torch.Tensor) -> DiscOutput:
-        outs = [d(audio) for d in self.discriminators]
-        return [o[0] for o in outs], [o[1] for o in outs]
+        return _run_all(self.discriminators, audio)
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -78,13 +87,7 @@ class ResolutionDiscriminator(nn.Module):
         with torch.autocast(audio.device.type, enabled=False):
             spec = torch.stft(audio.float(), self.n_fft, self.hop_length, window=self.window, return_complex=True).abs()
         # (B, freq, frames) -> (B, 1, frames, freq): strides run along frequency.
-        x = rearrange(spec, "b f t -> b 1 t f")
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
+        x, features = _conv_stack(self.convs, self.post, rearrange(spec, "b f t -> b 1 t f"))
         return rearrange(x, "b 1 t f -> b (t f)"), features
 
 
@@ -98,8 +101,7 @@ class MultiResolutionDiscriminator(nn.Module):
         self.discriminators = nn.ModuleList(ResolutionDiscriminator(n, h, channels) for n, h in resolutions)
 
     def forward(self, audio: torch.Tensor) -> DiscOutput:
-        outs = [d(audio) for d in self.discriminators]
-        return [o[0] for o in outs], [o[1] for o in outs]
+        return _run_all(self.discriminators, audio)
 
 
 class Discriminators(nn.Module):
