@@ -32,7 +32,7 @@ def test_protocol_runs_and_reports_every_measure(tone_corpus):
     assert seen["conversions"] == 3
     assert 0.0 <= seen["closer to target (share)"] <= 1.0
     assert -1.0 <= seen["similarity to target"] <= 1.0
-    assert seen["WER source"] >= 0 and seen["WER converted"] >= 0
+    assert seen["WER source"] >= 0 and seen["WER converted"] >= 0 and seen["WER resynthesized source"] >= 0
     lik = results["likelihood"]
     assert 0.0 <= lik["AUROC speech vs non-speech (training voices)"] <= 1.0
     assert 0.0 <= lik["AUROC speech vs non-speech (all voices)"] <= 1.0

@@ -12,7 +12,8 @@ training voices) and `test_voice` (held-out voices):
    voice and to the source voice (each voice's reference embedding is the mean
    over up to 8 of its clips that are not the ones converted), the share of
    outputs closer to the target than to the source, pocketsphinx word error rate
-   of the outputs against the text next to that of the unconverted sources,
+   of the outputs against the text next to that of the unconverted sources
+   and of the sources resynthesized with their own voice,
    and the correlation of log-F0 between source and output.
 4. Held-out log p(x) per frame of `valid` and `test_voice` clips, and the
    AUROC with which that score separates speech from non-speech (white and
@@ -88,13 +89,16 @@ def evaluate(vc: VoiceConverter, manifest: str | Path, max_pairs: int = 40, ref_
 
     results: dict[str, dict[str, float]] = {}
     source_wer = _wer(asr, [(u.text, vc.load_audio(u.path)) for u in sources], vc.sample_rate)
+    # The same clips through the VAE and vocoder with their own voice: what
+    # the model costs before any conversion.
+    resynth_wer = _wer(asr, [(u.text, vc.resynthesize(u.path)) for u in sources], vc.sample_rate)
 
     # 1. seen voices
     convs = []
     for u in tqdm(sources, desc="convert (seen voices)", disable=not progress):
         target = seen[(seen.index(u.speaker) + 1) % len(seen)] if u.speaker in seen else seen[0]
         convs.append(Conversion(u, target, vc.convert(u.path, target=target)))
-    results["seen voices"] = _score(convs, enc, asr, ref_emb, vc, source_wer)
+    results["seen voices"] = _score(convs, enc, asr, ref_emb, vc, source_wer, resynth_wer)
 
     # 2. unseen voices: few-shot vectors from reference clips not used elsewhere
     if heldout:
@@ -105,7 +109,7 @@ def evaluate(vc: VoiceConverter, manifest: str | Path, max_pairs: int = 40, ref_
             s = held_spk[i % len(held_spk)]
             convs.append(Conversion(u, s, vc.convert(u.path, target=vectors[s])))
         refs = {**ref_emb, **{s: _ref_embedding(enc, by_spk[s], {u.path for u in by_spk[s][:ref_clips]}, vc) for s in held_spk}}
-        results["unseen voices (few-shot)"] = _score(convs, enc, asr, refs, vc, source_wer)
+        results["unseen voices (few-shot)"] = _score(convs, enc, asr, refs, vc, source_wer, resynth_wer)
 
     # 3. likelihood and anomaly detection. The goal is stated for held-out
     # sentences of the training voices; the AUROC over all voices shows how
@@ -134,7 +138,7 @@ def _wer(asr: Transcriber, items: list[tuple[str, torch.Tensor]], rate: int) -> 
     return errors / max(words, 1)
 
 
-def _score(convs: list[Conversion], enc: SpeakerEncoder, asr: Transcriber, ref_emb: dict[str, np.ndarray], vc: VoiceConverter, source_wer: float) -> dict[str, float]:
+def _score(convs: list[Conversion], enc: SpeakerEncoder, asr: Transcriber, ref_emb: dict[str, np.ndarray], vc: VoiceConverter, source_wer: float, resynth_wer: float) -> dict[str, float]:
     rate = vc.sample_rate
     to_target, to_source, closer, f0 = [], [], 0, []
     for c in convs:
@@ -153,6 +157,7 @@ def _score(convs: list[Conversion], enc: SpeakerEncoder, asr: Transcriber, ref_e
         "closer to target (share)": closer / len(convs),
         "WER converted": _wer(asr, [(c.source.text, c.output) for c in convs], rate),
         "WER source": source_wer,
+        "WER resynthesized source": resynth_wer,
         "F0 correlation": float(np.mean(f0)) if f0 else math.nan,
     }
 
