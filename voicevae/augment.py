@@ -21,6 +21,8 @@ in [1/(1 + r), 1 + r] per clip.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -46,6 +48,6 @@ def random_warp(mel: torch.Tensor, max_ratio: float) -> torch.Tensor:
     """`warp_mel` with alpha log-uniform in [1/(1 + max_ratio), 1 + max_ratio] per clip."""
     if max_ratio <= 0:
         return mel
-    span = torch.log1p(torch.tensor(max_ratio))
-    alpha = torch.exp((2 * torch.rand(mel.shape[0], device=mel.device) - 1) * span.to(mel.device))
+    span = math.log1p(max_ratio)
+    alpha = torch.exp((2 * torch.rand(mel.shape[0], device=mel.device) - 1) * span)
     return warp_mel(mel, alpha)
