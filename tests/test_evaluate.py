@@ -41,3 +41,17 @@ def test_protocol_runs_and_reports_every_measure(tone_corpus):
     assert "unseen voices (few-shot)" not in results
     table = to_markdown(results)
     assert "| closer to target (share) |" in table and "**likelihood**" in table
+
+
+def test_sources_cover_every_voice_before_repeating_one():
+    from pathlib import Path
+
+    from voicevae.corpora import Utterance
+    from voicevae.evaluate import spread
+
+    # Listed speaker by speaker, as manifests are.
+    utts = [Utterance(Path(f"{s}_{i}.wav"), s, "text") for s in ("b", "a", "c") for i in range(3 if s != "c" else 1)]
+    chosen = spread(utts, 5)
+    assert [u.speaker for u in chosen] == ["a", "b", "c", "a", "b"]
+    assert [u.path.name for u in chosen[:2]] == ["a_0.wav", "b_0.wav"] and chosen[3].path.name == "a_1.wav"
+    assert len(spread(utts, 100)) == len(utts) and spread([], 4) == []

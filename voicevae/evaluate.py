@@ -3,9 +3,11 @@
 On a manifest with splits `train`, `valid` (held-out sentences of the
 training voices) and `test_voice` (held-out voices):
 
-1. Seen voices: every `valid` clip (up to --max-pairs) is converted to another
-   training voice (the next speaker in sorted order after its own, so the pairs
-   are fixed), using the target's speaker vector from the vector file.
+1. Seen voices: up to --max-pairs `valid` clips, taken round-robin over the
+   speakers (sorted) so that every training voice is a source, are each
+   converted to another training voice (the next speaker in sorted order after
+   its own, so the pairs are fixed), using the target's speaker vector from the
+   vector file.
 2. Unseen voices (few-shot cloning): `valid` clips are converted to each
    held-out voice, whose vector is the mean latent of --ref-clips of its clips.
 3. For every conversion: Resemblyzer similarity of the output to the target
@@ -63,6 +65,22 @@ def non_speech_clips(rate: int, seconds: float = 2.5, seed: int = 0) -> dict[str
     return {k: torch.from_numpy(0.3 * v / np.abs(v).max()).float() for k, v in sounds.items()}
 
 
+def spread(utts: list[Utterance], n: int) -> list[Utterance]:
+    """Up to n utterances taken round-robin over the speakers in sorted order.
+
+    The manifest lists clips speaker by speaker, so its first n clips would
+    cover only a couple of voices; the protocol must cover them all.
+    """
+    by_spk: dict[str, list[Utterance]] = {}
+    for u in utts:
+        by_spk.setdefault(u.speaker, []).append(u)
+    queues = [by_spk[s] for s in sorted(by_spk)]
+    chosen: list[Utterance] = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        chosen += [q[i] for q in queues if i < len(q)]
+    return chosen[:n]
+
+
 def _ref_embedding(enc: SpeakerEncoder, utts: list[Utterance], exclude: set[Path], vc: VoiceConverter, k: int = 8) -> np.ndarray:
     chosen = [u for u in utts if u.path not in exclude][:k]
     if not chosen:
@@ -71,7 +89,7 @@ def _ref_embedding(enc: SpeakerEncoder, utts: list[Utterance], exclude: set[Path
     return e / np.linalg.norm(e)
 
 
-def evaluate(vc: VoiceConverter, manifest: str | Path, max_pairs: int = 40, ref_clips: int = 3, is_samples: int = 16, progress: bool = True) -> dict[str, dict[str, float]]:
+def evaluate(vc: VoiceConverter, manifest: str | Path, max_pairs: int = 32, ref_clips: int = 3, is_samples: int = 16, progress: bool = True) -> dict[str, dict[str, float]]:
     """Run the protocol; returns {"seen voices": {...}, "unseen voices": {...}, "likelihood": {...}}."""
     train = read_manifest(manifest, split="train")
     valid = read_manifest(manifest, split="valid")
@@ -82,7 +100,7 @@ def evaluate(vc: VoiceConverter, manifest: str | Path, max_pairs: int = 40, ref_
     for u in train + valid + heldout:
         by_spk.setdefault(u.speaker, []).append(u)
     seen = sorted({u.speaker for u in train} & set(vc.speakers))
-    sources = valid[:max_pairs]
+    sources = spread(valid, max_pairs)
     enc, asr = SpeakerEncoder(), Transcriber()
     sources_set = {u.path for u in sources}
     ref_emb = {s: _ref_embedding(enc, by_spk[s], sources_set, vc) for s in sorted(by_spk)}
@@ -114,8 +132,9 @@ def evaluate(vc: VoiceConverter, manifest: str | Path, max_pairs: int = 40, ref_
     # 3. likelihood and anomaly detection. The goal is stated for held-out
     # sentences of the training voices; the AUROC over all voices shows how
     # far the score carries to voices the model never saw.
-    n_valid = len(valid[:max_pairs])
-    speech = [vc.score(u.path, n_samples=is_samples) for u in tqdm(valid[:max_pairs] + heldout[:max_pairs], desc="log p(x)", disable=not progress)]
+    scored = sources + spread(heldout, max_pairs)
+    n_valid = len(sources)
+    speech = [vc.score(u.path, n_samples=is_samples) for u in tqdm(scored, desc="log p(x)", disable=not progress)]
     noise = [vc.score(w, n_samples=is_samples) for w in non_speech_clips(vc.sample_rate).values()]
     results["likelihood"] = {
         "held-out log p(x) / frame (valid)": float(np.mean(speech[:n_valid])),
@@ -176,7 +195,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model.pt or folder (default: the shipped model)")
     p.add_argument("--manifest", default="data/synthetic/manifest.csv", help="manifest with train/valid/test_voice splits")
     p.add_argument("--vocoder", default="hifigan")
-    p.add_argument("--max-pairs", type=int, default=40, help="source clips per condition (default 40)")
+    p.add_argument("--max-pairs", type=int, default=32, help="source clips per condition, round-robin over the voices (default 32)")
     p.add_argument("--ref-clips", type=int, default=3, help="reference clips per unseen voice (default 3)")
     p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
     p.add_argument("--device", default=None)
