@@ -27,8 +27,17 @@ def test_protocol_runs_and_reports_every_measure(tone_corpus):
     model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
     vectors = compute_vectors(model, read_manifest(tone_corpus, split="train"), is_samples=2, progress=False)
     vc = VoiceConverter(model, vectors, load_vocoder("griffinlim"))
-    results = evaluate(vc, tone_corpus, max_pairs=3, is_samples=2, progress=False)
+    results = evaluate(vc, tone_corpus, max_pairs=3, is_samples=2, progress=False, group_by="gender")
     seen = results["seen voices"]
+    # Per-group rates split the pooled rate by the source's label, so the
+    # pooled rate is a weighted mean of them.
+    sources = read_manifest(tone_corpus, split="valid")
+    for kind in ("converted", "source", "resynthesized source"):
+        per_group = {k: v for k, v in seen.items() if k.startswith(f"WER {kind} [")}
+        assert set(per_group) == {f"WER {kind} [gender={u.labels['gender']}]" for u in sources}
+        assert min(per_group.values()) - 1e-9 <= seen[f"WER {kind}"] <= max(per_group.values()) + 1e-9
+    with pytest.raises(ValueError, match="accent"):
+        evaluate(vc, tone_corpus, max_pairs=3, is_samples=2, progress=False, group_by="accent")
     assert seen["conversions"] == 3
     assert 0.0 <= seen["closer to target (share)"] <= 1.0
     assert -1.0 <= seen["similarity to target"] <= 1.0

@@ -89,8 +89,21 @@ def _ref_embedding(enc: SpeakerEncoder, utts: list[Utterance], exclude: set[Path
     return e / np.linalg.norm(e)
 
 
-def evaluate(vc: VoiceConverter, manifest: str | Path, max_pairs: int = 32, ref_clips: int = 3, is_samples: int = 16, progress: bool = True) -> dict[str, dict[str, float]]:
-    """Run the protocol; returns {"seen voices": {...}, "unseen voices": {...}, "likelihood": {...}}."""
+def evaluate(
+    vc: VoiceConverter,
+    manifest: str | Path,
+    max_pairs: int = 32,
+    ref_clips: int = 3,
+    is_samples: int = 16,
+    progress: bool = True,
+    group_by: str | None = None,
+) -> dict[str, dict[str, float]]:
+    """Run the protocol; returns {"seen voices": {...}, "unseen voices": {...}, "likelihood": {...}}.
+
+    group_by: a manifest label (e.g. "engine"); the conversion sections then
+    also report the word error rates per value of the source clip's label, so
+    a mean over easy and hard voices cannot hide either.
+    """
     train = read_manifest(manifest, split="train")
     valid = read_manifest(manifest, split="valid")
     heldout = read_manifest(manifest, split="test_voice")
@@ -101,22 +114,25 @@ def evaluate(vc: VoiceConverter, manifest: str | Path, max_pairs: int = 32, ref_
         by_spk.setdefault(u.speaker, []).append(u)
     seen = sorted({u.speaker for u in train} & set(vc.speakers))
     sources = spread(valid, max_pairs)
+    if group_by is not None and any(group_by not in u.labels for u in sources):
+        raise ValueError(f"{manifest}: --group-by {group_by!r} is not a label column of every clip")
+    groups = [u.labels[group_by] if group_by else None for u in sources]
     enc, asr = SpeakerEncoder(), Transcriber()
     sources_set = {u.path for u in sources}
     ref_emb = {s: _ref_embedding(enc, by_spk[s], sources_set, vc) for s in sorted(by_spk)}
 
     results: dict[str, dict[str, float]] = {}
-    source_wer = _wer(asr, [(u.text, vc.load_audio(u.path)) for u in sources], vc.sample_rate)
+    words = {"source": _word_errors(asr, [(u.text, vc.load_audio(u.path)) for u in sources], vc.sample_rate)}
     # The same clips through the VAE and vocoder with their own voice: what
     # the model costs before any conversion.
-    resynth_wer = _wer(asr, [(u.text, vc.resynthesize(u.path)) for u in sources], vc.sample_rate)
+    words["resynthesized source"] = _word_errors(asr, [(u.text, vc.resynthesize(u.path)) for u in sources], vc.sample_rate)
 
     # 1. seen voices
     convs = []
     for u in tqdm(sources, desc="convert (seen voices)", disable=not progress):
         target = seen[(seen.index(u.speaker) + 1) % len(seen)] if u.speaker in seen else seen[0]
         convs.append(Conversion(u, target, vc.convert(u.path, target=target)))
-    results["seen voices"] = _score(convs, enc, asr, ref_emb, vc, source_wer, resynth_wer)
+    results["seen voices"] = _score(convs, enc, asr, ref_emb, vc, words, groups, group_by)
 
     # 2. unseen voices: few-shot vectors from reference clips not used elsewhere
     if heldout:
@@ -127,7 +143,7 @@ def evaluate(vc: VoiceConverter, manifest: str | Path, max_pairs: int = 32, ref_
             s = held_spk[i % len(held_spk)]
             convs.append(Conversion(u, s, vc.convert(u.path, target=vectors[s])))
         refs = {**ref_emb, **{s: _ref_embedding(enc, by_spk[s], {u.path for u in by_spk[s][:ref_clips]}, vc) for s in held_spk}}
-        results["unseen voices (few-shot)"] = _score(convs, enc, asr, refs, vc, source_wer, resynth_wer)
+        results["unseen voices (few-shot)"] = _score(convs, enc, asr, refs, vc, words, groups, group_by)
 
     # 3. likelihood and anomaly detection. The goal is stated for held-out
     # sentences of the training voices; the AUROC over all voices shows how
@@ -148,16 +164,25 @@ def evaluate(vc: VoiceConverter, manifest: str | Path, max_pairs: int = 32, ref_
     return results
 
 
-def _wer(asr: Transcriber, items: list[tuple[str, torch.Tensor]], rate: int) -> float:
-    errors = words = 0
-    for text, wav in items:
-        e, n = word_errors(text, asr.transcribe(wav, rate))
-        errors += e
-        words += n
-    return errors / max(words, 1)
+def _word_errors(asr: Transcriber, items: list[tuple[str, torch.Tensor]], rate: int) -> list[tuple[int, int]]:
+    """(word errors, reference words) of each (text, audio) item."""
+    return [word_errors(text, asr.transcribe(wav, rate)) for text, wav in items]
 
 
-def _score(convs: list[Conversion], enc: SpeakerEncoder, asr: Transcriber, ref_emb: dict[str, np.ndarray], vc: VoiceConverter, source_wer: float, resynth_wer: float) -> dict[str, float]:
+def _wer(counts: list[tuple[int, int]]) -> float:
+    return sum(e for e, _ in counts) / max(sum(n for _, n in counts), 1)
+
+
+def _score(
+    convs: list[Conversion],
+    enc: SpeakerEncoder,
+    asr: Transcriber,
+    ref_emb: dict[str, np.ndarray],
+    vc: VoiceConverter,
+    words: dict[str, list[tuple[int, int]]],
+    groups: list[str | None],
+    group_by: str | None,
+) -> dict[str, float]:
     rate = vc.sample_rate
     to_target, to_source, closer, f0 = [], [], 0, []
     for c in convs:
@@ -169,16 +194,20 @@ def _score(convs: list[Conversion], enc: SpeakerEncoder, asr: Transcriber, ref_e
         r = f0_correlation(vc.load_audio(c.source.path), c.output, rate)
         if not math.isnan(r):
             f0.append(r)
-    return {
+    words = {"converted": _word_errors(asr, [(c.source.text, c.output) for c in convs], rate), **words}
+    scores = {
         "conversions": float(len(convs)),
         "similarity to target": float(np.mean(to_target)),
         "similarity to source": float(np.mean(to_source)),
         "closer to target (share)": closer / len(convs),
-        "WER converted": _wer(asr, [(c.source.text, c.output) for c in convs], rate),
-        "WER source": source_wer,
-        "WER resynthesized source": resynth_wer,
+        **{f"WER {k}": _wer(v) for k, v in words.items()},
         "F0 correlation": float(np.mean(f0)) if f0 else math.nan,
     }
+    if group_by:
+        for g in sorted(set(groups)):
+            for k, v in words.items():
+                scores[f"WER {k} [{group_by}={g}]"] = _wer([c for c, gc in zip(v, groups) if gc == g])
+    return scores
 
 
 def to_markdown(results: dict[str, dict[str, float]]) -> str:
@@ -197,13 +226,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocoder", default="hifigan")
     p.add_argument("--max-pairs", type=int, default=32, help="source clips per condition, round-robin over the voices (default 32)")
     p.add_argument("--ref-clips", type=int, default=3, help="reference clips per unseen voice (default 3)")
+    p.add_argument("--group-by", help="also report WER per value of this manifest label, e.g. engine")
     p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
     p.add_argument("--device", default=None)
 
 
 def run(args: argparse.Namespace) -> int:
     vc = load(args.model, vocoder=args.vocoder, device=args.device)
-    results = evaluate(vc, args.manifest, args.max_pairs, args.ref_clips)
+    results = evaluate(vc, args.manifest, args.max_pairs, args.ref_clips, group_by=args.group_by)
     table = to_markdown(results)
     print(table)
     if args.out:
