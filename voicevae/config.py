@@ -204,7 +204,8 @@ class TrainConfig:
     # Voice perturbation of the content encoder's input (augment.py): the
     # largest mel-axis warp, 0.15 = factors in [1/1.15, 1.15]; 0 turns it off.
     content_warp: float = 0.0
-    # Extra weights on the named loss terms; keys are loss names.
+    # Extra weights on the named loss terms; keys are loss names. A positive
+    # "cycle/content" turns on the content-consistency term (losses.content_cycle_loss).
     lambdas: dict[str, float] = field(default_factory=lambda: {"rec/nll": 1.0, "kl/content": 1.0, "kl/speaker": 1.0})
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
     log_every: int = 50
@@ -217,6 +218,8 @@ class TrainConfig:
             raise ConfigError(f"{where}.n_samples: must be >= 1")
         if not 0.0 <= self.content_warp < 1.0:
             raise ConfigError(f"{where}.content_warp: must be in [0, 1), got {self.content_warp}")
+        if self.lambdas.get("cycle/content", 0.0) > 0 and self.model.content_latent != "gaussian":
+            raise ConfigError(f"{where}.lambdas.cycle/content: needs model.content_latent 'gaussian'")
         if self.model.n_mels != self.mel.n_mels:
             raise ConfigError(
                 f"{where}: model.n_mels={self.model.n_mels} differs from mel.n_mels={self.mel.n_mels}"

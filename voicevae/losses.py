@@ -56,11 +56,15 @@ def elbo_terms(
     free_bits: float = 0.0,
     baseline: MovingAverageBaseline | None = None,
     content_warp: float = 0.0,
+    content_cycle: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Named ELBO terms for a batch of log-mels (B, n_mels, F), each in nats per frame.
 
     content_warp > 0 feeds the content encoder a voice-perturbed copy of the
     batch (see augment.py); the speaker encoder and the target stay unchanged.
+    content_cycle adds "cycle/content" (see content_cycle_loss): not part of
+    the ELBO, a regulariser for what the ELBO never sees, a decode with
+    another utterance's voice.
 
     Returns scalars:
       "rec/nll"      -E_q[log p(x|z)] (K-sample average)
@@ -97,6 +101,8 @@ def elbo_terms(
         "kl/speaker": kl_s.sum() / n_frames,
         "elbo": (log_lik.mean(0) - kl_c_raw - kl_s_raw).sum().detach() / n_frames,
     }
+    if content_cycle:
+        terms["cycle/content"] = content_cycle_loss(model, q_c.mu, z_c[0], z_s[0]) / n_frames
     if index is not None:
         # REINFORCE for the discrete content codes with h = log p(x|z) (the KL is
         # in closed form above). Baseline: with K > 1 samples, the mean of the
@@ -113,6 +119,24 @@ def elbo_terms(
         if baseline is not None:
             baseline.update(h)
     return terms
+
+
+def content_cycle_loss(model: VAE, content_mean: torch.Tensor, z_c: torch.Tensor, z_s: torch.Tensor) -> torch.Tensor:
+    """Content consistency under a change of voice, summed over the batch.
+
+    content_mean, z_c (B, Dc, L): the content posterior mean and a sample;
+    z_s (B, Ds). Each utterance's content is decoded with the voice of the
+    utterance half a batch away (batches hold their speakers' clips side by
+    side, so that is another speaker) and encoded again; the content mean
+    read back should be the one put in. The ELBO only ever decodes a clip
+    with its own voice, so nothing else asks the decoder to keep the words
+    when the voice changes, which is all conversion does. The target is
+    detached: the term moves the decoder and the re-encoding, not the
+    content code itself.
+    """
+    swapped = torch.roll(z_s, shifts=z_s.shape[0] // 2, dims=0)
+    q_back = model.content_encoder(model.decoder(z_c, swapped))
+    return (q_back.mu - content_mean.detach()).square().sum()
 
 
 def total_loss(terms: dict[str, torch.Tensor], lambdas: dict[str, float], kl_scale: float) -> torch.Tensor:

@@ -284,7 +284,15 @@ class VAE(nn.Module):
         log_jacobian = -torch.log(self.mel_std).sum() * frames
         return importance_log_mean_exp(torch.cat(log_w, dim=0), dim=0) + log_jacobian
 
-    def forward(self, mel: torch.Tensor, n_samples: int = 1, free_bits: float = 0.0, baseline=None, content_warp: float = 0.0) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        mel: torch.Tensor,
+        n_samples: int = 1,
+        free_bits: float = 0.0,
+        baseline=None,
+        content_warp: float = 0.0,
+        content_cycle: bool = False,
+    ) -> dict[str, torch.Tensor]:
         """Training objective: named ELBO terms of log-mel (B, n_mels, F) (see losses.elbo_terms).
 
         It is `forward` so that DistributedDataParallel sees the call and
@@ -292,7 +300,7 @@ class VAE(nn.Module):
         """
         from .losses import elbo_terms
 
-        return elbo_terms(self, mel, n_samples, free_bits, baseline, content_warp)
+        return elbo_terms(self, mel, n_samples, free_bits, baseline, content_warp, content_cycle)
 
     # ----- inference verbs ------------------------------------------------------------
 

@@ -214,7 +214,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
             group["lr"] = lr_at(step, cfg)
         beta = kl_weight(step, cfg.kl_warmup_steps)
         with autocast():
-            terms = ddp(mel, n_samples=cfg.n_samples, free_bits=cfg.free_bits, baseline=baseline, content_warp=cfg.content_warp)
+            terms = ddp(
+                mel,
+                n_samples=cfg.n_samples,
+                free_bits=cfg.free_bits,
+                baseline=baseline,
+                content_warp=cfg.content_warp,
+                content_cycle=cfg.lambdas.get("cycle/content", 0.0) > 0,
+            )
         loss = total_loss({k: v.float() for k, v in terms.items()}, cfg.lambdas, beta)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
