@@ -52,6 +52,23 @@ def test_protocol_runs_and_reports_every_measure(tone_corpus):
     assert "| closer to target (share) |" in table and "**likelihood**" in table
 
 
+@pytest.mark.slow
+def test_every_conversion_uses_the_requested_strength_and_method(tone_corpus, monkeypatch):
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
+    vectors = compute_vectors(model, read_manifest(tone_corpus, split="train"), is_samples=2, progress=False)
+    vc = VoiceConverter(model, vectors, load_vocoder("griffinlim"))
+    calls, convert = [], vc.convert
+
+    def spy(wav, target, **kwargs):
+        calls.append((kwargs.get("strength", 1.0), kwargs.get("method", "arithmetic")))
+        return convert(wav, target, **kwargs)
+
+    monkeypatch.setattr(vc, "convert", spy)
+    seen = evaluate(vc, tone_corpus, max_pairs=3, is_samples=2, progress=False, strength=0.4, method="stats")["seen voices"]
+    assert seen["conversions"] == 3 and calls == [(0.4, "stats")] * 3
+
+
 def test_sources_cover_every_voice_before_repeating_one():
     from pathlib import Path
 

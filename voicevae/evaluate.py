@@ -97,12 +97,17 @@ def evaluate(
     is_samples: int = 16,
     progress: bool = True,
     group_by: str | None = None,
+    strength: float = 1.0,
+    method: str = "arithmetic",
 ) -> dict[str, dict[str, float]]:
     """Run the protocol; returns {"seen voices": {...}, "unseen voices": {...}, "likelihood": {...}}.
 
     group_by: a manifest label (e.g. "engine"); the conversion sections then
     also report the word error rates per value of the source clip's label, so
     a mean over easy and hard voices cannot hide either.
+    strength, method: passed to every conversion (VoiceConverter.convert), so
+    the protocol measures the trade between reaching the target voice and
+    keeping the words at the settings a user would convert with.
     """
     train = read_manifest(manifest, split="train")
     valid = read_manifest(manifest, split="valid")
@@ -131,7 +136,7 @@ def evaluate(
     convs = []
     for u in tqdm(sources, desc="convert (seen voices)", disable=not progress):
         target = seen[(seen.index(u.speaker) + 1) % len(seen)] if u.speaker in seen else seen[0]
-        convs.append(Conversion(u, target, vc.convert(u.path, target=target)))
+        convs.append(Conversion(u, target, vc.convert(u.path, target=target, strength=strength, method=method)))
     results["seen voices"] = _score(convs, enc, asr, ref_emb, vc, words, groups, group_by)
 
     # 2. unseen voices: few-shot vectors from reference clips not used elsewhere
@@ -141,7 +146,7 @@ def evaluate(
         convs = []
         for i, u in enumerate(tqdm(sources, desc="convert (unseen voices)", disable=not progress)):
             s = held_spk[i % len(held_spk)]
-            convs.append(Conversion(u, s, vc.convert(u.path, target=vectors[s])))
+            convs.append(Conversion(u, s, vc.convert(u.path, target=vectors[s], strength=strength, method=method)))
         refs = {**ref_emb, **{s: _ref_embedding(enc, by_spk[s], {u.path for u in by_spk[s][:ref_clips]}, vc) for s in held_spk}}
         results["unseen voices (few-shot)"] = _score(convs, enc, asr, refs, vc, words, groups, group_by)
 
@@ -226,6 +231,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocoder", default="hifigan")
     p.add_argument("--max-pairs", type=int, default=32, help="source clips per condition, round-robin over the voices (default 32)")
     p.add_argument("--ref-clips", type=int, default=3, help="reference clips per unseen voice (default 3)")
+    p.add_argument("--strength", type=float, default=1.0, help="conversion strength, as in `voicevae convert` (default 1)")
+    p.add_argument("--method", choices=["arithmetic", "stats"], default="arithmetic", help="latent arithmetic or speaker-statistics transfer")
     p.add_argument("--group-by", help="also report WER per value of this manifest label, e.g. engine")
     p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
     p.add_argument("--device", default=None)
@@ -233,8 +240,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     vc = load(args.model, vocoder=args.vocoder, device=args.device)
-    results = evaluate(vc, args.manifest, args.max_pairs, args.ref_clips, group_by=args.group_by)
-    table = to_markdown(results)
+    results = evaluate(
+        vc, args.manifest, args.max_pairs, args.ref_clips, group_by=args.group_by, strength=args.strength, method=args.method
+    )
+    settings = (
+        f"Settings: {args.manifest}, up to {args.max_pairs} source clips, vocoder {args.vocoder}, "
+        f"{args.method} conversion at strength {args.strength:g}, {args.ref_clips} reference clips per unseen voice.\n\n"
+    )
+    table = settings + to_markdown(results)
     print(table)
     if args.out:
         out = Path(args.out)
