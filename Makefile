@@ -47,7 +47,7 @@ clean:
 	rm -rf $(VENV) out
 
 # Rebuild the shipped default from a finished training run (see README).
-RUN ?= runs/synth_warp
+RUN ?= runs/synth_cycle
 default-model: setup
 	mkdir -p voicevae/assets/default/examples
 	cp $(RUN)/model.pt voicevae/assets/default/model.pt

@@ -1,7 +1,7 @@
 """Launch the voicevae Gradio demo.
 
     python app.py                                  # shipped default model, http://127.0.0.1:7860
-    python app.py --model runs/synth_warp --vocoder griffinlim --port 7861
+    python app.py --model runs/synth_cycle --vocoder griffinlim --port 7861
 
 Serves on loopback only unless --host says otherwise; never makes a share link.
 """
