@@ -21,12 +21,17 @@ def test_non_speech_clips_are_fixed_and_finite():
         assert torch.equal(a[k], b[k]) and torch.isfinite(a[k]).all() and 0 < a[k].abs().max() <= 0.3 + 1e-6
 
 
-@pytest.mark.slow
-def test_protocol_runs_and_reports_every_measure(tone_corpus):
+@pytest.fixture
+def vc(tone_corpus) -> VoiceConverter:
+    """An untrained small model with vectors from the tone corpus and Griffin-Lim."""
     torch.manual_seed(0)
     model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
     vectors = compute_vectors(model, read_manifest(tone_corpus, split="train"), is_samples=2, progress=False)
-    vc = VoiceConverter(model, vectors, load_vocoder("griffinlim"))
+    return VoiceConverter(model, vectors, load_vocoder("griffinlim"))
+
+
+@pytest.mark.slow
+def test_protocol_runs_and_reports_every_measure(vc, tone_corpus):
     results = evaluate(vc, tone_corpus, max_pairs=3, is_samples=2, progress=False, group_by="gender")
     seen = results["seen voices"]
     # Per-group rates split the pooled rate by the source's label, so the
@@ -53,11 +58,7 @@ def test_protocol_runs_and_reports_every_measure(tone_corpus):
 
 
 @pytest.mark.slow
-def test_every_conversion_uses_the_requested_strength_and_method(tone_corpus, monkeypatch):
-    torch.manual_seed(0)
-    model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
-    vectors = compute_vectors(model, read_manifest(tone_corpus, split="train"), is_samples=2, progress=False)
-    vc = VoiceConverter(model, vectors, load_vocoder("griffinlim"))
+def test_every_conversion_uses_the_requested_strength_and_method(vc, tone_corpus, monkeypatch):
     calls, convert = [], vc.convert
 
     def spy(wav, target, **kwargs):
@@ -67,6 +68,9 @@ def test_every_conversion_uses_the_requested_strength_and_method(tone_corpus, mo
     monkeypatch.setattr(vc, "convert", spy)
     seen = evaluate(vc, tone_corpus, max_pairs=3, is_samples=2, progress=False, strength=0.4, method="stats")["seen voices"]
     assert seen["conversions"] == 3 and calls == [(0.4, "stats")] * 3
+    with pytest.raises(ValueError, match="'average'"):
+        evaluate(vc, tone_corpus, max_pairs=3, is_samples=2, progress=False, method="average")
+    assert len(calls) == 3  # refused before any work
 
 
 def test_sources_cover_every_voice_before_repeating_one():

@@ -39,6 +39,14 @@ from .model import VAE
 from .vectors import VectorSet
 from .vocoder import check_compatible, load_vocoder
 
+METHODS = ("arithmetic", "stats")  # see the module docstring
+
+
+def check_method(method: str) -> None:
+    """Refuse a conversion method other than those in METHODS."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "default" / "model.pt"
 
@@ -188,19 +196,18 @@ class VoiceConverter:
         method: str,
         source_speaker: str | None,
     ) -> torch.Tensor:
+        check_method(method)
         v_target = self._target(target)
         v_source = self._target(source_speaker) if source_speaker else z_s
         if method == "arithmetic":
             out = z_s + strength * (v_target - v_source)
-        elif method == "stats":
+        else:  # "stats"
             if self.vectors is None:
                 raise ValueError("method='stats' needs the model's vector file")
             std_t = self._speaker_std(target if isinstance(target, str) else None)
             std_s = self._speaker_std(source_speaker)
             mapped = v_target + (z_s - v_source) * std_t / std_s.clamp(min=1e-4)
             out = z_s + strength * (mapped - z_s)
-        else:
-            raise ValueError(f"method must be 'arithmetic' or 'stats', got {method!r}")
         for name, amount in (attributes or {}).items():
             if self.vectors is None or name not in self.vectors.directions:
                 raise KeyError(f"unknown attribute {name!r}; known: {', '.join(self.attributes) or 'none'}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .api import VoiceConverter, load
+from .api import METHODS, VoiceConverter, load
 from .audio import AudioError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
@@ -59,9 +59,14 @@ def add_arguments_convert(p: argparse.ArgumentParser) -> None:
     target.add_argument("--target", help="a speaker name from the vector file")
     target.add_argument("--target-clips", nargs="+", metavar="CLIP", help="1..N reference clips of an unseen voice (few-shot cloning)")
     target.add_argument("--random-voice", type=int, metavar="SEED", help="a new voice sampled from the aggregated posterior")
-    p.add_argument("--strength", type=float, default=1.0, help="0 keeps the source voice, 1 reaches the target (default 1)")
+    add_conversion_settings(p)
     p.add_argument("--attribute", action="append", default=[], metavar="NAME=AMOUNT", help="add an attribute direction, e.g. gender=f=0.5 (repeatable)")
-    p.add_argument("--method", choices=["arithmetic", "stats"], default="arithmetic", help="latent arithmetic or speaker-statistics transfer")
+
+
+def add_conversion_settings(p: argparse.ArgumentParser) -> None:
+    """--strength and --method, shared by `voicevae convert` and `voicevae evaluate`."""
+    p.add_argument("--strength", type=float, default=1.0, help="0 keeps the source voice, 1 reaches the target (default 1)")
+    p.add_argument("--method", choices=METHODS, default="arithmetic", help="latent arithmetic or speaker-statistics transfer")
 
 
 def add_arguments_resynth(p: argparse.ArgumentParser) -> None:

@@ -35,7 +35,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .api import VoiceConverter, load
+from .api import VoiceConverter, check_method, load
+from .commands import add_conversion_settings
 from .corpora import Utterance, read_manifest
 from .metrics import SpeakerEncoder, Transcriber, auroc, f0_correlation, word_errors
 
@@ -109,6 +110,9 @@ def evaluate(
     the protocol measures the trade between reaching the target voice and
     keeping the words at the settings a user would convert with.
     """
+    # Checked here, not at the first conversion, which comes after minutes of
+    # recognising and resynthesizing the sources.
+    check_method(method)
     train = read_manifest(manifest, split="train")
     valid = read_manifest(manifest, split="valid")
     heldout = read_manifest(manifest, split="test_voice")
@@ -231,8 +235,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vocoder", default="hifigan")
     p.add_argument("--max-pairs", type=int, default=32, help="source clips per condition, round-robin over the voices (default 32)")
     p.add_argument("--ref-clips", type=int, default=3, help="reference clips per unseen voice (default 3)")
-    p.add_argument("--strength", type=float, default=1.0, help="conversion strength, as in `voicevae convert` (default 1)")
-    p.add_argument("--method", choices=["arithmetic", "stats"], default="arithmetic", help="latent arithmetic or speaker-statistics transfer")
+    add_conversion_settings(p)
     p.add_argument("--group-by", help="also report WER per value of this manifest label, e.g. engine")
     p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
     p.add_argument("--device", default=None)
