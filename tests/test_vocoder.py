@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from einops import rearrange
+from einops import einsum, rearrange
 
 from voicevae.audio import load_audio
 from voicevae.config import MelConfig
@@ -21,6 +21,7 @@ from voicevae.vocoder import (
     check_compatible,
     load_vocoder,
 )
+from voicevae.vocoder.losses import phase_losses
 from voicevae.vocoder.vocos import ISTFT
 
 
@@ -101,6 +102,23 @@ def test_istft_inverts_the_front_end_framing() -> None:
     spec = torch.stft(padded, 1024, 256, window=torch.hann_window(1024), center=False, return_complex=True)
     assert spec.shape[-1] == 30
     torch.testing.assert_close(ISTFT(1024, 256, 1024)(spec), audio, atol=1e-5, rtol=0)
+
+
+def test_front_end_stft_is_what_the_head_predicts() -> None:
+    """The front end's STFT carries the log-mel exactly, and the head inverts it exactly.
+
+    This is what lets training compare the head's phase with the real phase bin by bin.
+    """
+    frontend = MelFrontend()
+    audio = torch.randn(2, 256 * 30)
+    spec = frontend.stft(audio)
+    assert spec.shape == (2, 513, 30)
+    mel = einsum(frontend.mel.mel_scale.fb, spec.abs(), "k m, b k f -> b m f")
+    torch.testing.assert_close(torch.log(mel.clamp_min(1e-5)), frontend(audio), atol=1e-4, rtol=0)
+    vocoder = small_vocos(mel_prior=True)
+    torch.testing.assert_close(vocoder.synthesize(spec.abs(), spec.angle()), audio, atol=1e-5, rtol=0)
+    logmel = frontend(audio)
+    torch.testing.assert_close(vocoder(logmel), vocoder.synthesize(*vocoder.polar(logmel)))
 
 
 @pytest.mark.parametrize("mel_prior", [False, True])
@@ -220,3 +238,20 @@ def test_eval_vocoder_cli(tone_corpus: Path, tmp_path: Path) -> None:
     assert main(argv) == 0
     assert "| griffinlim |" in out.read_text()
     assert main(argv) == 1  # refuses to overwrite without -f
+
+
+def test_phase_losses_hand_cases() -> None:
+    """Wrapping is free; a constant offset costs only ip; a delay (phase linear in frequency) costs gd."""
+    torch.manual_seed(0)
+    real = (torch.rand(2, 513, 20) * 2 - 1) * torch.pi
+    for name, value in zip(("ip", "gd", "iaf"), phase_losses(real + 2 * torch.pi * torch.randint(-3, 4, real.shape), real)):
+        assert value < 1e-5, name
+    ip, gd, iaf = phase_losses(real + 0.5, real)
+    assert abs(ip - 0.5) < 1e-5 and gd < 1e-5 and iaf < 1e-5
+    delay = 0.01 * torch.arange(513.0)[None, :, None]
+    ip, gd, iaf = phase_losses(real + delay, real)
+    assert abs(gd - 0.01) < 1e-5 and iaf < 1e-5 and ip > 1.0
+    # Unrelated phases: the wrapped difference is uniform on [0, pi], mean pi / 2.
+    ip, gd, iaf = phase_losses((torch.rand_like(real) * 2 - 1) * torch.pi, real)
+    for value in (ip, gd, iaf):
+        assert abs(value - torch.pi / 2) < 0.05

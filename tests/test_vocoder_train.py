@@ -13,7 +13,16 @@ from voicevae.checkpoint import CheckpointError, load_checkpoint
 from voicevae.cli import main as cli_main
 from voicevae.config import ConfigError, from_dict, to_dict
 from voicevae.vocoder import VocosVocoder, load_vocoder
-from voicevae.vocoder.train import DiscriminatorConfig, VocoderConfig, VocoderDataConfig, export_checkpoint, lr_at, train
+from voicevae.vocoder.train import (
+    DiscriminatorConfig,
+    VocoderConfig,
+    VocoderDataConfig,
+    build_state,
+    export_checkpoint,
+    lr_at,
+    train,
+    train_step,
+)
 from voicevae.vocoder.vocos import VocosConfig
 
 
@@ -62,6 +71,34 @@ def test_all_named_losses_logged_after_warmup(tone_corpus: Path, tmp_path: Path)
     assert first["adv/gen"] == "" and first["mel/l1"] != ""  # warm-up: reconstruction only
     for name in ("mel/l1", "stft/sc", "stft/mag", "adv/gen", "adv/disc", "fm", "valid/mel_l1"):
         assert float(second[name]) >= 0, name
+
+
+def test_phase_losses_are_logged_only_when_weighted(tone_corpus: Path, tmp_path: Path) -> None:
+    lambdas = {**VocoderConfig().lambdas, "phase/ip": 1.0, "phase/gd": 1.0, "phase/iaf": 1.0}
+    train(tiny_config(tone_corpus, tmp_path / "on", steps=1, lambdas=lambdas), progress=False)
+    train(tiny_config(tone_corpus, tmp_path / "off", steps=1), progress=False)
+    for run, present in (("on", True), ("off", False)):
+        rows = (tmp_path / run / "log.csv").read_text().splitlines()
+        row = dict(zip(rows[0].split(","), rows[1].split(",")))
+        for name in ("phase/ip", "phase/gd", "phase/iaf"):
+            assert (row[name] != "") == present, (run, name)
+            if present:
+                assert 0 < float(row[name]) <= torch.pi
+
+
+def test_phase_losses_train_the_phase(tone_corpus: Path, tmp_path: Path) -> None:
+    """Weighted alone, the phase terms pull the predicted phase towards the real one."""
+    config = tiny_config(tone_corpus, tmp_path, lr=3e-3, disc_start_step=100, lambdas={"phase/gd": 1.0, "phase/iaf": 1.0})
+    state = build_state(config, torch.device("cpu"), None)
+    torch.manual_seed(0)
+    audio = 0.3 * torch.sin(torch.linspace(0, 600, 2 * 8 * 256)).reshape(2, -1) + 0.01 * torch.randn(2, 8 * 256)
+    first = train_step(state, audio)
+    for _ in range(30):
+        last = train_step(state, audio)
+    assert set(first) == {"mel/l1", "stft/sc", "stft/mag", "phase/ip", "phase/gd", "phase/iaf"}
+    # The noise bins' phase is unpredictable, so only the group delay falls far this fast.
+    assert last["phase/gd"] < 0.7 * first["phase/gd"], (first, last)
+    assert last["phase/gd"] + last["phase/iaf"] < first["phase/gd"] + first["phase/iaf"], (first, last)
 
 
 def test_checkpoint_save_load_allclose(tone_corpus: Path, tmp_path: Path) -> None:

@@ -73,6 +73,20 @@ class MelFrontend(nn.Module):
         logmel = torch.log(torch.clamp(mel, min=self.config.log_floor))
         return logmel[0] if squeeze else logmel
 
+    def stft(self, audio: torch.Tensor) -> torch.Tensor:
+        """Complex STFT with the log-mel's framing: audio (B, T) -> (B, n_fft/2+1, F).
+
+        Frame f of this spectrum is the one that mel frame f summarises, so a
+        vocoder that predicts a spectrum per mel frame can be compared with it
+        bin by bin (its phase included).
+        """
+        if audio.ndim != 2:
+            raise ValueError(f"MelFrontend.stft expects audio (B, T), got shape {tuple(audio.shape)}")
+        x = F.pad(audio.float().unsqueeze(1), (self.pad, self.pad), mode="reflect").squeeze(1)
+        c = self.config
+        window = self.mel.spectrogram.window
+        return torch.stft(x, c.n_fft, c.hop_length, c.win_length, window, center=False, return_complex=True)
+
     def chunked(self, audio: torch.Tensor, chunk_frames: int = 4096) -> torch.Tensor:
         """Same result as forward for (T,) audio, computed `chunk_frames` frames at a time.
 

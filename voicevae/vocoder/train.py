@@ -4,7 +4,9 @@ Read top to bottom: the config, the data (random segments of the manifest's
 train split), one training step (named losses weighted by `lambdas`), the
 loop with logging, validation and checkpoints.
 
-Losses: "mel/l1", "stft/sc", "stft/mag" from the start; after
+Losses: "mel/l1", "stft/sc", "stft/mag" and, when weighted, the phase of the
+predicted spectrum against the real one ("phase/ip", "phase/gd",
+"phase/iaf") from the start; after
 `disc_start_step` the multi-period and multi-resolution discriminators join
 with "adv/gen" and "fm" for the generator and "adv/disc" for themselves.
 Checkpoints (kind "vocoder") carry the config, so `load_vocoder(path)` needs
@@ -33,11 +35,19 @@ from ..config import ConfigError, MelConfig, from_dict, load_yaml, to_dict
 from ..features import MelFrontend
 from .base import check_compatible
 from .discriminators import Discriminators
-from .losses import MelL1Loss, MultiResolutionSTFTLoss, discriminator_loss, feature_matching_loss, generator_loss
+from .losses import (
+    MelL1Loss,
+    MultiResolutionSTFTLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+    phase_losses,
+)
 from .vocos import VocosConfig, VocosVocoder
 
 KIND = "vocoder"
-GENERATOR_TERMS = ("mel/l1", "stft/sc", "stft/mag", "adv/gen", "fm")
+GENERATOR_TERMS = ("mel/l1", "stft/sc", "stft/mag", "phase/ip", "phase/gd", "phase/iaf", "adv/gen", "fm")
+PHASE_TERMS = ("phase/ip", "phase/gd", "phase/iaf")
 LOG_COLUMNS = ("step", "seconds", "lr", *GENERATOR_TERMS, "adv/disc", "valid/mel_l1")
 
 MelTransform = Callable[[torch.Tensor], torch.Tensor]
@@ -215,8 +225,13 @@ def train_step(state: State, audio: torch.Tensor) -> dict[str, float]:
     adversarial = state.step >= cfg.disc_start_step
 
     with _autocast(state):
-        fake = state.generator(inputs)  # (B, T)
+        mag, phase = state.generator.polar(inputs)  # each (B, n_freqs, F)
+    fake = state.generator.synthesize(mag, phase)  # (B, T)
     losses: dict[str, torch.Tensor] = {}
+    if any(lam.get(name, 0.0) for name in PHASE_TERMS):
+        with torch.no_grad():
+            real_phase = state.frontend.stft(audio).angle()
+        losses["phase/ip"], losses["phase/gd"], losses["phase/iaf"] = phase_losses(phase, real_phase)
 
     if adversarial:
         with _autocast(state):

@@ -141,7 +141,8 @@ class ISTFTHead(nn.Module):
         else:
             self.inverse_fb = None
 
-    def forward(self, hidden: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
+    def polar(self, hidden: torch.Tensor, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """hidden (B, F, dim), logmel (B, n_mels, F) -> magnitude, phase: each (B, n_fft/2+1, F)."""
         x = rearrange(self.proj(hidden).float(), "b f c -> b c f")
         log_mag, phase = x.chunk(2, dim=1)
         if self.inverse_fb is not None:
@@ -149,8 +150,10 @@ class ISTFTHead(nn.Module):
             log_mag = log_mag + torch.log(prior.clamp_min(self.log_floor))
         # The clamp keeps exp() finite early in training when outputs are wild.
         mag = torch.exp(log_mag).clamp_max(1e2)
-        spec = torch.polar(mag, phase)
-        return self.istft(spec)
+        return mag, phase
+
+    def forward(self, hidden: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
+        return self.istft(torch.polar(*self.polar(hidden, logmel)))
 
 
 class VocosVocoder(Vocoder):
@@ -176,9 +179,22 @@ class VocosVocoder(Vocoder):
             config.dim, mel_config.n_fft, mel_config.hop_length, mel_config.win_length, inverse_fb, mel_config.log_floor
         )
 
-    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
-        """logmel (B, n_mels, F) -> audio (B, F * hop)."""
+    def polar(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """logmel (B, n_mels, F) -> predicted STFT magnitude and phase (radians), each (B, n_fft/2+1, F).
+
+        Framed like the front end's STFT, so training can supervise the phase
+        bin by bin; `forward` inverts it.
+        """
         hidden = self.backbone(logmel)
         # FFTs are not supported in half precision; the head runs in float32.
         with torch.autocast(hidden.device.type, enabled=False):
-            return self.head(hidden.float(), logmel)
+            return self.head.polar(hidden.float(), logmel)
+
+    def synthesize(self, mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        """STFT magnitude and phase (B, n_fft/2+1, F) -> audio (B, F * hop)."""
+        with torch.autocast(mag.device.type, enabled=False):
+            return self.head.istft(torch.polar(mag, phase))
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        """logmel (B, n_mels, F) -> audio (B, F * hop)."""
+        return self.synthesize(*self.polar(logmel))
