@@ -255,3 +255,17 @@ def test_phase_losses_hand_cases() -> None:
     ip, gd, iaf = phase_losses((torch.rand_like(real) * 2 - 1) * torch.pi, real)
     for value in (ip, gd, iaf):
         assert abs(value - torch.pi / 2) < 0.05
+
+
+def test_weighted_phase_losses_ignore_zero_weight_bins() -> None:
+    torch.manual_seed(0)
+    real = (torch.rand(1, 513, 20) * 2 - 1) * torch.pi
+    fake = real.clone()
+    fake[:, 200:] = (torch.rand_like(fake[:, 200:]) * 2 - 1) * torch.pi  # noise bins: wrong phase
+    weight = torch.zeros_like(real)
+    weight[:, :200] = torch.rand_like(real[:, :200]) + 0.1
+    ip, gd, iaf = phase_losses(fake, real, weight)
+    # gd's one pair that straddles bins 199/200 carries half of bin 199's weight.
+    assert ip < 1e-6 and iaf < 1e-6 and gd < 0.05
+    for plain, uniform in zip(phase_losses(fake, real), phase_losses(fake, real, torch.full_like(real, 3.0))):
+        torch.testing.assert_close(plain, uniform)

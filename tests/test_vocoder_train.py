@@ -75,7 +75,7 @@ def test_all_named_losses_logged_after_warmup(tone_corpus: Path, tmp_path: Path)
 
 def test_phase_losses_are_logged_only_when_weighted(tone_corpus: Path, tmp_path: Path) -> None:
     lambdas = {**VocoderConfig().lambdas, "phase/ip": 1.0, "phase/gd": 1.0, "phase/iaf": 1.0}
-    train(tiny_config(tone_corpus, tmp_path / "on", steps=1, lambdas=lambdas), progress=False)
+    train(tiny_config(tone_corpus, tmp_path / "on", steps=1, lambdas=lambdas, phase_weight_power=0.5), progress=False)
     train(tiny_config(tone_corpus, tmp_path / "off", steps=1), progress=False)
     for run, present in (("on", True), ("off", False)):
         rows = (tmp_path / run / "log.csv").read_text().splitlines()
@@ -125,6 +125,28 @@ def test_resume_is_identical_to_an_uninterrupted_run(tone_corpus: Path, tmp_path
     assert sorted(p.name for p in (tmp_path / "a").glob("vocoder_*.pt")) == ["vocoder_0000003.pt", "vocoder_0000004.pt"]
 
 
+def test_moving_average_resumes_exactly_and_is_what_loads(tone_corpus: Path, tmp_path: Path) -> None:
+    straight = train(tiny_config(tone_corpus, tmp_path / "a", steps=4, ema_decay=0.5), progress=False)
+    train(tiny_config(tone_corpus, tmp_path / "b", steps=2, ema_decay=0.5), progress=False)
+    resumed = train(tiny_config(tone_corpus, tmp_path / "b", steps=4, ema_decay=0.5), resume=True, progress=False)
+    a, b = load_checkpoint(straight, "vocoder"), load_checkpoint(resumed, "vocoder")
+    assert a["ema_updates"] == b["ema_updates"] == 4
+    for name, value in a["ema"].items():
+        torch.testing.assert_close(b["ema"][name], value, msg=name)
+    # The average lags the trained weights, and it is what load_vocoder and export give.
+    assert any(not torch.equal(a["ema"][n], a["model"][n]) for n in a["model"])
+    logmel = torch.randn(1, 80, 16) - 5
+    averaged = VocosVocoder(load_vocoder(straight).mel_config, VocosConfig(dim=16, intermediate_dim=32, num_layers=1))
+    averaged.load_state_dict(a["ema"])
+    expected = averaged.eval().vocode(logmel)
+    torch.testing.assert_close(load_vocoder(straight).vocode(logmel), expected)
+    torch.testing.assert_close(load_vocoder(export_checkpoint(straight, tmp_path / "x.pt")).vocode(logmel), expected)
+    # A run without an average cannot be resumed as one with it.
+    plain = train(tiny_config(tone_corpus, tmp_path / "c", steps=1), progress=False)
+    with pytest.raises(CheckpointError, match=f"{plain.name} has no moving average"):
+        train(tiny_config(tone_corpus, tmp_path / "c", steps=2, ema_decay=0.5), resume=True, progress=False)
+
+
 def test_resume_without_checkpoint_is_an_error(tone_corpus: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no vocoder_.*checkpoint"):
         train(tiny_config(tone_corpus, tmp_path), resume=True, progress=False)
@@ -158,6 +180,10 @@ def test_vae_checkpoint_errors_name_the_file(tone_corpus: Path, tmp_path: Path) 
 def test_config_rejects_unknown_loss_names_and_keys() -> None:
     with pytest.raises(ConfigError, match="lambdas: unknown loss name.*mel/l2"):
         from_dict(VocoderConfig, {"lambdas": {"mel/l2": 1.0}})
+    with pytest.raises(ConfigError, match="ema_decay: must be in"):
+        from_dict(VocoderConfig, {"ema_decay": 1.0}).validate()
+    with pytest.raises(ConfigError, match="phase_weight_power: must be >= 0"):
+        from_dict(VocoderConfig, {"phase_weight_power": -1.0}).validate()
     with pytest.raises(ConfigError, match="unknown setting.*dimm"):
         from_dict(VocoderConfig, {"model": {"dimm": 3}})
     round_trip = from_dict(VocoderConfig, to_dict(VocoderConfig()))

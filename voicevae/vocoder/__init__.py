@@ -49,7 +49,8 @@ def load_vocos_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
     arch = from_dict(VocosConfig, config["model"], f"{path}: config.model")
     vocoder = VocosVocoder(mel, arch)
     try:
-        vocoder.load_state_dict(data["model"])
+        # Training checkpoints that keep a moving average are scored and shipped by it.
+        vocoder.load_state_dict(data.get("ema", data["model"]))
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the stored config ({e})") from e
     return vocoder.to(device).eval()

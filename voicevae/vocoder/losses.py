@@ -58,7 +58,9 @@ def anti_wrap(x: torch.Tensor) -> torch.Tensor:
     return (x - 2 * torch.pi * torch.round(x / (2 * torch.pi))).abs()
 
 
-def phase_losses(fake_phase: torch.Tensor, real_phase: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def phase_losses(
+    fake_phase: torch.Tensor, real_phase: torch.Tensor, weight: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Anti-wrapping phase losses (Ai & Ling, APNet, 2023); phases (B, n_freqs, F) in radians.
 
     Returns (ip, gd, iaf): the mean wrapped distance of the instantaneous
@@ -68,10 +70,21 @@ def phase_losses(fake_phase: torch.Tensor, real_phase: torch.Tensor) -> tuple[to
     weak and slow signal; without a GAN these give the vocoder a direct one.
     The two differences matter because a constant phase offset is inaudible
     while a wrong slope across frequency or time smears the waveform.
+
+    weight (B, n_freqs, F) >= 0, optional, turns each mean into a weighted
+    mean: the phase of a bin that holds only noise is unpredictable, and a
+    magnitude weight stops those bins from drowning out the harmonics.
     """
-    ip = anti_wrap(fake_phase - real_phase).mean()
-    gd = anti_wrap(torch.diff(fake_phase, dim=1) - torch.diff(real_phase, dim=1)).mean()
-    iaf = anti_wrap(torch.diff(fake_phase, dim=2) - torch.diff(real_phase, dim=2)).mean()
+
+    def mean(error: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        return error.mean() if w is None else (w * error).sum() / w.sum().clamp_min(1e-12)
+
+    # A difference between two bins is weighted by the mean of their weights.
+    w_freq = None if weight is None else (weight[:, 1:] + weight[:, :-1]) / 2
+    w_time = None if weight is None else (weight[..., 1:] + weight[..., :-1]) / 2
+    ip = mean(anti_wrap(fake_phase - real_phase), weight)
+    gd = mean(anti_wrap(torch.diff(fake_phase, dim=1) - torch.diff(real_phase, dim=1)), w_freq)
+    iaf = mean(anti_wrap(torch.diff(fake_phase, dim=2) - torch.diff(real_phase, dim=2)), w_time)
     return ip, gd, iaf
 
 

@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..audio import load_audio
@@ -109,6 +110,14 @@ class VocoderConfig:
     disc_start_step: int = 2000  # steps of reconstruction-only warm-up before the GAN
     adv_loss: str = "hinge"  # "hinge" or "lsgan"
     stft_resolutions: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
+    # The phase losses weight each bin by the real magnitude to this power:
+    # 0 weighs all bins alike (APNet), 1 follows the energy, which in speech
+    # sits below ~1 kHz; 0.5 lies between.
+    phase_weight_power: float = 0.0
+    # Keep an exponential moving average of the generator's weights (0: off).
+    # Without a GAN the weights still wander from step to step; the average
+    # is what validation scores and what `load_vocoder` and export use.
+    ema_decay: float = 0.0
     # Weights of the named losses; "adv/disc" scales the discriminators' own loss.
     lambdas: dict[str, float] = field(
         default_factory=lambda: {"mel/l1": 45.0, "stft/sc": 1.0, "stft/mag": 1.0, "adv/gen": 1.0, "fm": 2.0, "adv/disc": 1.0}
@@ -135,6 +144,10 @@ class VocoderConfig:
             )
         if self.adv_loss not in ("hinge", "lsgan"):
             raise ConfigError(f"{where}.adv_loss: must be 'hinge' or 'lsgan', got {self.adv_loss!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"{where}.ema_decay: must be in [0, 1), got {self.ema_decay}")
+        if self.phase_weight_power < 0:
+            raise ConfigError(f"{where}.phase_weight_power: must be >= 0, got {self.phase_weight_power}")
         if self.mel.win_length != self.mel.n_fft:
             raise ConfigError(f"{where}.mel: the Vocos head needs win_length == n_fft")
         for name in ("steps", "log_every", "valid_every", "ckpt_every", "keep_last"):
@@ -200,7 +213,13 @@ class State:
     stft_loss: MultiResolutionSTFTLoss
     device: torch.device
     mel_transform: MelTransform | None = None
+    ema: AveragedModel | None = None
     step: int = 0
+
+    @property
+    def inference_generator(self) -> VocosVocoder:
+        """The weights that get scored and shipped: the moving average when kept."""
+        return self.generator if self.ema is None else self.ema.module
 
 
 def _autocast(state: State) -> torch.autocast:
@@ -230,8 +249,9 @@ def train_step(state: State, audio: torch.Tensor) -> dict[str, float]:
     losses: dict[str, torch.Tensor] = {}
     if any(lam.get(name, 0.0) for name in PHASE_TERMS):
         with torch.no_grad():
-            real_phase = state.frontend.stft(audio).angle()
-        losses["phase/ip"], losses["phase/gd"], losses["phase/iaf"] = phase_losses(phase, real_phase)
+            real = state.frontend.stft(audio)
+            weight = real.abs() ** cfg.phase_weight_power if cfg.phase_weight_power else None
+        losses["phase/ip"], losses["phase/gd"], losses["phase/iaf"] = phase_losses(phase, real.angle(), weight)
 
     if adversarial:
         with _autocast(state):
@@ -258,6 +278,8 @@ def train_step(state: State, audio: torch.Tensor) -> dict[str, float]:
     total.backward()
     torch.nn.utils.clip_grad_norm_(state.generator.parameters(), cfg.grad_clip)
     state.opt_g.step()
+    if state.ema is not None:
+        state.ema.update_parameters(state.generator)
     state.step += 1
     return {name: float(value.detach()) for name, value in losses.items()}
 
@@ -265,14 +287,15 @@ def train_step(state: State, audio: torch.Tensor) -> dict[str, float]:
 @torch.no_grad()
 def validate(state: State, logmels: list[torch.Tensor]) -> float:
     """Mean mel L1 of copy-synthesis over whole validation clips (each (1, n_mels, F))."""
-    state.generator.eval()
+    generator = state.inference_generator
+    generator.eval()
     errors = []
     for logmel in logmels:
         logmel = logmel.to(state.device)
         inputs = logmel if state.mel_transform is None else state.mel_transform(logmel).clone()
-        audio = state.generator(inputs)
+        audio = generator(inputs)
         errors.append(float((state.frontend(audio) - logmel).abs().mean()))
-    state.generator.train()
+    generator.train()
     return sum(errors) / max(len(errors), 1)
 
 
@@ -301,6 +324,7 @@ def save_state(state: State, out_dir: Path) -> Path:
             "opt_d": state.opt_d.state_dict(),
             "step": state.step,
             "rng": rng_state(),
+            **_ema_entries(state),
         },
     )
     for old in sorted(out_dir.glob("vocoder_*.pt"))[: -state.config.keep_last]:
@@ -311,7 +335,15 @@ def save_state(state: State, out_dir: Path) -> Path:
 def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
     """Copy only the config and generator weights of a training checkpoint (for shipping)."""
     data = load_checkpoint(src, KIND)
-    return save_checkpoint(dst, KIND, {"config": data["config"], "model": data["model"], "step": data.get("step", 0)})
+    weights = data.get("ema", data["model"])
+    return save_checkpoint(dst, KIND, {"config": data["config"], "model": weights, "step": data.get("step", 0)})
+
+
+def _ema_entries(state: State) -> dict:
+    """Checkpoint entries of the moving average: its weights as a plain generator state dict."""
+    if state.ema is None:
+        return {}
+    return {"ema": state.ema.module.state_dict(), "ema_updates": int(state.ema.n_averaged)}
 
 
 def vae_mel_transform(path: str | Path, device: torch.device, mel_config: MelConfig) -> MelTransform:
@@ -347,6 +379,7 @@ def build_state(config: VocoderConfig, device: torch.device, mel_transform: MelT
         stft_loss=MultiResolutionSTFTLoss(config.stft_resolutions).to(device),
         device=device,
         mel_transform=mel_transform,
+        ema=AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay else None,
     )
 
 
@@ -382,6 +415,11 @@ def train(
 
     if resume_data is not None:
         state.generator.load_state_dict(resume_data["model"])
+        if state.ema is not None:
+            if "ema" not in resume_data:
+                raise CheckpointError(f"--resume: {last} has no moving average; set ema_decay: 0 or start a new run")
+            state.ema.module.load_state_dict(resume_data["ema"])
+            state.ema.n_averaged.fill_(resume_data["ema_updates"])
         state.disc.load_state_dict(resume_data["disc"])
         state.opt_g.load_state_dict(resume_data["opt_g"])
         state.opt_d.load_state_dict(resume_data["opt_d"])
@@ -439,7 +477,7 @@ def _init_weights(state: State, path: str | Path) -> None:
     other = from_dict(VocoderConfig, data["config"], f"{path}: config")
     check_compatible(other.mel, state.config.mel)
     try:
-        state.generator.load_state_dict(data["model"])
+        state.generator.load_state_dict(data.get("ema", data["model"]))
         if "disc" in data and other.disc == state.config.disc:
             state.disc.load_state_dict(data["disc"])
     except RuntimeError as e:
