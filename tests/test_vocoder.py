@@ -43,15 +43,16 @@ def speech() -> torch.Tensor:
     return realclips.load_real_clip(clips[0], 22050)[: 2 * 22050]
 
 
-def small_vocos(seed: int = 0, mel_prior: bool = False) -> VocosVocoder:
+def small_vocos(seed: int = 0, mel_prior: bool = False, phase: str = "angle") -> VocosVocoder:
     torch.manual_seed(seed)
-    return VocosVocoder(MelConfig(), VocosConfig(dim=32, intermediate_dim=64, num_layers=2, mel_prior=mel_prior)).eval()
+    config = VocosConfig(dim=32, intermediate_dim=64, num_layers=2, mel_prior=mel_prior, phase=phase)
+    return VocosVocoder(MelConfig(), config).eval()
 
 
 @pytest.mark.parametrize(
     "make",
-    [lambda: GriffinLimVocoder(n_iter=4), small_vocos, lambda: small_vocos(mel_prior=True)],
-    ids=["griffinlim", "vocos", "vocos-mel-prior"],
+    [lambda: GriffinLimVocoder(n_iter=4), small_vocos, lambda: small_vocos(mel_prior=True, phase="atan2")],
+    ids=["griffinlim", "vocos", "vocos-mel-prior-atan2"],
 )
 def test_shapes(make) -> None:
     vocoder = make()
@@ -269,3 +270,16 @@ def test_weighted_phase_losses_ignore_zero_weight_bins() -> None:
     assert ip < 1e-6 and iaf < 1e-6 and gd < 0.05
     for plain, uniform in zip(phase_losses(fake, real), phase_losses(fake, real, torch.full_like(real, 3.0))):
         torch.testing.assert_close(plain, uniform)
+
+
+def test_atan2_phase_head() -> None:
+    """The parallel head's phase is the direction of its (real, imaginary) outputs, in (-pi, pi]."""
+    vocoder = small_vocos(mel_prior=True, phase="atan2")
+    assert vocoder.head.proj.out_features == 3 * 513
+    logmel = torch.randn(1, 80, 12) - 5
+    _, phase = vocoder.polar(logmel)
+    _, real, imag = rearrange(vocoder.head.proj(vocoder.backbone(logmel)), "b f c -> b c f").chunk(3, dim=1)
+    torch.testing.assert_close(phase, torch.atan2(imag, real))
+    assert phase.abs().max() <= torch.pi
+    with pytest.raises(ValueError, match="model.phase: must be 'angle' or 'atan2', got 'cos'"):
+        VocosConfig(phase="cos").validate()

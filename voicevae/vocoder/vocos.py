@@ -35,8 +35,14 @@ class VocosConfig:
     # filterbank applied to the input (what Griffin-Lim starts from) instead of
     # from scratch: the network then spends its capacity on phase.
     mel_prior: bool = False
+    # How the head outputs phase: "angle" regresses it directly (Vocos);
+    # "atan2" outputs a 2-D vector per bin and takes its direction (APNet's
+    # parallel estimation), so a phase near +-pi needs no jump in the output.
+    phase: str = "angle"
 
     def validate(self, where: str = "model") -> None:
+        if self.phase not in ("angle", "atan2"):
+            raise ConfigError(f"{where}.phase: must be 'angle' or 'atan2', got {self.phase!r}")
         for name in ("dim", "intermediate_dim", "num_layers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: must be >= 1, got {getattr(self, name)}")
@@ -127,9 +133,21 @@ class ISTFTHead(nn.Module):
     to log(pinv(filterbank) @ mel), which needs the log-mel in `forward`.
     """
 
-    def __init__(self, dim: int, n_fft: int, hop_length: int, win_length: int, inverse_fb: torch.Tensor | None = None, log_floor: float = 1e-5) -> None:
+    def __init__(
+        self,
+        dim: int,
+        n_fft: int,
+        hop_length: int,
+        win_length: int,
+        inverse_fb: torch.Tensor | None = None,
+        log_floor: float = 1e-5,
+        phase: str = "angle",
+    ) -> None:
         super().__init__()
-        self.proj = nn.Linear(dim, n_fft + 2)
+        n_freqs = n_fft // 2 + 1
+        self.phase = phase
+        # Per bin: log-magnitude, then one phase angle or a (real, imaginary) pair.
+        self.proj = nn.Linear(dim, n_freqs * (3 if phase == "atan2" else 2))
         self.istft = ISTFT(n_fft, hop_length, win_length)
         self.log_floor = log_floor
         if inverse_fb is not None:
@@ -144,7 +162,11 @@ class ISTFTHead(nn.Module):
     def polar(self, hidden: torch.Tensor, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """hidden (B, F, dim), logmel (B, n_mels, F) -> magnitude, phase: each (B, n_fft/2+1, F)."""
         x = rearrange(self.proj(hidden).float(), "b f c -> b c f")
-        log_mag, phase = x.chunk(2, dim=1)
+        if self.phase == "atan2":
+            log_mag, real, imag = x.chunk(3, dim=1)
+            phase = torch.atan2(imag, real)
+        else:
+            log_mag, phase = x.chunk(2, dim=1)
         if self.inverse_fb is not None:
             prior = einsum(self.inverse_fb, torch.exp(logmel.float()), "m k, b m f -> b k f")
             log_mag = log_mag + torch.log(prior.clamp_min(self.log_floor))
@@ -176,7 +198,13 @@ class VocosVocoder(Vocoder):
             # (n_freqs, n_mels) filterbank of the front end -> (n_mels, n_freqs).
             inverse_fb = torch.linalg.pinv(MelFrontend(mel_config).mel.mel_scale.fb)
         self.head = ISTFTHead(
-            config.dim, mel_config.n_fft, mel_config.hop_length, mel_config.win_length, inverse_fb, mel_config.log_floor
+            config.dim,
+            mel_config.n_fft,
+            mel_config.hop_length,
+            mel_config.win_length,
+            inverse_fb,
+            mel_config.log_floor,
+            config.phase,
         )
 
     def polar(self, logmel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
