@@ -2,7 +2,7 @@
 
     vocoder = load_vocoder("hifigan")           # pretrained HiFi-GAN (default)
     vocoder = load_vocoder("griffinlim")        # no weights, any MelConfig
-    vocoder = load_vocoder("fast")              # the shipped Vocos-style model
+    vocoder = load_vocoder("fast")              # the shipped Vocos-style model (recipes/vocoder)
     vocoder = load_vocoder("runs/vocoder/vocoder_0004000.pt")
     check_compatible(vocoder.mel_config, vae.mel_config)
     audio = vocoder.vocode(logmel)
