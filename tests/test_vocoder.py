@@ -257,6 +257,20 @@ def test_eval_vocoder_cli(tone_corpus: Path, tmp_path: Path) -> None:
     assert main(argv) == 0
     assert "| griffinlim |" in out.read_text()
     assert main(argv) == 1  # refuses to overwrite without -f
+    # --vae: the vocoder hears the VAE's reconstruction, scored against the original audio.
+    from voicevae.api import DEFAULT_MODEL
+
+    through = tmp_path / "through_vae.md"
+    assert main([*argv[:-4], "--out", str(through), "--threads", "1", "--vae", str(DEFAULT_MODEL)]) == 0
+    text = through.read_text()
+    assert text.startswith(f"Input: reconstructions by the VAE {DEFAULT_MODEL}")
+
+    def mel_l1(report: str) -> float:
+        row = next(line for line in report.splitlines() if line.startswith("| griffinlim |"))
+        return float(row.split("|")[4])
+
+    # A tone is far from the speech the VAE learned: its reconstruction is worse than the tone's own log-mel.
+    assert mel_l1(text) > mel_l1(out.read_text()) + 0.05
 
 
 def test_phase_losses_hand_cases() -> None:

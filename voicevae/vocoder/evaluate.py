@@ -16,12 +16,13 @@ import argparse
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from ..audio import load_audio
 from ..features import MelFrontend
-from .base import Vocoder
+from .base import Vocoder, check_compatible
 from . import load_vocoder
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
@@ -85,8 +86,18 @@ def real_speech_clips(rate: int, limit: int | None) -> list[Clip]:
     return [Clip(f"real:{Path(c.path).stem}", load_real_clip(c, rate)) for c in select(found, limit)]
 
 
-def evaluate(clips: list[Clip], vocoders: dict[str, Vocoder], speaker_encoder, speed_repeats: int = 3) -> list[Result]:
-    """Copy-synthesis scores of every vocoder on every clip."""
+def evaluate(
+    clips: list[Clip],
+    vocoders: dict[str, Vocoder],
+    speaker_encoder,
+    speed_repeats: int = 3,
+    mel_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> list[Result]:
+    """Copy-synthesis scores of every vocoder on every clip.
+
+    With `mel_transform` (e.g. a VAE's reconstruction) each vocoder hears the
+    transformed log-mel; the scores still compare with the original audio.
+    """
     from .. import metrics
 
     results = []
@@ -98,6 +109,8 @@ def evaluate(clips: list[Clip], vocoders: dict[str, Vocoder], speaker_encoder, s
             logmel = frontend(clip.audio.unsqueeze(0))
             # Compare on the samples the frames cover: F * hop.
             ref = clip.audio[: logmel.shape[-1] * vocoder.hop_length]
+            if mel_transform is not None:
+                logmel = mel_transform(logmel)
             out = vocoder.vocode(logmel)[0].cpu()
             result.scores["pesq_wb"].append(float(metrics.pesq_wb(ref, out, rate)))
             result.scores["stoi"].append(float(metrics.stoi(ref, out, rate)))
@@ -135,6 +148,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--vae",
+        metavar="CKPT",
+        help="vocode this VAE's reconstruction of each log-mel (what conversion feeds a vocoder), scored against the original audio",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,9 +171,24 @@ def run(args: argparse.Namespace) -> int:
     if args.real:
         clips += real_speech_clips(rate, args.limit)
 
+    mel_transform = None
+    if args.vae:
+        from ..model import VAE
+
+        vae = VAE.load(args.vae).to(args.device).eval()
+        for vocoder in vocoders.values():
+            check_compatible(vocoder.mel_config, vae.mel_config)
+
+        def mel_transform(logmel: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return vae.reconstruct(logmel.to(args.device))
+
     from ..metrics import SpeakerEncoder
 
-    table = markdown_table(evaluate(clips, vocoders, SpeakerEncoder()), len(clips))
+    results = evaluate(clips, vocoders, SpeakerEncoder(), mel_transform=mel_transform)
+    table = markdown_table(results, len(clips))
+    if args.vae:
+        table = f"Input: reconstructions by the VAE {args.vae}.\n" + table
     print(table, end="")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)
