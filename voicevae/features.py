@@ -61,15 +61,7 @@ class MelFrontend(nn.Module):
         squeeze = audio.ndim == 1
         if squeeze:
             audio = audio.unsqueeze(0)
-        if audio.ndim != 2:
-            raise ValueError(f"MelFrontend expects audio (B, T), got shape {tuple(audio.shape)}")
-        if audio.shape[-1] <= self.pad:
-            raise ValueError(
-                f"audio of {audio.shape[-1]} samples is too short for n_fft={self.config.n_fft}"
-            )
-        # Reflect padding needs float32 even under autocast.
-        x = F.pad(audio.float().unsqueeze(1), (self.pad, self.pad), mode="reflect").squeeze(1)
-        mel = self.mel(x)
+        mel = self.mel(self._padded(audio, "MelFrontend"))
         logmel = torch.log(torch.clamp(mel, min=self.config.log_floor))
         return logmel[0] if squeeze else logmel
 
@@ -80,12 +72,21 @@ class MelFrontend(nn.Module):
         vocoder that predicts a spectrum per mel frame can be compared with it
         bin by bin (its phase included).
         """
-        if audio.ndim != 2:
-            raise ValueError(f"MelFrontend.stft expects audio (B, T), got shape {tuple(audio.shape)}")
-        x = F.pad(audio.float().unsqueeze(1), (self.pad, self.pad), mode="reflect").squeeze(1)
+        x = self._padded(audio, "MelFrontend.stft")
         c = self.config
         window = self.mel.spectrogram.window
         return torch.stft(x, c.n_fft, c.hop_length, c.win_length, window, center=False, return_complex=True)
+
+    def _padded(self, audio: torch.Tensor, caller: str) -> torch.Tensor:
+        """audio (B, T) -> float32 (B, T + 2 * pad), reflect-padded: the framing of every analysis here."""
+        if audio.ndim != 2:
+            raise ValueError(f"{caller} expects audio (B, T), got shape {tuple(audio.shape)}")
+        if audio.shape[-1] <= self.pad:
+            raise ValueError(
+                f"audio of {audio.shape[-1]} samples is too short for n_fft={self.config.n_fft}"
+            )
+        # Reflect padding needs float32 even under autocast.
+        return F.pad(audio.float().unsqueeze(1), (self.pad, self.pad), mode="reflect").squeeze(1)
 
     def chunked(self, audio: torch.Tensor, chunk_frames: int = 4096) -> torch.Tensor:
         """Same result as forward for (T,) audio, computed `chunk_frames` frames at a time.

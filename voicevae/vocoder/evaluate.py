@@ -173,15 +173,13 @@ def run(args: argparse.Namespace) -> int:
 
     mel_transform = None
     if args.vae:
-        from ..model import VAE
+        from .train import vae_mel_transform
 
-        vae = VAE.load(args.vae).to(args.device).eval()
+        first = next(iter(vocoders.values()))
+        mel_transform = vae_mel_transform(args.vae, torch.device(args.device), first.mel_config)
+        # The first vocoder's analysis is now known to be the VAE's; the others must match it.
         for vocoder in vocoders.values():
-            check_compatible(vocoder.mel_config, vae.mel_config)
-
-        def mel_transform(logmel: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                return vae.reconstruct(logmel.to(args.device))
+            check_compatible(vocoder.mel_config, first.mel_config)
 
     from ..metrics import SpeakerEncoder
 

@@ -355,8 +355,9 @@ def vae_mel_transform(path: str | Path, device: torch.device, mel_config: MelCon
     vae = VAE.load(path).to(device)
     check_compatible(mel_config, vae.mel_config)
 
+    @torch.no_grad()
     def transform(logmel: torch.Tensor) -> torch.Tensor:
-        return vae.reconstruct(logmel)
+        return vae.reconstruct(logmel.to(device))
 
     return transform
 

@@ -127,10 +127,10 @@ class ISTFT(nn.Module):
 
 
 class ISTFTHead(nn.Module):
-    """hidden (B, F, dim) -> audio (B, F * hop) via predicted log-magnitude and phase.
+    """hidden (B, F, dim) -> STFT magnitude and phase (`polar`); `istft` turns them into audio (B, F * hop).
 
     With `inverse_fb` (n_mels, n_freqs) the log-magnitude is predicted relative
-    to log(pinv(filterbank) @ mel), which needs the log-mel in `forward`.
+    to log(pinv(filterbank) @ mel), which needs the log-mel in `polar`.
     """
 
     def __init__(
@@ -173,9 +173,6 @@ class ISTFTHead(nn.Module):
         # The clamp keeps exp() finite early in training when outputs are wild.
         mag = torch.exp(log_mag).clamp_max(1e2)
         return mag, phase
-
-    def forward(self, hidden: torch.Tensor, logmel: torch.Tensor) -> torch.Tensor:
-        return self.istft(torch.polar(*self.polar(hidden, logmel)))
 
 
 class VocosVocoder(Vocoder):
