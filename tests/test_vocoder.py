@@ -22,7 +22,7 @@ from voicevae.vocoder import (
     check_compatible,
     load_vocoder,
 )
-from voicevae.vocoder.losses import phase_losses
+from voicevae.vocoder.losses import MultiScaleMelLoss, phase_losses
 from voicevae.vocoder.vocos import ISTFT
 
 
@@ -302,6 +302,29 @@ def test_weighted_phase_losses_ignore_zero_weight_bins() -> None:
     assert ip < 1e-6 and iaf < 1e-6 and gd < 0.05
     for plain, uniform in zip(phase_losses(fake, real), phase_losses(fake, real, torch.full_like(real, 3.0))):
         torch.testing.assert_close(plain, uniform)
+
+
+def test_multi_scale_mel_loss_scales_hear_different_errors() -> None:
+    """A long window hears a small pitch change, a short one hears bursts moved in time."""
+    rate = 22050
+    short = MultiScaleMelLoss(rate, ((256, 64, 20),), 8000.0)
+    long = MultiScaleMelLoss(rate, ((2048, 512, 160),), 8000.0)
+    t = torch.arange(rate) / rate
+    tone, tone_up = (0.3 * torch.sin(2 * torch.pi * f * t)[None] for f in (220, 226))
+    assert short(tone, tone) == 0 and long(tone, tone) == 0
+    assert long(tone, tone_up) > 4 * short(tone, tone_up)
+    # The same noise burst every 1024 samples, then 300 samples later: alike
+    # through a 2048-sample window, different through a 256-sample one.
+    g = torch.Generator().manual_seed(0)
+    burst = 0.3 * torch.randn(110, generator=g)
+    early = 1e-3 * torch.randn(1, rate, generator=g)
+    late = early.clone()
+    for start in range(1000, rate - 1500, 1024):
+        early[0, start : start + 110] += burst
+        late[0, start + 300 : start + 410] += burst
+    assert short(early, late) > 4 * long(early, late)
+    both = MultiScaleMelLoss(rate, ((256, 64, 20), (2048, 512, 160)), 8000.0)
+    torch.testing.assert_close(both(early, late), (short(early, late) + long(early, late)) / 2)
 
 
 def test_atan2_phase_head() -> None:

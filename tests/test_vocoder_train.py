@@ -63,8 +63,13 @@ def test_one_step_of_the_real_cli(tone_corpus: Path, tmp_path: Path) -> None:
     assert vocoder.vocode(torch.randn(1, 80, 10) - 5).shape == (1, 10 * 256)
 
 
-def test_all_named_losses_logged_after_warmup(tone_corpus: Path, tmp_path: Path) -> None:
-    train(tiny_config(tone_corpus, tmp_path, steps=2, disc_start_step=1), progress=False)
+@pytest.mark.parametrize("family", ["both", "periods", "resolutions"])
+def test_all_named_losses_logged_after_warmup(tone_corpus: Path, tmp_path: Path, family: str) -> None:
+    """The GAN runs with both discriminator families or either one alone."""
+    disc = tiny_config(tone_corpus, tmp_path).disc
+    if family != "both":
+        disc = dataclasses.replace(disc, **{"resolutions" if family == "periods" else "periods": ()})
+    train(tiny_config(tone_corpus, tmp_path, steps=2, disc_start_step=1, disc=disc), progress=False)
     rows = (tmp_path / "log.csv").read_text().splitlines()
     header = rows[0].split(",")
     first, second = (dict(zip(header, r.split(","))) for r in rows[1:3])
@@ -73,8 +78,8 @@ def test_all_named_losses_logged_after_warmup(tone_corpus: Path, tmp_path: Path)
         assert float(second[name]) >= 0, name
 
 
-def test_phase_losses_are_logged_only_when_weighted(tone_corpus: Path, tmp_path: Path) -> None:
-    lambdas = {**VocoderConfig().lambdas, "phase/ip": 1.0, "phase/gd": 1.0, "phase/iaf": 1.0}
+def test_phase_and_multi_scale_mel_losses_are_logged_only_when_weighted(tone_corpus: Path, tmp_path: Path) -> None:
+    lambdas = {**VocoderConfig().lambdas, "phase/ip": 1.0, "phase/gd": 1.0, "phase/iaf": 1.0, "mel/multi": 1.0}
     train(tiny_config(tone_corpus, tmp_path / "on", steps=1, lambdas=lambdas, phase_weight_power=0.5), progress=False)
     train(tiny_config(tone_corpus, tmp_path / "off", steps=1), progress=False)
     for run, present in (("on", True), ("off", False)):
@@ -84,6 +89,9 @@ def test_phase_losses_are_logged_only_when_weighted(tone_corpus: Path, tmp_path:
             assert (row[name] != "") == present, (run, name)
             if present:
                 assert 0 < float(row[name]) <= torch.pi
+        assert (row["mel/multi"] != "") == present, run
+        if present:
+            assert float(row["mel/multi"]) > 0
 
 
 def test_phase_losses_train_the_phase(tone_corpus: Path, tmp_path: Path) -> None:
@@ -180,6 +188,8 @@ def test_config_rejects_unknown_loss_names_and_keys() -> None:
         from_dict(VocoderConfig, {"ema_decay": 1.0}).validate()
     with pytest.raises(ConfigError, match="phase_weight_power: must be >= 0"):
         from_dict(VocoderConfig, {"phase_weight_power": -1.0}).validate()
+    with pytest.raises(ConfigError, match="config.disc: periods and resolutions are both empty"):
+        from_dict(VocoderConfig, {"disc": {"periods": [], "resolutions": []}})
     with pytest.raises(ConfigError, match="unknown setting.*dimm"):
         from_dict(VocoderConfig, {"model": {"dimm": 3}})
     round_trip = from_dict(VocoderConfig, to_dict(VocoderConfig()))

@@ -1,7 +1,7 @@
 """Vocoder training losses, each returning a scalar tensor.
 
-Reconstruction: mel L1 (in the front end's log-mel space), a
-multi-resolution STFT loss (spectral convergence + log-magnitude L1) and
+Reconstruction: mel L1 (in the front end's log-mel space), an optional
+multi-scale mel L1 at other window lengths, a multi-resolution STFT loss (spectral convergence + log-magnitude L1) and
 anti-wrapping losses on the predicted phase.
 Adversarial: hinge or least-squares GAN losses and feature matching.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torchaudio
 from torch import nn
 
 from ..config import MelConfig
@@ -25,6 +26,34 @@ class MelL1Loss(nn.Module):
 
     def forward(self, fake: torch.Tensor, target_logmel: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(self.frontend(fake.float()), target_logmel.float())
+
+
+class MultiScaleMelLoss(nn.Module):
+    """Mean log-mel L1 over several (n_fft, hop, n_mels) analyses; fake, real (B, T).
+
+    The front end's mel loss looks through one 46 ms window: it hears pitch
+    finely but smears timing within the window, while the speaker encoder
+    and a listener also work at ~25 ms. Several analyses supervise several
+    time/frequency trade-offs at once (DAC's multi-scale mel loss, Kumar et
+    al., 2023); fewer mels for shorter windows keep each band wider than the
+    window's frequency resolution.
+    """
+
+    def __init__(self, sample_rate: int, scales: tuple[tuple[int, int, int], ...], f_max: float, floor: float = 1e-5) -> None:
+        super().__init__()
+        self.floor = floor
+        self.mels = nn.ModuleList(
+            torchaudio.transforms.MelSpectrogram(
+                sample_rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels, f_max=f_max, power=1.0, norm="slaney", mel_scale="slaney"
+            )
+            for n_fft, hop, n_mels in scales
+        )
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        total = fake.new_zeros(())
+        for mel in self.mels:
+            total = total + F.l1_loss(mel(fake.float()).clamp_min(self.floor).log(), mel(real.float()).clamp_min(self.floor).log())
+        return total / len(self.mels)
 
 
 class MultiResolutionSTFTLoss(nn.Module):

@@ -39,6 +39,7 @@ from .discriminators import Discriminators
 from .losses import (
     MelL1Loss,
     MultiResolutionSTFTLoss,
+    MultiScaleMelLoss,
     discriminator_loss,
     feature_matching_loss,
     generator_loss,
@@ -47,9 +48,10 @@ from .losses import (
 from .vocos import VocosConfig, VocosVocoder
 
 KIND = "vocoder"
-GENERATOR_TERMS = ("mel/l1", "stft/sc", "stft/mag", "phase/ip", "phase/gd", "phase/iaf", "adv/gen", "fm")
+GENERATOR_TERMS = ("mel/l1", "stft/sc", "stft/mag", "phase/ip", "phase/gd", "phase/iaf", "adv/gen", "fm", "mel/multi")
 PHASE_TERMS = ("phase/ip", "phase/gd", "phase/iaf")
-LOG_COLUMNS = ("step", "seconds", "lr", *GENERATOR_TERMS, "adv/disc", "valid/mel_l1")
+# Columns are only ever appended, so a resumed run's log keeps its header.
+LOG_COLUMNS = ("step", "seconds", "lr", *GENERATOR_TERMS[:-1], "adv/disc", "valid/mel_l1", "mel/multi")
 
 MelTransform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -82,12 +84,19 @@ class DiscriminatorConfig:
     # HiFi-GAN uses (32, 128, 512, 1024) and Vocos 32-channel resolution
     # discriminators; on a CPU those cost ~40x a generator step, so ours are slim.
     period_channels: tuple[int, ...] = (8, 32, 64, 128)
+    # Either family may be empty (not both). On a CPU the resolution
+    # discriminators cost most: with these sizes a GAN step takes ~20x a plain
+    # one, ~4x with the period discriminators alone.
     resolutions: tuple[tuple[int, int], ...] = ((1024, 256), (2048, 512), (512, 128))  # (n_fft, hop)
     resolution_channels: int = 16
 
     def __post_init__(self) -> None:
         # YAML and checkpoints hold the pairs as lists.
         self.resolutions = tuple(tuple(r) for r in self.resolutions)
+
+    def validate(self, where: str = "disc") -> None:
+        if not self.periods and not self.resolutions:
+            raise ConfigError(f"{where}: periods and resolutions are both empty; the GAN needs at least one discriminator")
 
 
 @dataclass
@@ -110,6 +119,8 @@ class VocoderConfig:
     disc_start_step: int = 2000  # steps of reconstruction-only warm-up before the GAN
     adv_loss: str = "hinge"  # "hinge" or "lsgan"
     stft_resolutions: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
+    # (n_fft, hop, n_mels) of the "mel/multi" loss, used when it is weighted.
+    mel_scales: tuple[tuple[int, int, int], ...] = ((256, 64, 20), (512, 128, 40), (2048, 512, 160))
     # The phase losses weight each bin by the real magnitude to this power:
     # 0 weighs all bins alike (APNet), 1 follows the energy, which in speech
     # sits below ~1 kHz; 0.5 lies between.
@@ -134,6 +145,7 @@ class VocoderConfig:
 
     def __post_init__(self) -> None:
         self.stft_resolutions = tuple(tuple(r) for r in self.stft_resolutions)
+        self.mel_scales = tuple(tuple(s) for s in self.mel_scales)
 
     def validate(self, where: str = "config") -> None:
         unknown = sorted(set(self.lambdas) - set(GENERATOR_TERMS) - {"adv/disc"})
@@ -150,6 +162,7 @@ class VocoderConfig:
             raise ConfigError(f"{where}.phase_weight_power: must be >= 0, got {self.phase_weight_power}")
         if self.mel.win_length != self.mel.n_fft:
             raise ConfigError(f"{where}.mel: the Vocos head needs win_length == n_fft")
+        self.disc.validate(f"{where}.disc")
         for name in ("steps", "log_every", "valid_every", "ckpt_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: must be >= 1")
@@ -210,6 +223,7 @@ class State:
     opt_d: torch.optim.Optimizer
     frontend: MelFrontend
     mel_loss: MelL1Loss
+    multi_mel_loss: MultiScaleMelLoss
     stft_loss: MultiResolutionSTFTLoss
     device: torch.device
     mel_transform: MelTransform | None = None
@@ -264,6 +278,8 @@ def train_step(state: State, audio: torch.Tensor) -> dict[str, float]:
         state.opt_d.step()
 
     losses["mel/l1"] = state.mel_loss(fake, target)
+    if lam.get("mel/multi", 0.0):
+        losses["mel/multi"] = state.multi_mel_loss(fake, audio)
     losses["stft/sc"], losses["stft/mag"] = state.stft_loss(fake, audio)
     if adversarial:
         with _autocast(state):
@@ -377,6 +393,7 @@ def build_state(config: VocoderConfig, device: torch.device, mel_transform: MelT
         opt_d=torch.optim.AdamW(disc.parameters(), lr=config.lr, betas=config.betas),
         frontend=MelFrontend(config.mel).to(device),
         mel_loss=MelL1Loss(config.mel).to(device),
+        multi_mel_loss=MultiScaleMelLoss(config.mel.sample_rate, config.mel_scales, config.mel.f_max).to(device),
         stft_loss=MultiResolutionSTFTLoss(config.stft_resolutions).to(device),
         device=device,
         mel_transform=mel_transform,
