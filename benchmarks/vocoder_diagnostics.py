@@ -1,11 +1,12 @@
 """Where a trained vocoder loses to Griffin-Lim, on unseen synthetic voices.
 
-    .venv/bin/python benchmarks/vocoder_diagnostics.py bands --vocoders griffinlim,fast --limit 10
+    .venv/bin/python benchmarks/vocoder_diagnostics.py bands --vocoders griffinlim,fast --limit 10 [--signed]
     .venv/bin/python benchmarks/vocoder_diagnostics.py refine --vocoder fast --iters 0,2,4 [--prior]
 
 bands: mean |log-mel error| per band at Resemblyzer's own analysis (16 kHz,
 25 ms window, 10 ms hop, 40 mels), over the loud frames of each clip (within
 6 nats of the clip's loudest band), i.e. where the speaker encoder listens.
+With --signed, the mean signed error instead: below zero, the band is too quiet.
 
 refine: speaker similarity after k Griffin-Lim iterations (momentum 0.99)
 started from the trained vocoder's phase, with its predicted magnitude or,
@@ -45,9 +46,11 @@ def bands(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
             out = encoder_logmel(vocoder.vocode(logmel)[0].numpy())
             n = min(ref.shape[1], out.shape[1])
             loud = ref[:, :n].max(0) > ref.max() - 6
-            errors.append(np.abs(out[:, :n] - ref[:, :n])[:, loud].mean(1))
+            error = (out[:, :n] - ref[:, :n])[:, loud]
+            errors.append((error if args.signed else np.abs(error)).mean(1))
         per_band = np.mean(errors, 0)
-        print(f"{name}: mean {per_band.mean():.3f}; bands 0-39: " + " ".join(f"{e:.2f}" for e in per_band))
+        kind = "signed" if args.signed else "absolute"
+        print(f"{name}: mean {kind} {per_band.mean():+.3f}; bands 0-39: " + " ".join(f"{e:+.2f}" for e in per_band))
 
 
 def refine(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
@@ -82,6 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=("bands", "refine"))
     parser.add_argument("--vocoders", default="griffinlim,fast", help="bands: comma-separated vocoders")
+    parser.add_argument("--signed", action="store_true", help="bands: signed error (loudness bias) instead of absolute")
     parser.add_argument("--vocoder", default="fast", help="refine: the trained vocoder")
     parser.add_argument("--iters", default="0,2,4", help="refine: Griffin-Lim iterations to try")
     parser.add_argument("--prior", action="store_true", help="refine: use the mel-inverse magnitude")

@@ -199,3 +199,14 @@ def test_config_rejects_unknown_loss_names_and_keys() -> None:
 def test_lr_schedule_is_a_function_of_the_step() -> None:
     config = VocoderConfig(lr=1e-3, lr_decay=0.5)
     assert [lr_at(config, s) for s in range(3)] == [1e-3, 5e-4, 2.5e-4]
+
+
+def test_vocoder_recipes_load() -> None:
+    """Both stages of the recipe parse; stage 2 fine-tunes with the period discriminators from its first step."""
+    recipes = Path(__file__).resolve().parents[1] / "recipes" / "vocoder"
+    configs = {p.name: from_dict(VocoderConfig, yaml.safe_load(p.read_text()), str(p)) for p in recipes.glob("*.yaml")}
+    assert set(configs) == {"config.yaml", "gan_finetune.yaml"}
+    stage1, stage2 = configs["config.yaml"], configs["gan_finetune.yaml"]
+    assert stage1.disc_start_step >= stage1.steps  # no GAN phase in stage 1 on a CPU
+    assert stage2.disc_start_step == 0 and stage2.disc.resolutions == () and stage2.disc.periods
+    assert stage2.model == stage1.model and stage2.mel == stage1.mel  # --init-from needs the same model
