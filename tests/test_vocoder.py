@@ -307,8 +307,8 @@ def test_weighted_phase_losses_ignore_zero_weight_bins() -> None:
 def test_multi_scale_mel_loss_scales_hear_different_errors() -> None:
     """A long window hears a small pitch change, a short one hears bursts moved in time."""
     rate = 22050
-    short = MultiScaleMelLoss(rate, ((256, 64, 20),), 8000.0)
-    long = MultiScaleMelLoss(rate, ((2048, 512, 160),), 8000.0)
+    short = MultiScaleMelLoss(MelConfig(), ((256, 64, 20),))
+    long = MultiScaleMelLoss(MelConfig(), ((2048, 512, 160),))
     t = torch.arange(rate) / rate
     tone, tone_up = (0.3 * torch.sin(2 * torch.pi * f * t)[None] for f in (220, 226))
     assert short(tone, tone) == 0 and long(tone, tone) == 0
@@ -323,7 +323,7 @@ def test_multi_scale_mel_loss_scales_hear_different_errors() -> None:
         early[0, start : start + 110] += burst
         late[0, start + 300 : start + 410] += burst
     assert short(early, late) > 4 * long(early, late)
-    both = MultiScaleMelLoss(rate, ((256, 64, 20), (2048, 512, 160)), 8000.0)
+    both = MultiScaleMelLoss(MelConfig(), ((256, 64, 20), (2048, 512, 160)))
     torch.testing.assert_close(both(early, late), (short(early, late) + long(early, late)) / 2)
 
 

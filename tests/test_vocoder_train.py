@@ -190,6 +190,10 @@ def test_config_rejects_unknown_loss_names_and_keys() -> None:
         from_dict(VocoderConfig, {"phase_weight_power": -1.0}).validate()
     with pytest.raises(ConfigError, match="config.disc: periods and resolutions are both empty"):
         from_dict(VocoderConfig, {"disc": {"periods": [], "resolutions": []}})
+    with pytest.raises(ConfigError, match=r"config.mel_scales\[1\]: need 0 < hop_length"):
+        from_dict(VocoderConfig, {"mel_scales": [[256, 64, 20], [512, 0, 40]]})
+    with pytest.raises(ConfigError, match=r"config.mel_scales\[0\]: need \[n_fft, hop, n_mels\]"):
+        from_dict(VocoderConfig, {"mel_scales": [[256, 64]]})
     with pytest.raises(ConfigError, match="unknown setting.*dimm"):
         from_dict(VocoderConfig, {"model": {"dimm": 3}})
     round_trip = from_dict(VocoderConfig, to_dict(VocoderConfig()))

@@ -1,16 +1,18 @@
 """Vocoder training losses, each returning a scalar tensor.
 
 Reconstruction: mel L1 (in the front end's log-mel space), an optional
-multi-scale mel L1 at other window lengths, a multi-resolution STFT loss (spectral convergence + log-magnitude L1) and
-anti-wrapping losses on the predicted phase.
+multi-scale mel L1 at other window lengths, a multi-resolution STFT loss
+(spectral convergence + log-magnitude L1) and anti-wrapping losses on the
+predicted phase.
 Adversarial: hinge or least-squares GAN losses and feature matching.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
-import torchaudio
 from torch import nn
 
 from ..config import MelConfig
@@ -39,21 +41,22 @@ class MultiScaleMelLoss(nn.Module):
     window's frequency resolution.
     """
 
-    def __init__(self, sample_rate: int, scales: tuple[tuple[int, int, int], ...], f_max: float, floor: float = 1e-5) -> None:
+    def __init__(self, mel_config: MelConfig, scales: tuple[tuple[int, int, int], ...]) -> None:
         super().__init__()
-        self.floor = floor
-        self.mels = nn.ModuleList(
-            torchaudio.transforms.MelSpectrogram(
-                sample_rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels, f_max=f_max, power=1.0, norm="slaney", mel_scale="slaney"
-            )
-            for n_fft, hop, n_mels in scales
-        )
+        # Each scale is the front end's own analysis with another window, hop and band count.
+        self.frontends = nn.ModuleList(MelFrontend(scale_config(mel_config, scale)) for scale in scales)
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         total = fake.new_zeros(())
-        for mel in self.mels:
-            total = total + F.l1_loss(mel(fake.float()).clamp_min(self.floor).log(), mel(real.float()).clamp_min(self.floor).log())
-        return total / len(self.mels)
+        for frontend in self.frontends:
+            total = total + F.l1_loss(frontend(fake.float()), frontend(real.float()))
+        return total / len(self.frontends)
+
+
+def scale_config(mel_config: MelConfig, scale: tuple[int, int, int]) -> MelConfig:
+    """The front end's settings with one (n_fft, hop, n_mels) scale of `MultiScaleMelLoss`."""
+    n_fft, hop, n_mels = scale
+    return dataclasses.replace(mel_config, n_fft=n_fft, win_length=n_fft, hop_length=hop, n_mels=n_mels)
 
 
 class MultiResolutionSTFTLoss(nn.Module):

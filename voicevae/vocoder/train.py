@@ -44,6 +44,7 @@ from .losses import (
     feature_matching_loss,
     generator_loss,
     phase_losses,
+    scale_config,
 )
 from .vocos import VocosConfig, VocosVocoder
 
@@ -86,7 +87,7 @@ class DiscriminatorConfig:
     period_channels: tuple[int, ...] = (8, 32, 64, 128)
     # Either family may be empty (not both). On a CPU the resolution
     # discriminators cost most: with these sizes a GAN step takes ~20x a plain
-    # one, ~4x with the period discriminators alone.
+    # one, 4-5x with the period discriminators alone (benchmarks/vocoder_gan_step.py).
     resolutions: tuple[tuple[int, int], ...] = ((1024, 256), (2048, 512), (512, 128))  # (n_fft, hop)
     resolution_channels: int = 16
 
@@ -163,6 +164,10 @@ class VocoderConfig:
         if self.mel.win_length != self.mel.n_fft:
             raise ConfigError(f"{where}.mel: the Vocos head needs win_length == n_fft")
         self.disc.validate(f"{where}.disc")
+        for i, scale in enumerate(self.mel_scales):
+            if len(scale) != 3:
+                raise ConfigError(f"{where}.mel_scales[{i}]: need [n_fft, hop, n_mels], got {list(scale)}")
+            scale_config(self.mel, scale).validate(f"{where}.mel_scales[{i}]")
         for name in ("steps", "log_every", "valid_every", "ckpt_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: must be >= 1")
@@ -393,7 +398,7 @@ def build_state(config: VocoderConfig, device: torch.device, mel_transform: MelT
         opt_d=torch.optim.AdamW(disc.parameters(), lr=config.lr, betas=config.betas),
         frontend=MelFrontend(config.mel).to(device),
         mel_loss=MelL1Loss(config.mel).to(device),
-        multi_mel_loss=MultiScaleMelLoss(config.mel.sample_rate, config.mel_scales, config.mel.f_max).to(device),
+        multi_mel_loss=MultiScaleMelLoss(config.mel, config.mel_scales).to(device),
         stft_loss=MultiResolutionSTFTLoss(config.stft_resolutions).to(device),
         device=device,
         mel_transform=mel_transform,
