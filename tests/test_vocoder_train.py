@@ -134,6 +134,36 @@ def test_resume_is_identical_to_an_uninterrupted_run(tone_corpus: Path, tmp_path
     assert sorted(p.name for p in (tmp_path / "a").glob("vocoder_*.pt")) == ["vocoder_0000003.pt", "vocoder_0000004.pt"]
 
 
+def test_set_overrides_any_setting_of_the_yaml(tone_corpus: Path, tmp_path: Path) -> None:
+    config = tiny_config(tone_corpus, tmp_path / "run", steps=1)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(to_dict(config)))
+    args = ["train-vocoder", "--config", str(path), "--no-progress", "--set", "data.batch_size=3", "--set", "disc.resolutions=[]"]
+    assert cli_main(args) == 0
+    saved = load_checkpoint(tmp_path / "run" / "vocoder_0000001.pt", "vocoder")["config"]
+    assert saved["data"]["batch_size"] == 3 and saved["disc"]["resolutions"] == []
+    assert saved["disc"]["periods"] == [2, 3]  # untouched settings stay
+    assert cli_main([*args[:4], "--set", "data.batch_siz=3"]) == 1  # a typo is named, not ignored
+
+
+def test_max_minutes_checkpoints_and_stops_then_resume_finishes(
+    tone_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import voicevae.vocoder.train as module
+
+    # A clock that moves 30 s each time the loop reads it: a 1-minute budget
+    # is spent when the loop looks the second time, after one step.
+    ticks = iter(range(0, 10_000, 30))
+    monkeypatch.setattr(module.time, "monotonic", lambda: float(next(ticks)))
+    config = tiny_config(tone_corpus, tmp_path / "run", steps=4, ckpt_every=3)
+    stopped = train(config, progress=False, max_minutes=1.0)
+    assert stopped.name == "vocoder_0000001.pt"
+    assert load_checkpoint(stopped, "vocoder")["step"] == 1
+    monkeypatch.undo()
+    finished = train(config, resume=True, progress=False)
+    assert load_checkpoint(finished, "vocoder")["step"] == 4
+
+
 def test_moving_average_is_what_loads_and_exports(tone_corpus: Path, tmp_path: Path) -> None:
     straight = train(tiny_config(tone_corpus, tmp_path / "a", steps=4, ema_decay=0.5), progress=False)
     a = load_checkpoint(straight, "vocoder")

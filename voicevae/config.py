@@ -90,8 +90,24 @@ def _listify(x: Any) -> Any:
     return x
 
 
-def load_yaml(cls: Type[T], path: str | Path) -> T:
-    """Read a YAML file into config class `cls`, naming the file in any error."""
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` strings (values parsed as YAML) to a config dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. model.channels=64")
+        key, value = item.split("=", 1)
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {p} is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return data
+
+
+def load_yaml(cls: Type[T], path: str | Path, overrides: list[str] | None = None) -> T:
+    """Read a YAML file (plus `--set key=value` overrides) into config class `cls`, naming the file in any error."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -101,7 +117,7 @@ def load_yaml(cls: Type[T], path: str | Path) -> T:
         raise ConfigError(f"{path}: not valid YAML: {e}") from e
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    return from_dict(cls, data, str(path))
+    return from_dict(cls, apply_overrides(data or {}, overrides or []), str(path))
 
 
 @dataclass

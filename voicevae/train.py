@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import ConfigError, TrainConfig, from_dict, to_dict
+from .config import TrainConfig, from_dict, load_yaml, to_dict
 from .data import SpeakerBalancedBatches, load_corpus, mel_statistics
 from .distributions import MovingAverageBaseline
 from .losses import kl_weight, total_loss
@@ -37,31 +37,9 @@ from .model import VAE
 CKPT_PATTERN = re.compile(r"ckpt-(\d+)\.pt$")
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `section.key=value` strings (values parsed as YAML) to a config dict."""
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. model.channels=64")
-        key, value = item.split("=", 1)
-        node = data
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: {p} is not a section")
-        node[leaf] = yaml.safe_load(value)
-    return data
-
-
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a training YAML (plus --set overrides) into a TrainConfig, strictly."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
-    return from_dict(TrainConfig, apply_overrides(data, overrides or []), str(path))
+    return load_yaml(TrainConfig, path, overrides)
 
 
 def latest_checkpoint(out_dir: Path) -> Path | None:

@@ -412,8 +412,14 @@ def train(
     init_from: str | Path | None = None,
     mel_transform: MelTransform | None = None,
     progress: bool = True,
+    max_minutes: float | None = None,
 ) -> Path:
-    """Run (or continue) training; returns the path of the last checkpoint written."""
+    """Run (or continue) training; returns the path of the last checkpoint written.
+
+    max_minutes: a wall-clock budget (for a lent machine or a job queue's
+    limit): once spent, the run writes a checkpoint at the step it reached and
+    stops; `--resume` carries on from there exactly.
+    """
     out_dir = Path(config.out_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.threads:
@@ -465,12 +471,19 @@ def train(
     sums: dict[str, float] = {}
     count = 0
     started = time.time()
+    # A monotonic clock: the budget must not jump with the wall clock.
+    deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
     with open(log_path, "w" if new_log else "a", newline="") as log_file:
         log = csv.DictWriter(log_file, LOG_COLUMNS)
         if new_log:
             log.writeheader()
         bar = tqdm(total=config.steps, initial=state.step, disable=not progress, desc="train-vocoder", dynamic_ncols=True)
         while state.step < config.steps:
+            if deadline is not None and time.monotonic() >= deadline:
+                if last_path != checkpoint_path(out_dir, state.step):  # not just written by ckpt_every
+                    last_path = save_state(state, out_dir)
+                print(f"train-vocoder: --max-minutes {max_minutes:g} spent at step {state.step}; --resume continues")
+                break
             losses = train_step(state, sampler.sample(config.data.batch_size))
             bar.update(1)
             for name, value in losses.items():
@@ -515,14 +528,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in out_dir")
     parser.add_argument("--init-from", metavar="CKPT", help="start from the weights of another vocoder checkpoint")
     parser.add_argument("--vae-checkpoint", metavar="PATH", help="fine-tune on this VAE's reconstructions")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override any setting, e.g. --set data.batch_size=32 (values are YAML)",
+    )
     parser.add_argument("--out-dir", help="override out_dir from the config")
     parser.add_argument("--steps", type=int, help="override steps from the config")
     parser.add_argument("--threads", type=int, help="torch CPU threads (overrides the config)")
+    parser.add_argument(
+        "--max-minutes", type=float, metavar="M", help="wall-clock budget: checkpoint and stop after M minutes (resumable)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_yaml(VocoderConfig, args.config)
+    config = load_yaml(VocoderConfig, args.config, args.overrides)
     overrides = {
         "out_dir": args.out_dir,
         "steps": args.steps,
@@ -533,6 +553,10 @@ def run(args: argparse.Namespace) -> int:
     config.validate(args.config)
     if args.resume and args.init_from:
         raise ConfigError("--resume and --init-from exclude each other")
-    path = train(config, resume=args.resume, init_from=args.init_from, progress=not args.no_progress)
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise ConfigError(f"--max-minutes: must be > 0, got {args.max_minutes}")
+    path = train(
+        config, resume=args.resume, init_from=args.init_from, progress=not args.no_progress, max_minutes=args.max_minutes
+    )
     print(f"last checkpoint: {path}")
     return 0
