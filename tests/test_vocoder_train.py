@@ -11,7 +11,7 @@ import yaml
 
 from voicevae.checkpoint import CheckpointError, load_checkpoint
 from voicevae.cli import main as cli_main
-from voicevae.config import ConfigError, from_dict, to_dict
+from voicevae.config import ConfigError, from_dict, load_yaml, to_dict
 from voicevae.vocoder import VocosVocoder, load_vocoder
 from voicevae.vocoder.train import (
     DiscriminatorConfig,
@@ -139,11 +139,13 @@ def test_set_overrides_any_setting_of_the_yaml(tone_corpus: Path, tmp_path: Path
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(to_dict(config)))
     args = ["train-vocoder", "--config", str(path), "--no-progress", "--set", "data.batch_size=3", "--set", "disc.resolutions=[]"]
-    assert cli_main(args) == 0
+    assert cli_main([*args, "--set", "lr=2e-4"]) == 0  # YAML reads 2e-4 as text; it is still a number here
     saved = load_checkpoint(tmp_path / "run" / "vocoder_0000001.pt", "vocoder")["config"]
-    assert saved["data"]["batch_size"] == 3 and saved["disc"]["resolutions"] == []
+    assert saved["data"]["batch_size"] == 3 and saved["disc"]["resolutions"] == [] and saved["lr"] == 2e-4
     assert saved["disc"]["periods"] == [2, 3]  # untouched settings stay
     assert cli_main([*args[:4], "--set", "data.batch_siz=3"]) == 1  # a typo is named, not ignored
+    with pytest.raises(ConfigError, match=r"config.yaml.lr: expected a number, got 'fast'"):
+        load_yaml(VocoderConfig, path, ["lr=fast"])
 
 
 def test_max_minutes_checkpoints_and_stops_then_resume_finishes(

@@ -54,7 +54,7 @@ def from_dict(cls: Type[T], data: dict[str, Any] | None, where: str = "config") 
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """Accept ints for float settings and lists for tuple settings; reject the rest."""
+    """Accept ints (and "2e-4") for float settings and lists for tuple settings; reject the rest."""
     if dataclasses.is_dataclass(hint):
         return value
     origin = typing.get_origin(hint)
@@ -65,6 +65,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         origin = typing.get_origin(hint)
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is float:
+        # PyYAML reads "2e-4" (no dot) as a string; take it, reject other text.
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
     if hint in (int, str, bool) and not isinstance(value, hint):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     if hint is int and isinstance(value, bool):
