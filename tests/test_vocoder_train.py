@@ -144,6 +144,7 @@ def test_set_overrides_any_setting_of_the_yaml(tone_corpus: Path, tmp_path: Path
     assert saved["data"]["batch_size"] == 3 and saved["disc"]["resolutions"] == [] and saved["lr"] == 2e-4
     assert saved["disc"]["periods"] == [2, 3]  # untouched settings stay
     assert cli_main([*args[:4], "--set", "data.batch_siz=3"]) == 1  # a typo is named, not ignored
+    assert cli_main([*args[:4], "--max-minutes", "0"]) == 1
     with pytest.raises(ConfigError, match=r"config.yaml.lr: expected a number, got 'fast'"):
         load_yaml(VocoderConfig, path, ["lr=fast"])
 
