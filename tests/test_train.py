@@ -63,6 +63,27 @@ def test_resume_continues_identically(tmp_path, tone_corpus):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
+def test_max_minutes_stops_with_a_checkpoint_and_resume_matches(tmp_path, tone_corpus, monkeypatch):
+    import voicevae.train as module
+
+    config = write_config(tmp_path, tone_corpus, steps=4, ckpt_every=3)
+    train(load_config(config, [f"out_dir={tmp_path / 'a'}"]), progress=False)
+    # A clock that moves 30 s per reading: a 1-minute budget is spent at the
+    # loop's second look, after one step.
+    ticks = iter(range(0, 10_000, 30))
+    monkeypatch.setattr(module.time, "monotonic", lambda: float(next(ticks)))
+    train(load_config(config, [f"out_dir={tmp_path / 'b'}"]), progress=False, max_minutes=1.0)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "b").glob("ckpt-*.pt")) == ["ckpt-0000001.pt"]
+    assert VAE.load(tmp_path / "b" / "model.pt").config.channels == 16  # the model as it stands
+    train(load_config(config, [f"out_dir={tmp_path / 'b'}"]), resume=True, progress=False)
+    a = VAE.load(tmp_path / "a" / "model.pt").state_dict()
+    b = VAE.load(tmp_path / "b" / "model.pt").state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    assert main(["train", "--config", str(config), "--max-minutes", "-1", "--quiet"]) == 1
+
+
 def test_unknown_keys_and_bad_overrides_are_named(tmp_path, tone_corpus):
     config = write_config(tmp_path, tone_corpus)
     with pytest.raises(ConfigError, match=r"config.yaml.*unknown setting.*lerning_rate"):
@@ -85,10 +106,11 @@ def test_too_short_clip_is_rejected_with_its_name(tmp_path, tone_corpus):
 
 @pytest.mark.slow
 def test_two_process_gloo_training(tmp_path, tone_corpus):
+    # --max-minutes makes rank 0 broadcast its stop decision every step.
     config = write_config(tmp_path, tone_corpus, steps=2)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m", "voicevae.cli", "train", "--config", str(config), "--quiet"],
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m", "voicevae.cli", "train", "--config", str(config), "--quiet", "--max-minutes", "60"],
         capture_output=True, text=True, env=env, timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import TrainConfig, from_dict, load_yaml, to_dict
+from .config import ConfigError, TrainConfig, from_dict, load_yaml, to_dict
 from .data import SpeakerBalancedBatches, load_corpus, mel_statistics
 from .distributions import MovingAverageBaseline
 from .losses import kl_weight, total_loss
@@ -126,8 +126,14 @@ def validate(model: VAE, corpus, device: torch.device, max_clips: int = 16, is_s
     return {"valid/elbo": elbo / frames, "valid/log_px": log_px / frames}
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
-    """Run (or resume) training as configured; returns the path of the final model file."""
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_minutes: float | None = None) -> Path:
+    """Run (or resume) training as configured; returns the path of the final model file.
+
+    max_minutes: a wall-clock budget (a lent machine, a job queue's limit).
+    Once spent, the run checkpoints the step it reached, writes the model
+    file as it stands and stops; `--resume` continues exactly. Rank 0's clock
+    decides for all ranks, so they stop at the same step.
+    """
     rank, world, device = setup_distributed()
     out_dir = Path(cfg.out_dir)
     last = latest_checkpoint(out_dir) if out_dir.is_dir() else None
@@ -182,8 +188,29 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
     sums: dict[str, float] = {}
     data_time = step_time = 0.0
     model.train()
+    deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
+    saved_step = -1
+
+    def checkpoint() -> None:
+        # Every rank's sampler and RNG state goes into the checkpoint so a
+        # resumed run draws exactly what an uninterrupted one would.
+        nonlocal saved_step
+        ranks = [{"batches": batches.state_dict(), "rng": rng_state()}]
+        if world > 1:
+            gathered: list[Any] = [None] * world
+            dist.all_gather_object(gathered, ranks[0])
+            ranks = gathered
+        if rank == 0:
+            save_training_state(out_dir, cfg, model, optimizer, ranks, baseline, step, best)
+        saved_step = step
 
     while step < cfg.steps:
+        if deadline is not None and out_of_time(deadline, world, device):
+            if saved_step != step:
+                checkpoint()
+            if rank == 0:
+                print(f"train: --max-minutes {max_minutes:g} spent at step {step}; --resume continues")
+            break
         t0 = time.perf_counter()
         mel, _ = batches.next()
         mel = mel.to(device, non_blocking=True)
@@ -229,15 +256,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
             best = max(best, values["valid/elbo"])
             log.write(step, values, "valid")
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            # Every rank's sampler and RNG state goes into the checkpoint so a
-            # resumed run draws exactly what an uninterrupted one would.
-            ranks = [{"batches": batches.state_dict(), "rng": rng_state()}]
-            if world > 1:
-                gathered: list[Any] = [None] * world
-                dist.all_gather_object(gathered, ranks[0])
-                ranks = gathered
-            if rank == 0:
-                save_training_state(out_dir, cfg, model, optimizer, ranks, baseline, step, best)
+            checkpoint()
     bar.close()
     log.close()
     final = out_dir / "model.pt"
@@ -247,6 +266,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path
         dist.barrier()
         dist.destroy_process_group()
     return final
+
+
+def out_of_time(deadline: float, world: int, device: torch.device) -> bool:
+    """Whether rank 0's monotonic clock has passed `deadline`; every rank gets rank 0's answer."""
+    spent = time.monotonic() >= deadline
+    if world > 1:
+        flag = torch.tensor([float(spent)], device=device)
+        dist.broadcast(flag, src=0)
+        spent = bool(flag.item())
+    return spent
 
 
 def save_training_state(out_dir: Path, cfg: TrainConfig, model: VAE, optimizer, ranks: list[dict], baseline, step: int, best: float) -> Path:
@@ -277,6 +306,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out-dir", help="override out_dir")
     p.add_argument("--steps", type=int, help="override steps")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override any setting, e.g. --set model.channels=64")
+    p.add_argument("--max-minutes", type=float, metavar="M", help="wall-clock budget: checkpoint, write the model and stop after M minutes (resumable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -287,7 +317,9 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None:
         overrides.append(f"steps={args.steps}")
     cfg = load_config(args.config, overrides)
-    final = train(cfg, resume=args.resume, progress=not args.quiet)
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise ConfigError(f"--max-minutes: must be > 0, got {args.max_minutes}")
+    final = train(cfg, resume=args.resume, progress=not args.quiet, max_minutes=args.max_minutes)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"model written to {final}")
     return 0
