@@ -147,6 +147,8 @@ def test_set_overrides_any_setting_of_the_yaml(tone_corpus: Path, tmp_path: Path
     assert cli_main([*args[:4], "--max-minutes", "0"]) == 1
     with pytest.raises(ConfigError, match=r"config.yaml.lr: expected a number, got 'fast'"):
         load_yaml(VocoderConfig, path, ["lr=fast"])
+    with pytest.raises(ConfigError, match=r"config.yaml.lr: expected a number, got True"):
+        load_yaml(VocoderConfig, path, ["lr=true"])
 
 
 def test_max_minutes_checkpoints_and_stops_then_resume_finishes(

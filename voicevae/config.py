@@ -63,11 +63,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return None
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
         origin = typing.get_origin(hint)
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
     if hint is float:
-        # PyYAML reads "2e-4" (no dot) as a string; take it, reject other text.
+        # PyYAML reads "2e-4" (no dot) as a string: take it. float() would
+        # also take True, which is no number here.
         try:
+            if isinstance(value, bool):
+                raise TypeError
             return float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a number, got {value!r}") from None

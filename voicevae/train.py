@@ -27,8 +27,8 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import ConfigError, TrainConfig, from_dict, load_yaml, to_dict
+from .checkpoint import Deadline, check_max_minutes, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .config import TrainConfig, from_dict, load_yaml, to_dict
 from .data import SpeakerBalancedBatches, load_corpus, mel_statistics
 from .distributions import MovingAverageBaseline
 from .losses import kl_weight, total_loss
@@ -188,7 +188,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
     sums: dict[str, float] = {}
     data_time = step_time = 0.0
     model.train()
-    deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
+    deadline = Deadline(max_minutes)
     saved_step = -1
 
     def checkpoint() -> None:
@@ -205,7 +205,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
         saved_step = step
 
     while step < cfg.steps:
-        if deadline is not None and out_of_time(deadline, world, device):
+        if deadline.spent(world, device):
             if saved_step != step:
                 checkpoint()
             if rank == 0:
@@ -268,16 +268,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
     return final
 
 
-def out_of_time(deadline: float, world: int, device: torch.device) -> bool:
-    """Whether rank 0's monotonic clock has passed `deadline`; every rank gets rank 0's answer."""
-    spent = time.monotonic() >= deadline
-    if world > 1:
-        flag = torch.tensor([float(spent)], device=device)
-        dist.broadcast(flag, src=0)
-        spent = bool(flag.item())
-    return spent
-
-
 def save_training_state(out_dir: Path, cfg: TrainConfig, model: VAE, optimizer, ranks: list[dict], baseline, step: int, best: float) -> Path:
     """Write ckpt-<step>.pt atomically and delete all but the newest `keep_last`."""
     path = save_checkpoint(
@@ -317,8 +307,7 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None:
         overrides.append(f"steps={args.steps}")
     cfg = load_config(args.config, overrides)
-    if args.max_minutes is not None and args.max_minutes <= 0:
-        raise ConfigError(f"--max-minutes: must be > 0, got {args.max_minutes}")
+    check_max_minutes(args.max_minutes)
     final = train(cfg, resume=args.resume, progress=not args.quiet, max_minutes=args.max_minutes)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"model written to {final}")

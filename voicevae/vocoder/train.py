@@ -31,7 +31,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..audio import load_audio
-from ..checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..checkpoint import CheckpointError, Deadline, check_max_minutes, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..config import ConfigError, MelConfig, from_dict, load_yaml, to_dict
 from ..features import MelFrontend
 from .base import check_compatible
@@ -471,15 +471,14 @@ def train(
     sums: dict[str, float] = {}
     count = 0
     started = time.time()
-    # A monotonic clock: the budget must not jump with the wall clock.
-    deadline = None if max_minutes is None else time.monotonic() + 60.0 * max_minutes
+    deadline = Deadline(max_minutes)
     with open(log_path, "w" if new_log else "a", newline="") as log_file:
         log = csv.DictWriter(log_file, LOG_COLUMNS)
         if new_log:
             log.writeheader()
         bar = tqdm(total=config.steps, initial=state.step, disable=not progress, desc="train-vocoder", dynamic_ncols=True)
         while state.step < config.steps:
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline.spent():
                 if last_path != checkpoint_path(out_dir, state.step):  # not just written by ckpt_every
                     last_path = save_state(state, out_dir)
                 print(f"train-vocoder: --max-minutes {max_minutes:g} spent at step {state.step}; --resume continues")
@@ -553,8 +552,7 @@ def run(args: argparse.Namespace) -> int:
     config.validate(args.config)
     if args.resume and args.init_from:
         raise ConfigError("--resume and --init-from exclude each other")
-    if args.max_minutes is not None and args.max_minutes <= 0:
-        raise ConfigError(f"--max-minutes: must be > 0, got {args.max_minutes}")
+    check_max_minutes(args.max_minutes)
     path = train(
         config, resume=args.resume, init_from=args.init_from, progress=not args.no_progress, max_minutes=args.max_minutes
     )
