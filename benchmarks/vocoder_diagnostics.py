@@ -2,11 +2,17 @@
 
     .venv/bin/python benchmarks/vocoder_diagnostics.py bands --vocoders griffinlim,fast --limit 10 [--signed]
     .venv/bin/python benchmarks/vocoder_diagnostics.py refine --vocoder fast --iters 0,2,4 [--prior]
+    .venv/bin/python benchmarks/vocoder_diagnostics.py windows --vocoders griffinlim,fast --limit 10
 
 bands: mean |log-mel error| per band at Resemblyzer's own analysis (16 kHz,
 25 ms window, 10 ms hop, 40 mels), over the loud frames of each clip (within
 6 nats of the clip's loudest band), i.e. where the speaker encoder listens.
 With --signed, the mean signed error instead: below zero, the band is too quiet.
+
+windows: the same loudness bias at the front end's own analysis with short,
+normal and long windows (512, 1024, 2048 samples), on each clip's loud frames
+(the top 30% by energy), for the lowest 3/8 of the bands and the rest. Too
+quiet in short windows and too loud in long ones means energy spread in time.
 
 refine: speaker similarity after k Griffin-Lim iterations (momentum 0.99)
 started from the trained vocoder's phase, with its predicted magnitude or,
@@ -26,6 +32,7 @@ from voicevae.features import MelFrontend
 from voicevae.metrics import SpeakerEncoder
 from voicevae.vocoder import VocosVocoder, load_vocoder
 from voicevae.vocoder.evaluate import clips_from_source
+from voicevae.vocoder.losses import scale_config
 
 RATE = 22050
 
@@ -51,6 +58,26 @@ def bands(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
         per_band = np.mean(errors, 0)
         kind = "signed" if args.signed else "absolute"
         print(f"{name}: mean {kind} {per_band.mean():+.3f}; bands 0-39: " + " ".join(f"{e:+.2f}" for e in per_band))
+
+
+def windows(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
+    scales = {"512": (512, 128, 40), "1024": None, "2048": (2048, 512, 160)}
+    analyses = {k: frontend if v is None else MelFrontend(scale_config(frontend.config, v)) for k, v in scales.items()}
+    for name in args.vocoders.split(","):
+        vocoder = load_vocoder(name)
+        bias: dict[str, list[tuple[float, float]]] = {k: [] for k in analyses}
+        for clip in clips:
+            logmel = frontend(clip.audio[None])
+            out = vocoder.vocode(logmel)
+            n = min(out.shape[-1], clip.audio.shape[-1])
+            for key, analysis in analyses.items():
+                ref, fake = analysis(clip.audio[None, :n])[0], analysis(out[:, :n])[0]  # (n_mels, F)
+                energy = ref.exp().sum(0)
+                error = (fake - ref)[:, energy >= energy.quantile(0.7)]
+                low = ref.shape[0] * 3 // 8
+                bias[key].append((float(error[:low].mean()), float(error[low:].mean())))
+        cells = [f"{k}: low {np.mean([b[0] for b in v]):+.3f} high {np.mean([b[1] for b in v]):+.3f}" for k, v in bias.items()]
+        print(f"{name}, signed log-mel error on loud frames by window; " + "; ".join(cells))
 
 
 def refine(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
@@ -83,8 +110,8 @@ def refine(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("bands", "refine"))
-    parser.add_argument("--vocoders", default="griffinlim,fast", help="bands: comma-separated vocoders")
+    parser.add_argument("what", choices=("bands", "windows", "refine"))
+    parser.add_argument("--vocoders", default="griffinlim,fast", help="bands, windows: comma-separated vocoders")
     parser.add_argument("--signed", action="store_true", help="bands: signed error (loudness bias) instead of absolute")
     parser.add_argument("--vocoder", default="fast", help="refine: the trained vocoder")
     parser.add_argument("--iters", default="0,2,4", help="refine: Griffin-Lim iterations to try")
@@ -97,7 +124,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     clips = clips_from_source(args.manifest, RATE, args.split, args.limit)
     with torch.no_grad():
-        (bands if args.what == "bands" else refine)(args, clips, MelFrontend())
+        {"bands": bands, "windows": windows, "refine": refine}[args.what](args, clips, MelFrontend())
 
 
 if __name__ == "__main__":
