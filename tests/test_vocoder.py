@@ -248,6 +248,43 @@ def test_eval_clip_selection_and_table(tone_corpus: Path, tmp_path: Path) -> Non
     assert "| griffinlim | 2.500 | 0.900 | 0.100 | 0.800 | 20.0 |" in table
 
 
+def test_paired_difference_and_table(tmp_path: Path) -> None:
+    import csv
+    import math
+
+    from voicevae.vocoder.evaluate import Result, difference_table, paired_difference, write_per_clip
+
+    # Differences 1, 2, 3: mean 2, sd 1, t(0.975, 2 dof) = 4.303, half-width 4.303 / sqrt(3).
+    d = paired_difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    assert (d.mean, d.above, d.n) == (2.0, 3, 3)
+    assert d.low == pytest.approx(2 - 2.4843, abs=1e-3) and d.high == pytest.approx(2 + 2.4843, abs=1e-3)
+    # A clip whose score is NaN on either side is dropped from the pairs; one pair has no interval.
+    one = paired_difference([0.5, math.nan], [0.25, 0.0])
+    assert (one.mean, one.n) == (0.25, 1) and math.isnan(one.low)
+    with pytest.raises(ValueError):
+        paired_difference([1.0], [1.0, 2.0])  # scored on different numbers of clips
+
+    def result(name: str, sims: list[float], clips: list[str]) -> Result:
+        scores = {"pesq_wb": [2.0] * len(sims), "stoi": [0.9] * len(sims), "mel_l1": [0.1] * len(sims), "speaker_sim": sims}
+        return Result(name, scores, 10.0, clips)
+
+    base = result("griffinlim", [0.9, 0.8, 0.7], ["a", "b", "c"])
+    better = result("fast", [0.95, 0.85, 0.69], ["a", "b", "c"])
+    table = difference_table([base, better], "griffinlim")
+    row = next(line for line in table.splitlines() if line.startswith("| fast |"))
+    assert "+0.030 [" in row and row.endswith("| 2/3 |")  # mean of +0.05, +0.05, -0.01; above on 2 clips
+    assert "| griffinlim |" not in table  # no row for the baseline itself
+    with pytest.raises(ValueError, match="--baseline hifigan: not among"):
+        difference_table([base, better], "hifigan")
+    with pytest.raises(ValueError, match="different clips"):
+        difference_table([base, result("fast", [0.9, 0.8, 0.7], ["a", "b", "d"])], "griffinlim")
+
+    path = tmp_path / "clips.csv"
+    write_per_clip([base, better], path)
+    rows = list(csv.DictReader(open(path, newline="")))
+    assert len(rows) == 6 and rows[3] == {"clip": "a", "vocoder": "fast", "pesq_wb": "2", "stoi": "0.9", "mel_l1": "0.1", "speaker_sim": "0.95"}
+
+
 def test_eval_vocoder_cli(tone_corpus: Path, tmp_path: Path) -> None:
     pytest.importorskip("voicevae.metrics")
     from voicevae.cli import main
@@ -257,6 +294,15 @@ def test_eval_vocoder_cli(tone_corpus: Path, tmp_path: Path) -> None:
     assert main(argv) == 0
     assert "| griffinlim |" in out.read_text()
     assert main(argv) == 1  # refuses to overwrite without -f
+    # --baseline must name one of --vocoders, and is checked before any scoring.
+    per_clip = tmp_path / "clips.csv"
+    assert main([*argv[:-4], "--out", str(tmp_path / "b.md"), "--baseline", "hifigan", "--per-clip", str(per_clip)]) == 1
+    assert not (tmp_path / "b.md").exists() and not per_clip.exists()
+    assert main([*argv[:-4], "--out", str(tmp_path / "b.md"), "--threads", "1", "--baseline", "griffinlim", "--per-clip", str(per_clip)]) == 0
+    assert "Paired difference from griffinlim" in (tmp_path / "b.md").read_text()
+    assert per_clip.read_text().splitlines()[0] == "clip,vocoder,pesq_wb,stoi,mel_l1,speaker_sim"
+    assert len(per_clip.read_text().splitlines()) == 2  # one clip, one vocoder
+    assert main([*argv[:-4], "--out", str(tmp_path / "c.md"), "--per-clip", str(per_clip)]) == 1  # the CSV is not overwritten
     # --vae: the vocoder hears the VAE's reconstruction, scored against the original audio.
     from voicevae.api import DEFAULT_MODEL
 

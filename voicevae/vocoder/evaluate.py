@@ -4,15 +4,19 @@ Each clip is analysed by the front end and resynthesised by each vocoder from
 its own log-mel; the output is compared with the original by PESQ-wb, STOI,
 mel L1 and speaker similarity (Resemblyzer cosine). Speed (times faster
 than real time) is measured on the longest clip. Scores are averaged per vocoder into a markdown
-table.
+table. With `--baseline`, a second table gives each other vocoder's per-clip
+difference from the baseline with a 95% confidence interval: the clips are
+the same for every vocoder, so the paired difference is far less noisy than
+two means read side by side. `--per-clip` keeps every clip's scores as CSV.
 
     voicevae eval-vocoder --clips data/synthetic/manifest.csv --split test_voice \
-        --real --vocoders hifigan,griffinlim,fast --out report.md
+        --real --vocoders hifigan,griffinlim,fast --baseline griffinlim --out report.md
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +43,12 @@ class Clip:
 
 @dataclass
 class Result:
-    """Scores of one vocoder: per-metric lists over clips, and its speed (x real time)."""
+    """Scores of one vocoder: per-metric lists over clips (named in `clips`), and its speed (x real time)."""
 
     vocoder: str
     scores: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in METRICS})
     speed: float = math.nan
+    clips: list[str] = field(default_factory=list)
 
     def mean(self, metric: str) -> float:
         values = [v for v in self.scores[metric] if not math.isnan(v)]
@@ -116,6 +121,7 @@ def evaluate(
             result.scores["stoi"].append(float(metrics.stoi(ref, out, rate)))
             result.scores["mel_l1"].append(float(metrics.mel_l1(ref, out, frontend)))
             result.scores["speaker_sim"].append(float(speaker_encoder.similarity(ref, out, rate)))
+            result.clips.append(clip.name)
         longest = max(clips, key=lambda c: c.audio.shape[0])
         logmel = frontend(longest.audio.unsqueeze(0))
         seconds = longest.audio.shape[0] / rate
@@ -138,6 +144,66 @@ def markdown_table(results: list[Result], n_clips: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass
+class Difference:
+    """Mean per-clip difference (vocoder - baseline) of one metric, its 95% CI, and how often it is above 0."""
+
+    mean: float
+    low: float
+    high: float
+    above: int
+    n: int
+
+
+def paired_difference(values: list[float], baseline: list[float]) -> Difference:
+    """Paired t interval over the clips both scored (NaN scores, e.g. a failed PESQ, are dropped pairwise)."""
+    from scipy import stats
+
+    diffs = [a - b for a, b in zip(values, baseline, strict=True) if not (math.isnan(a) or math.isnan(b))]
+    n = len(diffs)
+    if n == 0:
+        return Difference(math.nan, math.nan, math.nan, 0, 0)
+    mean = sum(diffs) / n
+    if n < 2:
+        return Difference(mean, math.nan, math.nan, sum(d > 0 for d in diffs), n)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return Difference(mean, mean - half, mean + half, sum(d > 0 for d in diffs), n)
+
+
+def difference_table(results: list[Result], baseline: str) -> str:
+    """Each vocoder's paired difference from `baseline`, per metric: mean [95% CI]."""
+    base = next((r for r in results if r.vocoder == baseline), None)
+    if base is None:
+        raise ValueError(f"--baseline {baseline}: not among the evaluated vocoders ({', '.join(r.vocoder for r in results)})")
+    lines = [
+        f"Paired difference from {baseline}, per clip: mean [95% CI]; 'clips above' counts the clips where the vocoder's speaker sim is higher.",
+        "",
+        "| vocoder | Δ PESQ-wb | Δ STOI | Δ mel L1 | Δ speaker sim | clips above (sim) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        if r is base:
+            continue
+        if r.clips != base.clips:
+            raise ValueError(f"{r.vocoder} and {baseline} were scored on different clips")
+        diffs = {m: paired_difference(r.scores[m], base.scores[m]) for m in METRICS}
+        cells = [f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]" for d in diffs.values()]
+        sim = diffs["speaker_sim"]
+        lines.append(f"| {r.vocoder} | " + " | ".join(cells) + f" | {sim.above}/{sim.n} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_per_clip(results: list[Result], path: Path) -> None:
+    """One row per (clip, vocoder) with every metric."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["clip", "vocoder", *METRICS])
+        for r in results:
+            for i, clip in enumerate(r.clips):
+                writer.writerow([clip, r.vocoder, *(f"{r.scores[m][i]:.6g}" for m in METRICS)])
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clips", metavar="DIR_OR_MANIFEST", help="a folder of audio files or a manifest .csv")
     parser.add_argument("--split", help="manifest split to use (default: all rows)")
@@ -145,6 +211,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=20, help="at most this many clips per source, spread evenly (default 20)")
     parser.add_argument("--vocoders", default="hifigan,griffinlim", help="comma-separated: hifigan, griffinlim, fast or checkpoint paths")
     parser.add_argument("--out", required=True, help="markdown report to write")
+    parser.add_argument("--baseline", help="also report every other vocoder's paired per-clip difference from this one (e.g. griffinlim)")
+    parser.add_argument("--per-clip", metavar="CSV", help="also write every clip's scores to this CSV")
     parser.add_argument("-f", "--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--device", default="cpu")
@@ -157,12 +225,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out}: exists; pass -f to overwrite")
+    per_clip = Path(args.per_clip) if args.per_clip else None
+    for path in (out, per_clip):
+        if path is not None and path.exists() and not args.force:
+            raise FileExistsError(f"{path}: exists; pass -f to overwrite")
     if not args.clips and not args.real:
         raise ValueError("give --clips DIR_OR_MANIFEST, --real, or both")
     torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.vocoders.split(",") if n.strip()]
+    if args.baseline and args.baseline not in names:
+        # Checked before hours of scoring, not after.
+        raise ValueError(f"--baseline {args.baseline}: not in --vocoders ({', '.join(names)})")
     vocoders = {n: load_vocoder(n, args.device) for n in names}
     rate = next(iter(vocoders.values())).sample_rate
     clips: list[Clip] = []
@@ -185,9 +258,14 @@ def run(args: argparse.Namespace) -> int:
 
     results = evaluate(clips, vocoders, SpeakerEncoder(), mel_transform=mel_transform)
     table = markdown_table(results, len(clips))
+    if args.baseline:
+        table += "\n" + difference_table(results, args.baseline)
     if args.vae:
         table = f"Input: reconstructions by the VAE {args.vae}.\n" + table
     print(table, end="")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)
+    if per_clip is not None:
+        per_clip.parent.mkdir(parents=True, exist_ok=True)
+        write_per_clip(results, per_clip)
     return 0
