@@ -245,12 +245,12 @@ class VoiceConverter:
     ) -> torch.Tensor:
         """Convert a clip to the target voice: (T,) audio -> (T',) audio, T' = F * hop."""
         mel = self.convert_mel(wav, target, strength, attributes, method, source_speaker)
-        return self.vocoder.vocode(mel.unsqueeze(0))[0].cpu()
+        return self.vocode_many([mel])[0]
 
     @torch.inference_mode()
     def resynthesize(self, wav: Source) -> torch.Tensor:
         """Encode, decode and vocode with the clip's own latents: (T,) -> (T',)."""
-        return self.vocoder.vocode(self.convert_mel(wav, None).unsqueeze(0))[0].cpu()
+        return self.vocode_many([self.convert_mel(wav, None)])[0]
 
     @torch.inference_mode()
     def score(self, wav: Source, n_samples: int = 32) -> float:
@@ -285,15 +285,21 @@ class VoiceConverter:
     def vocode_many(self, mels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Vocode log-mels (n_mels, F_i) in one batch: -> [(F_i * hop,)] on the CPU.
 
-        Shorter mels are padded on the right with the silence floor; each output
-        is cut back to its own length. The vocoder's receptive field sees that
-        silence in the last few frames, where a clip on its own sees zeros.
+        Shorter mels are padded on the right with the silence floor, and every
+        mel gets at least the vocoder's `batch_tail_frames` of it; each output
+        is cut back to its own length. With that tail (the fast vocoder's) the
+        end of a clip sees the same silence whichever clips share its batch,
+        so `convert`, `resynthesize` and `convert_files` at any batch size give
+        the same audio. HiFi-GAN and Griffin-Lim take no tail (it would cost
+        HiFi-GAN a third of a second per clip on a CPU): batched, a clip's last
+        frames can differ slightly from the clip vocoded alone.
         """
         if not mels:
             return []
         hop = self.vocoder.hop_length
         frames = [m.shape[-1] for m in mels]
-        batch = torch.full((len(mels), mels[0].shape[0], max(frames)), self.model.floor, device=self.device)
+        width = max(frames) + self.vocoder.batch_tail_frames
+        batch = torch.full((len(mels), mels[0].shape[0], width), self.model.floor, device=self.device)
         for i, m in enumerate(mels):
             batch[i, :, : frames[i]] = m
         audio = self.vocoder.vocode(batch).cpu()

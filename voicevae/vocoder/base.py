@@ -54,6 +54,9 @@ class Vocoder(nn.Module):
     # overlap must cover the receptive field where chunk edges change the output.
     chunk_frames: int = 512
     overlap_frames: int = 32
+    # Silence frames a batch appends after each clip (VoiceConverter.vocode_many)
+    # so that a clip's end does not depend on what else is in the batch; 0: none.
+    batch_tail_frames: int = 0
 
     def __init__(self, mel_config: MelConfig) -> None:
         super().__init__()

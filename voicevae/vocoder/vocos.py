@@ -189,6 +189,12 @@ class VocosVocoder(Vocoder):
         config = config or VocosConfig()
         config.validate()
         self.config = config
+        # A clip's last output frame reads up to `reach` frames past its end.
+        # The tail must also keep a batch's extra chunks (vocode's chunking)
+        # from crossfading into the clip: they start overlap_frames before the
+        # padded end and blend from a quarter of the overlap on.
+        reach = (config.num_layers + 1) * (config.kernel_size - 1) // 2 + mel_config.n_fft // mel_config.hop_length
+        self.batch_tail_frames = max(reach, self.overlap_frames - self.overlap_frames // 4)
         self.backbone = Backbone(mel_config.n_mels, config)
         inverse_fb = None
         if config.mel_prior:
