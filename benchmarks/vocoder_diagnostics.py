@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/vocoder_diagnostics.py bands --vocoders griffinlim,fast --limit 10 [--signed]
     .venv/bin/python benchmarks/vocoder_diagnostics.py refine --vocoder fast --iters 0,2,4 [--prior]
     .venv/bin/python benchmarks/vocoder_diagnostics.py windows --vocoders griffinlim,fast --limit 10
+    .venv/bin/python benchmarks/vocoder_diagnostics.py steady --vocoders griffinlim,fast,hifigan --limit 10
 
 bands: mean |log-mel error| per band at Resemblyzer's own analysis (16 kHz,
 25 ms window, 10 ms hop, 40 mels), over the loud frames of each clip (within
@@ -13,6 +14,14 @@ windows: the same loudness bias at the front end's own analysis with short,
 normal and long windows (512, 1024, 2048 samples), on each clip's loud frames
 (the top 30% by energy), for the lowest 3/8 of the bands and the rest. Too
 quiet in short windows and too loud in long ones means energy spread in time.
+
+steady: each clip's loudest log-mel frame held for 200 frames (a steady
+vowel), vocoded. A vocoder that maps the same input frame to the same output
+frame, as a convolution at the frame rate does, can only repeat itself every
+hop: its output correlates 1.0 with itself one hop later, so it holds only
+multiples of rate / hop (86 Hz) and cannot hold the vowel's own pitch.
+Printed: that correlation, and the strongest peak below 400 Hz of the output
+against the original frame's.
 
 refine: speaker similarity after k Griffin-Lim iterations (momentum 0.99)
 started from the trained vocoder's phase, with its predicted magnitude or,
@@ -80,6 +89,32 @@ def windows(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
         print(f"{name}, signed log-mel error on loud frames by window; " + "; ".join(cells))
 
 
+def steady(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
+    hop, n_fft = frontend.config.hop_length, 4096
+    freqs = np.fft.rfftfreq(n_fft, 1 / RATE)
+    low = freqs < 400
+
+    def low_peak(audio: np.ndarray) -> float:
+        spectrum = np.abs(np.fft.rfft(audio[:n_fft] * np.hanning(n_fft)))
+        return float(freqs[low][spectrum[low].argmax()])
+
+    for name in args.vocoders.split(","):
+        vocoder = load_vocoder(name)
+        corr, pitch_error = [], []
+        for clip in clips:
+            logmel = frontend(clip.audio[None])
+            loudest = int(logmel.exp().sum(1).argmax())
+            out = vocoder.vocode(logmel[..., loudest : loudest + 1].repeat(1, 1, 200))[0].numpy()
+            middle = out[50 * hop : 150 * hop]  # away from the edges
+            corr.append(float(np.corrcoef(middle[:-hop], middle[hop:])[0, 1]))
+            original = clip.audio.numpy()[max(loudest * hop - n_fft // 2, 0) :]
+            pitch_error.append(abs(low_peak(middle) - low_peak(original)))
+        print(
+            f"{name}: correlation one hop apart {np.mean(corr):.3f} (min {np.min(corr):.3f}); "
+            f"|strongest peak below 400 Hz - original's| {np.mean(pitch_error):.1f} Hz"
+        )
+
+
 def refine(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
     vocoder = load_vocoder(args.vocoder)
     if not isinstance(vocoder, VocosVocoder) or vocoder.head.inverse_fb is None:
@@ -110,8 +145,8 @@ def refine(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=("bands", "windows", "refine"))
-    parser.add_argument("--vocoders", default="griffinlim,fast", help="bands, windows: comma-separated vocoders")
+    parser.add_argument("what", choices=("bands", "windows", "steady", "refine"))
+    parser.add_argument("--vocoders", default="griffinlim,fast", help="bands, windows, steady: comma-separated vocoders")
     parser.add_argument("--signed", action="store_true", help="bands: signed error (loudness bias) instead of absolute")
     parser.add_argument("--vocoder", default="fast", help="refine: the trained vocoder")
     parser.add_argument("--iters", default="0,2,4", help="refine: Griffin-Lim iterations to try")
@@ -124,7 +159,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     clips = clips_from_source(args.manifest, RATE, args.split, args.limit)
     with torch.no_grad():
-        {"bands": bands, "windows": windows, "refine": refine}[args.what](args, clips, MelFrontend())
+        {"bands": bands, "windows": windows, "steady": steady, "refine": refine}[args.what](args, clips, MelFrontend())
 
 
 if __name__ == "__main__":
