@@ -14,6 +14,8 @@ import soundfile as sf
 from voicevae import cli
 from voicevae.corpora import (
     DEFAULT_SENTENCES,
+    EXTRA_VOICES,
+    FESTIVAL_PACKAGES,
     SAMPLE_RATE,
     VOICES,
     ManifestError,
@@ -287,6 +289,18 @@ def test_missing_program_names_debian_package(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown voice"):
         select_voices("flite_slt,nobody")
 
+
+
+def test_extra_voices_are_selected_apart_and_name_their_packages(tmp_path, monkeypatch):
+    assert select_voices("extra") == list(EXTRA_VOICES)
+    assert not {v.name for v in EXTRA_VOICES} & {v.name for v in VOICES}  # the default corpus is unchanged
+    assert [v.name for v in select_voices("flite_slt,festival_cs_ph")] == ["flite_slt", "festival_cs_ph"]
+    # A missing voice's error names the Debian package that installs it.
+    assert all(v.voice in FESTIVAL_PACKAGES for v in EXTRA_VOICES)
+    monkeypatch.setattr("voicevae.corpora.FESTIVAL_VOICE_DIRS", (tmp_path,))
+    monkeypatch.setattr("shutil.which", lambda program: "/usr/bin/" + program)
+    with pytest.raises(SynthesisError, match="apt-get install festvox-czech-ph"):
+        check_programs(select_voices("festival_cs_ph"))
 
 needs_tts = pytest.mark.skipif(
     shutil.which("flite") is None or shutil.which("espeak-ng") is None, reason="flite and espeak-ng not installed"
