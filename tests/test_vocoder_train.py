@@ -22,6 +22,7 @@ from voicevae.vocoder.train import (
     lr_at,
     train,
     train_step,
+    training_paths,
 )
 from voicevae.vocoder.vocos import VocosConfig
 
@@ -249,3 +250,15 @@ def test_vocoder_recipes_load() -> None:
     assert stage1.disc_start_step >= stage1.steps  # no GAN phase in stage 1 on a CPU
     assert stage2.disc_start_step == 0 and stage2.disc.resolutions == () and stage2.disc.periods
     assert stage2.model == stage1.model and stage2.mel == stage1.mel  # --init-from needs the same model
+
+
+def test_extra_manifests_join_the_training_clips(tone_corpus: Path, tmp_path: Path) -> None:
+    data = VocoderDataConfig(manifest=str(tone_corpus))
+    alone = training_paths(data)
+    # A list, as YAML gives it; the train split of each extra manifest is added.
+    data = from_dict(VocoderDataConfig, {"manifest": str(tone_corpus), "extra_manifests": [str(tone_corpus)]})
+    assert data.extra_manifests == (str(tone_corpus),)
+    assert training_paths(data) == alone + alone
+    missing = VocoderDataConfig(manifest=str(tone_corpus), extra_manifests=(str(tone_corpus), str(tmp_path / "nope.csv")))
+    with pytest.raises(ConfigError, match=r"data.extra_manifests\[1\]: .*nope.csv"):
+        training_paths(missing)

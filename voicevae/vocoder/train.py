@@ -70,6 +70,12 @@ class VocoderDataConfig:
     segment_frames: int = 32  # mel frames per training segment (32 * 256 = 8192 samples)
     batch_size: int = 8
     valid_clips: int = 8  # first N clips of the valid split, scored whole
+    # More manifests whose train splits join the training clips (validation
+    # stays on `manifest`): e.g. `make-corpus --voices extra`, more talkers.
+    extra_manifests: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.extra_manifests = tuple(self.extra_manifests)  # YAML gives a list
 
     def validate(self, where: str = "data") -> None:
         for name in ("segment_frames", "batch_size"):
@@ -206,6 +212,19 @@ class SegmentSampler:
             piece = wav[start : start + self.segment_samples]
             out[i, : piece.shape[0]] = piece
         return out
+
+
+def training_paths(data: VocoderDataConfig) -> list[Path]:
+    """The train split of `manifest` and of every extra manifest."""
+    from ..corpora import ManifestError
+
+    paths = manifest_paths(data.manifest, data.train_split)
+    for i, extra in enumerate(data.extra_manifests):
+        try:
+            paths += manifest_paths(extra, data.train_split)
+        except ManifestError as e:
+            raise ConfigError(f"data.extra_manifests[{i}]: {e}") from e
+    return paths
 
 
 def manifest_paths(manifest: str | Path, split: str) -> list[Path]:
@@ -458,9 +477,7 @@ def train(
         _init_weights(state, init_from)
 
     hop = config.mel.hop_length
-    sampler = SegmentSampler(
-        manifest_paths(config.data.manifest, config.data.train_split), config.mel.sample_rate, config.data.segment_frames * hop
-    )
+    sampler = SegmentSampler(training_paths(config.data), config.mel.sample_rate, config.data.segment_frames * hop)
     valid_paths = manifest_paths(config.data.manifest, config.data.valid_split)[: config.data.valid_clips]
     valid_mels = [state.frontend(load_audio(p, config.mel.sample_rate)[None].to(device)) for p in valid_paths]
 
