@@ -242,14 +242,20 @@ def test_lr_schedule_is_a_function_of_the_step() -> None:
 
 
 def test_vocoder_recipes_load() -> None:
-    """Both stages of the recipe parse; stage 2 fine-tunes with the period discriminators from its first step."""
+    """The recipe's stages parse; stage 2 fine-tunes with the period discriminators from its first step."""
     recipes = Path(__file__).resolve().parents[1] / "recipes" / "vocoder"
     configs = {p.name: from_dict(VocoderConfig, yaml.safe_load(p.read_text()), str(p)) for p in recipes.glob("*.yaml")}
-    assert set(configs) == {"config.yaml", "gan_finetune.yaml"}
-    stage1, stage2 = configs["config.yaml"], configs["gan_finetune.yaml"]
-    assert stage1.disc_start_step >= stage1.steps  # no GAN phase in stage 1 on a CPU
+    assert set(configs) == {"config.yaml", "more_talkers.yaml", "gan_finetune.yaml"}
+    stage1, stage1b, stage2 = configs["config.yaml"], configs["more_talkers.yaml"], configs["gan_finetune.yaml"]
+    assert stage1.disc_start_step >= stage1.steps and stage1b.disc_start_step >= stage1b.steps  # no GAN on a CPU
     assert stage2.disc_start_step == 0 and stage2.disc.resolutions == () and stage2.disc.periods
-    assert stage2.model == stage1.model and stage2.mel == stage1.mel  # --init-from needs the same model
+    # Stage 1b is stage 1 with more talkers, a lower rate and fewer steps: nothing else differs.
+    assert stage1b.data.extra_manifests and stage1b.lr < stage1.lr
+    same = dataclasses.replace(stage1b, data=dataclasses.replace(stage1b.data, extra_manifests=()), lr=stage1.lr,
+                               steps=stage1.steps, disc_start_step=stage1.disc_start_step, out_dir=stage1.out_dir)
+    assert same == stage1
+    for later in (stage1b, stage2):  # --init-from needs the same model
+        assert later.model == stage1.model and later.mel == stage1.mel
 
 
 def test_extra_manifests_join_the_training_clips(tone_corpus: Path, tmp_path: Path) -> None:
