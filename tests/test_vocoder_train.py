@@ -246,15 +246,15 @@ def test_vocoder_recipes_load() -> None:
     recipes = Path(__file__).resolve().parents[1] / "recipes" / "vocoder"
     configs = {p.name: from_dict(VocoderConfig, yaml.safe_load(p.read_text()), str(p)) for p in recipes.glob("*.yaml")}
     assert set(configs) == {"config.yaml", "more_talkers.yaml", "gan_finetune.yaml"}
-    stage1, stage1b, stage2 = configs["config.yaml"], configs["more_talkers.yaml"], configs["gan_finetune.yaml"]
-    assert stage1.disc_start_step >= stage1.steps and stage1b.disc_start_step >= stage1b.steps  # no GAN on a CPU
+    stage1, stage2, stage3 = configs["config.yaml"], configs["gan_finetune.yaml"], configs["more_talkers.yaml"]
+    assert stage1.disc_start_step >= stage1.steps and stage3.disc_start_step >= stage3.steps  # no GAN on a CPU
     assert stage2.disc_start_step == 0 and stage2.disc.resolutions == () and stage2.disc.periods
-    # Stage 1b is stage 1 with more talkers, a lower rate and fewer steps: nothing else differs.
-    assert stage1b.data.extra_manifests and stage1b.lr < stage1.lr
-    same = dataclasses.replace(stage1b, data=dataclasses.replace(stage1b.data, extra_manifests=()), lr=stage1.lr,
+    # Stage 3 trains like stage 1 with more talkers, a lower rate and fewer steps: nothing else differs.
+    assert stage3.data.extra_manifests and stage3.lr < stage1.lr
+    same = dataclasses.replace(stage3, data=dataclasses.replace(stage3.data, extra_manifests=()), lr=stage1.lr,
                                steps=stage1.steps, disc_start_step=stage1.disc_start_step, out_dir=stage1.out_dir)
     assert same == stage1
-    for later in (stage1b, stage2):  # --init-from needs the same model
+    for later in (stage2, stage3):  # --init-from needs the same model
         assert later.model == stage1.model and later.mel == stage1.mel
 
 
