@@ -480,6 +480,8 @@ EXTRA_VOICES: tuple[Voice, ...] = (
     Voice("festival_ca_ona", "festival", "upc_ca_ona_hts", "f", "ca_ona"),
     Voice("festival_ru_nsh", "festival", "msu_ru_nsh_clunits", "m", "ru_nsh"),
 )
+# Every voice a name may pick (make-corpus --voices / --test-voices).
+KNOWN_VOICES: tuple[Voice, ...] = VOICES + EXTRA_VOICES
 
 # program -> Debian package that provides it
 PROGRAMS = {"flite": "flite", "festival": "festival", "espeak-ng": "espeak-ng"}
@@ -710,7 +712,7 @@ def add_arguments_make_corpus(parser: argparse.ArgumentParser) -> None:
                         help="sentences held out from training, read by every voice")
     parser.add_argument("--voices", default="all",
                         help="'all' (the default corpus), 'extra' (more recorded talkers, for the vocoder) or a comma "
-                             f"list of: {', '.join(v.name for v in VOICES + EXTRA_VOICES)}")
+                             f"list of: {', '.join(v.name for v in KNOWN_VOICES)}")
     parser.add_argument("--test-voices", default=",".join(TEST_VOICES),
                         help="comma list of voices held out entirely (split test_voice); '' for none")
     parser.add_argument("--sentence-file", type=Path, default=DEFAULT_SENTENCES)
@@ -725,7 +727,7 @@ def select_voices(spec: str) -> list[Voice]:
         return list(VOICES)
     if spec == "extra":
         return list(EXTRA_VOICES)
-    by_name = {v.name: v for v in VOICES + EXTRA_VOICES}
+    by_name = {v.name: v for v in KNOWN_VOICES}
     names = [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in by_name]
     if unknown or not names:
@@ -736,7 +738,7 @@ def select_voices(spec: str) -> list[Voice]:
 def run_make_corpus(args: argparse.Namespace) -> int:
     voices = select_voices(args.voices)
     test_voices = [n.strip() for n in args.test_voices.split(",") if n.strip()]
-    unknown = sorted(set(test_voices) - {v.name for v in VOICES + EXTRA_VOICES})
+    unknown = sorted(set(test_voices) - {v.name for v in KNOWN_VOICES})
     if unknown:
         raise ValueError(f"unknown test voice(s): {', '.join(unknown)}")
     start = time.perf_counter()
