@@ -1,8 +1,10 @@
 # Two commands do all set-up on a fresh Debian machine with Python 3.11:
 #   make demo   - install, then open the Gradio demo on the shipped default model
 #   make test   - install, then run the test suite
-# Everything installs into .venv; Debian packages are installed with apt-get
-# when missing (needs root).
+# Everything installs into .venv from requirements.lock (exact versions and
+# hashes); Debian packages are installed with apt-get when missing (needs root).
+#   make check  - the lock check, ruff (lint + format) and mypy, as CI runs them
+#   make lock   - refresh requirements.lock from pyproject.toml (see README)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,8 +12,9 @@ BIN := $(VENV)/bin
 APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
 	sox pocketsphinx-testdata chromium chromium-driver
 PYTEST_ARGS ?=
+LOCK := requirements.lock
 
-.PHONY: setup apt demo test convert-example corpus train-default default-model clean
+.PHONY: setup apt demo test check lock convert-example corpus train-default default-model clean
 
 setup: apt $(VENV)/.installed
 
@@ -22,10 +25,12 @@ apt:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+# The lock pins every package with its hashes (pip then refuses anything
+# else); the project itself goes in editable, without touching the pins.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[eval,demo,dev]"
+	$(BIN)/pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 demo: setup
@@ -36,6 +41,20 @@ convert-example: setup
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+check: setup
+	$(BIN)/python .ci/check_lock.py $(LOCK)
+	$(BIN)/pip check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Needs uv (in the dev extra). Resolves for Debian 12's Python 3.11 on x86-64
+# from PyPI alone, whatever index this machine's pip is configured with.
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra eval --extra demo --extra dev \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+		--index-url https://pypi.org/simple -c lock-constraints.txt -o $(LOCK)
 
 corpus: setup
 	$(BIN)/voicevae make-corpus data/synthetic

@@ -12,6 +12,7 @@ before conversion for comparison.
 from __future__ import annotations
 
 import argparse
+import functools
 import resource
 import tempfile
 import time
@@ -67,7 +68,7 @@ def main() -> None:
             vc = voicevae.load(args.model, vocoder=name, device="cpu")
             target = vc.speakers[0]
             vc.convert(clip, target=target)  # warm-up
-            best = min(_timed(lambda: vc.convert(clip, target=target)) for _ in range(3))
+            best = min(_timed(functools.partial(vc.convert, clip, target=target)) for _ in range(3))
             print(f"| {name} | {best:.3f} | {seconds / best:.1f} |")
             if fastest is None or best < fastest[1]:
                 fastest = (name, best)

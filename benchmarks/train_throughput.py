@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-
 from voicevae.train import load_config, train
 
 

@@ -48,7 +48,6 @@ from voicevae.features import MelFrontend
 from voicevae.metrics import SpeakerEncoder
 from voicevae.vocoder import VocosVocoder, load_vocoder
 from voicevae.vocoder.evaluate import clips_from_source
-from voicevae.vocoder.losses import scale_config
 
 RATE = 22050
 
@@ -78,7 +77,7 @@ def bands(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
 
 def windows(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
     scales = {"512": (512, 128, 40), "1024": None, "2048": (2048, 512, 160)}
-    analyses = {k: frontend if v is None else MelFrontend(scale_config(frontend.config, v)) for k, v in scales.items()}
+    analyses = {k: frontend if v is None else MelFrontend(frontend.config.scaled(*v)) for k, v in scales.items()}
     for name in args.vocoders.split(","):
         vocoder = load_vocoder(name)
         bias: dict[str, list[tuple[float, float]]] = {k: [] for k in analyses}
@@ -123,7 +122,7 @@ def steady(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
 
 
 def steadiness(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
-    short = MelFrontend(scale_config(frontend.config, (512, frontend.config.hop_length, 40)))
+    short = MelFrontend(frontend.config.scaled(512, frontend.config.hop_length, 40))
     for name in args.vocoders.split(","):
         vocoder = load_vocoder(name)
         change, error = [], []

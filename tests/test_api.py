@@ -143,8 +143,8 @@ def test_cli_convert_mirrors_tree_refuses_overwrite_and_reports_failures(model_d
 
 def test_cli_score_prints_a_line_per_clip(model_dir, tone_corpus, capsys):
     assert main(["score", str(tone_corpus.parent / "spk1"), "--model", str(model_dir), "--vocoder", "griffinlim", "--samples", "2"]) == 0
-    lines = [l for l in capsys.readouterr().out.splitlines() if l.endswith(("ok", "training data"))]
-    assert len(lines) == 3 and all(np.isfinite(float(l.split("\t")[1])) for l in lines)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.endswith(("ok", "training data"))]
+    assert len(lines) == 3 and all(np.isfinite(float(line.split("\t")[1])) for line in lines)
 
 
 def test_batched_files_match_one_by_one(vc, tone_corpus, tmp_path):

@@ -15,7 +15,16 @@ import torch
 from voicevae.api import VoiceConverter
 from voicevae.config import VAEConfig
 from voicevae.corpora import read_manifest
-from voicevae.demo import MAX_ATTRIBUTE_SLIDERS, TARGET_CLIPS, TARGET_RANDOM, TARGET_SPEAKER, Demo, DemoConfig, find_models, mel_image
+from voicevae.demo import (
+    MAX_ATTRIBUTE_SLIDERS,
+    TARGET_CLIPS,
+    TARGET_RANDOM,
+    TARGET_SPEAKER,
+    Demo,
+    DemoConfig,
+    find_models,
+    mel_image,
+)
 from voicevae.model import VAE
 from voicevae.vectors import compute_vectors
 
@@ -176,6 +185,20 @@ def test_batch_zips_good_clips_and_lists_bad_ones(demo, tmp_path):
     path, status = demo.on_batch([str(bad)], TARGET_SPEAKER, "spk2", None, 0, 1.0, demo.default_model, "griffinlim", *sliders)
     assert path is None and status.startswith("**Error:** no clip could be converted")
     assert demo.on_batch([], TARGET_SPEAKER, "spk2", None, 0, 1.0, demo.default_model, "griffinlim", *sliders)[0] is None
+
+
+def test_batch_writes_what_convert_files_writes(demo, tmp_path):
+    # The batch tab runs voicevae.batch, as convert_files does; same-named uploads stay apart.
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+    clips = [harmonic(tmp_path / "one" / "a.wav", f0=120), harmonic(tmp_path / "two" / "a.wav", f0=200)]
+    sliders = [0.0] * MAX_ATTRIBUTE_SLIDERS
+    path, status = demo.on_batch([str(p) for p in clips], TARGET_SPEAKER, "spk2", None, 0, 1.0, demo.default_model, "griffinlim", *sliders)
+    vc = demo.converter(demo.default_model, "griffinlim")
+    report = vc.convert_files(clips, tmp_path / "out", target="spk2", root=tmp_path, progress=False)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["001_a_to_spk2.wav", "002_a_to_spk2.wav"]
+        assert [zf.read(n) for n in zf.namelist()] == [p.read_bytes() for p in report.written]
 
 
 def test_rescan_finds_new_model_folders(demo):

@@ -3,8 +3,8 @@ import torch
 
 from voicevae.augment import random_warp, warp_mel
 from voicevae.config import ConfigError, TrainConfig, VAEConfig
-from voicevae.losses import elbo_terms
 from voicevae.model import VAE
+from voicevae.training.elbo import elbo_terms
 
 
 def test_warp_by_one_is_identity():

@@ -1,10 +1,8 @@
-"""Manifests, corpus scanners, split assignment and the synthetic corpus."""
+"""Manifests, corpus scanners and split assignment."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,33 +10,22 @@ import pytest
 import soundfile as sf
 
 from voicevae import cli
+from voicevae.audio import AUDIO_SUFFIXES
 from voicevae.corpora import (
-    DEFAULT_SENTENCES,
-    EXTRA_VOICES,
-    FESTIVAL_PACKAGES,
-    SAMPLE_RATE,
-    VOICES,
     ManifestError,
-    SynthesisError,
     Utterance,
     assign_splits,
-    check_programs,
-    make_corpus,
-    plan_corpus,
     read_manifest,
-    read_sentences,
     scan_folder,
     scan_librispeech,
     scan_libritts,
     scan_vctk,
-    select_voices,
-    synthesize,
     write_manifest,
 )
 
 
 def write_clip(path: Path, rate: int = 16000, seconds: float = 0.2) -> Path:
-    """A short sine clip; the format (WAV, FLAC, OGG) follows the suffix."""
+    """A short sine clip; the format (WAV, FLAC, OGG, AIFF) follows the suffix."""
     path.parent.mkdir(parents=True, exist_ok=True)
     t = np.arange(int(rate * seconds)) / rate
     sf.write(str(path), 0.3 * np.sin(2 * np.pi * 220 * t).astype(np.float32), rate)
@@ -190,11 +177,19 @@ def test_scan_folder(tmp_path):
     write_clip(root / "alice" / "session2" / "deep" / "a2.flac")
     write_text(root / "alice" / "session2" / "deep" / "a2.lab", "second clip")
     write_clip(root / "bob" / "b1.ogg")
+    write_clip(root / "bob" / "b2.aiff")
     write_clip(root / "stray.wav")  # no speaker folder
     write_text(root / "bob" / "notes.txt", "not audio")
     utts = scan_folder(root)
     assert [(u.speaker, u.path.name, u.text) for u in utts] == [
-        ("alice", "a1.wav", "first clip"), ("alice", "a2.flac", "second clip"), ("bob", "b1.ogg", "")]
+        ("alice", "a1.wav", "first clip"), ("alice", "a2.flac", "second clip"), ("bob", "b1.ogg", ""),
+        ("bob", "b2.aiff", "")]
+
+
+def test_audio_suffixes_are_formats_soundfile_reads():
+    # Every file a folder search finds must load (audio.load_audio reads with soundfile).
+    formats = sf.available_formats()
+    assert all({".aif": "AIFF"}.get(s, s[1:].upper()) in formats for s in AUDIO_SUFFIXES)
 
 
 # ---------------------------------------------------------------- splits
@@ -251,105 +246,3 @@ def test_scan_command_writes_and_refuses_overwrite(tmp_path, capsys):
     assert out.read_text() != before
     assert cli.main(["scan", str(tmp_path / "none"), "--layout", "vctk", "-o", str(tmp_path / "x.csv")]) == 1
     assert "corpus folder not found" in capsys.readouterr().err
-
-
-# ---------------------------------------------------------------- synthetic corpus
-
-
-def test_shipped_sentences():
-    sentences = read_sentences(DEFAULT_SENTENCES)
-    assert len(sentences) >= 200
-    assert all(5 <= len(s.split()) <= 15 for s in sentences)
-
-
-def test_plan_corpus_holds_out_sentences_and_voices():
-    voices = list(VOICES[:4])
-    plan = plan_corpus(voices, [f"s{i}" for i in range(50)], n_sentences=20, n_valid_sentences=5,
-                       test_voices=[voices[0].name], seed=0)
-    held = {i for v, i, split in plan if split == "valid"}
-    train = {i for v, i, split in plan if split == "train"}
-    assert len(held) == 5 and not held & train
-    assert {split for v, i, split in plan if v == voices[0]} == {"test_voice"}
-    for v in voices:
-        read = [i for w, i, _ in plan if w == v]
-        assert len(read) == len(set(read)) == 25 and held <= set(read)
-    # Voices draw different training sentences, all reproducibly.
-    assert len({tuple(i for w, i, s in plan if w == v and s == "train") for v in voices[1:]}) == 3
-    assert plan == plan_corpus(voices, [f"s{i}" for i in range(50)], 20, 5, [voices[0].name], 0)
-    with pytest.raises(ValueError, match="only 50 are available"):
-        plan_corpus(voices, [f"s{i}" for i in range(50)], 46, 5, [], 0)
-
-
-def test_missing_program_names_debian_package(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(SynthesisError, match="'flite'.*apt-get install flite"):
-        check_programs(select_voices("flite_slt"))
-    with pytest.raises(SynthesisError, match="'text2wave'.*apt-get install festival"):
-        check_programs(select_voices("festival_ked"))
-    with pytest.raises(ValueError, match="unknown voice"):
-        select_voices("flite_slt,nobody")
-
-
-
-def test_extra_voices_are_selected_apart_and_name_their_packages(tmp_path, monkeypatch):
-    assert select_voices("extra") == list(EXTRA_VOICES)
-    assert not {v.name for v in EXTRA_VOICES} & {v.name for v in VOICES}  # the default corpus is unchanged
-    assert [v.name for v in select_voices("flite_slt,festival_cs_ph")] == ["flite_slt", "festival_cs_ph"]
-    # A missing voice's error names the Debian package that installs it.
-    assert all(v.voice in FESTIVAL_PACKAGES for v in EXTRA_VOICES)
-    monkeypatch.setattr("voicevae.corpora.FESTIVAL_VOICE_DIRS", (tmp_path,))
-    monkeypatch.setattr("shutil.which", lambda program: "/usr/bin/" + program)
-    with pytest.raises(SynthesisError, match="apt-get install festvox-czech-ph"):
-        check_programs(select_voices("festival_cs_ph"))
-
-needs_tts = pytest.mark.skipif(
-    shutil.which("flite") is None or shutil.which("espeak-ng") is None, reason="flite and espeak-ng not installed"
-)
-
-
-@needs_tts
-def test_espeak_variants_take_effect(tmp_path):
-    """espeak-ng ignores a +variant it cannot attach (e.g. after 'en-gb') without an error."""
-    for v in (v for v in VOICES if v.engine == "espeak-ng"):
-        base = dataclasses.replace(v, voice=v.voice.split("+")[0])
-        with_variant, _ = synthesize(v, "Hello there.", tmp_path)
-        without, _ = synthesize(base, "Hello there.", tmp_path)
-        assert len(with_variant) != len(without) or not np.array_equal(with_variant, without), v.name
-
-
-@needs_tts
-def test_make_corpus_two_voices(tmp_path):
-    sentences = write_text(tmp_path / "sentences.txt", "The cat sat on the mat.\nA quick brown fox jumps high.\n")
-    voices = select_voices("flite_slt,espeak_us_m1")
-    out = tmp_path / "corpus"
-    utts, failures = make_corpus(out, voices=voices, n_sentences=1, n_valid_sentences=1,
-                                 test_voices=["espeak_us_m1"], sentence_file=sentences, jobs=2, progress=False)
-    assert failures == []
-    back = read_manifest(out / "manifest.csv")
-    assert len(back) == 4
-    assert [(u.path, u.split) for u in back] == [(u.path, u.split) for u in utts]
-    assert {(u.speaker, u.split) for u in back} == {
-        ("flite_slt", "train"), ("flite_slt", "valid"), ("espeak_us_m1", "test_voice")}
-    assert {u.speaker: (u.labels["gender"], u.labels["engine"]) for u in back} == {
-        "flite_slt": ("f", "flite"), "espeak_us_m1": ("m", "espeak-ng")}
-    for u in back:
-        x, rate = sf.read(str(u.path))
-        assert rate == SAMPLE_RATE and x.ndim == 1
-        assert 0.5 < len(x) / rate < 5.0
-        assert np.abs(x[:100]).max() < 1e-3  # trimmed, then padded with silence
-        assert 0.03 < np.sqrt(np.mean(x**2)) < 0.06
-    header = (out / "manifest.csv").read_text().splitlines()[0]
-    assert header == "path,speaker,text,split,gender,engine,talker"
-    with pytest.raises(FileExistsError, match="--force"):
-        make_corpus(out, voices=voices, n_sentences=1, n_valid_sentences=1, sentence_file=sentences)
-
-
-def test_make_corpus_reports_failed_clips(tmp_path, monkeypatch):
-    """A clip the engine fails on is skipped and reported, not fatal."""
-    monkeypatch.setenv("PATH", str(tmp_path))
-    fake = write_text(tmp_path / "espeak-ng", "#!/bin/sh\nexit 3\n")
-    fake.chmod(0o755)
-    sentences = write_text(tmp_path / "s.txt", "One two three four five.\n")
-    with pytest.raises(SynthesisError, match="every clip failed.*exit 3"):
-        make_corpus(tmp_path / "c", voices=select_voices("espeak_us_m1"), n_sentences=1, n_valid_sentences=0,
-                    sentence_file=sentences, jobs=1, progress=False)

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from voicevae.config import ConfigError, TrainConfig, VAEConfig
-from voicevae.losses import content_cycle_loss, elbo_terms, total_loss
 from voicevae.model import VAE
+from voicevae.training.elbo import content_cycle_loss, elbo_terms
+from voicevae.training.state import weighted_loss
 
 
 def _model() -> VAE:
@@ -24,9 +25,10 @@ def test_term_is_added_only_when_asked_and_leaves_the_elbo_alone():
     for name in ("rec/nll", "kl/content", "kl/speaker", "elbo"):
         torch.testing.assert_close(plain[name], cycled[name])
     # With weight 0 it adds nothing to the loss; with weight w it adds w * term.
-    base = total_loss(plain, {}, 1.0)
-    torch.testing.assert_close(total_loss(cycled, {"cycle/content": 0.0}, 1.0), base)
-    torch.testing.assert_close(total_loss(cycled, {"cycle/content": 2.0}, 1.0), base + 2 * cycled["cycle/content"])
+    lambdas = TrainConfig().lambdas
+    base = weighted_loss(plain, lambdas)
+    torch.testing.assert_close(weighted_loss(cycled, {**lambdas, "cycle/content": 0.0}), base)
+    torch.testing.assert_close(weighted_loss(cycled, {**lambdas, "cycle/content": 2.0}), base + 2 * cycled["cycle/content"])
 
 
 def test_decodes_with_another_voice_and_trains_decoder_not_the_target():
@@ -49,6 +51,6 @@ def test_decodes_with_another_voice_and_trains_decoder_not_the_target():
 
 
 def test_needs_a_gaussian_content_latent():
-    cfg = TrainConfig(model=VAEConfig(content_latent="categorical"), lambdas={"cycle/content": 1.0})
+    cfg = TrainConfig(model=VAEConfig(content_latent="categorical"), lambdas={"sf/reinforce": 1.0, "cycle/content": 1.0})
     with pytest.raises(ConfigError, match="cycle/content"):
         cfg.validate()

@@ -40,3 +40,24 @@ def test_default_scores_speech_above_noise(vc):
     speech = vc.score(EXAMPLES / "flite_slt.wav", n_samples=8)
     noise = vc.score(torch.randn(3 * 22050) * 0.1, n_samples=8)
     assert speech > vc.anomaly_threshold > noise
+
+
+def test_shipped_model_output_is_unchanged():
+    """The shipped model's samples stay what they were when the reference was made (refactors change nothing).
+
+    The reference is regenerated only when the shipped assets change on
+    purpose: python tests/data/make_shipped_reference.py
+    """
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    data_dir = Path(__file__).parent / "data"
+    spec = importlib.util.spec_from_file_location("make_shipped_reference", data_dir / "make_shipped_reference.py")
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    stored = np.load(data_dir / "shipped_reference.npz")
+    assert str(stored["digest"]) == ref.assets_digest(), "shipped assets changed: regenerate tests/data/shipped_reference.npz"
+    for name, samples in ref.shipped_outputs().items():
+        np.testing.assert_allclose(samples, stored[name], rtol=0, atol=1e-6, err_msg=name)

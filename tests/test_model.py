@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from voicevae.checkpoint import CheckpointError, save_checkpoint
-from voicevae.config import ConfigError, VAEConfig, from_dict
-from voicevae.losses import elbo_terms, free_bits_kl, kl_weight, total_loss
+from voicevae.config import ConfigError, TrainConfig, VAEConfig, from_dict
 from voicevae.model import VAE
+from voicevae.training.elbo import elbo_terms, free_bits_kl, kl_weight
+from voicevae.training.state import weighted_loss
 
 SMALL = dict(channels=32, n_blocks=2, content_dim=4, speaker_dim=8)
 
@@ -40,7 +41,7 @@ def test_elbo_terms_are_named_and_backpropagate(model):
     terms = elbo_terms(model, x, n_samples=2, free_bits=0.0)
     assert {"rec/nll", "kl/content", "kl/speaker", "elbo"} <= set(terms)
     # Without free bits and with KL weight 1 the loss is exactly -ELBO (plus the REINFORCE surrogate).
-    loss = total_loss(terms, {}, 1.0)
+    loss = weighted_loss(terms, TrainConfig().lambdas, {"kl/": 1.0})
     expected = terms["rec/nll"] + terms["kl/content"] + terms["kl/speaker"]
     if "sf/reinforce" in terms:
         expected = expected + terms["sf/reinforce"]

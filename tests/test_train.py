@@ -12,7 +12,8 @@ import yaml
 from voicevae.cli import main
 from voicevae.config import ConfigError
 from voicevae.model import VAE
-from voicevae.train import load_config, train
+from voicevae.training.state import read_log
+from voicevae.training.vae import load_config, train
 
 
 def write_config(tmp_path: Path, manifest: Path, **top) -> Path:
@@ -55,7 +56,11 @@ def test_resume_continues_identically(tmp_path, tone_corpus):
     (tmp_path / "b" / "model.pt").unlink()
     # The newest surviving training checkpoint is itself a loadable model.
     assert VAE.load(tmp_path / "b" / "ckpt-0000002.pt").config.channels == 16
-    train(load_config(config, [f"out_dir={tmp_path / 'b'}"]), resume=True, progress=False)
+    logged = len(read_log(tmp_path / "b" / "train.csv"))
+    # Another seed on resume: a run that restarted from step 0 instead of the
+    # checkpoint would draw other weights and batches, and log from step 1.
+    train(load_config(config, [f"out_dir={tmp_path / 'b'}", "seed=7"]), resume=True, progress=False)
+    assert [r["step"] for r in read_log(tmp_path / "b" / "train.csv")[logged:]] == ["3", "4"]
     # Same batches, same noise, same optimiser state: the same weights.
     a = VAE.load(tmp_path / "a" / "model.pt").state_dict()
     b = VAE.load(tmp_path / "b" / "model.pt").state_dict()
@@ -64,7 +69,7 @@ def test_resume_continues_identically(tmp_path, tone_corpus):
 
 
 def test_max_minutes_stops_with_a_checkpoint_and_resume_matches(tmp_path, tone_corpus, monkeypatch):
-    import voicevae.train as module
+    import voicevae.training.state as module
 
     config = write_config(tmp_path, tone_corpus, steps=4, ckpt_every=3)
     train(load_config(config, [f"out_dir={tmp_path / 'a'}"]), progress=False)
@@ -76,7 +81,8 @@ def test_max_minutes_stops_with_a_checkpoint_and_resume_matches(tmp_path, tone_c
     monkeypatch.undo()
     assert sorted(p.name for p in (tmp_path / "b").glob("ckpt-*.pt")) == ["ckpt-0000001.pt"]
     assert VAE.load(tmp_path / "b" / "model.pt").config.channels == 16  # the model as it stands
-    train(load_config(config, [f"out_dir={tmp_path / 'b'}"]), resume=True, progress=False)
+    train(load_config(config, [f"out_dir={tmp_path / 'b'}", "seed=7"]), resume=True, progress=False)
+    assert [r["step"] for r in read_log(tmp_path / "b" / "train.csv")] == ["1", "2", "3", "4"]
     a = VAE.load(tmp_path / "a" / "model.pt").state_dict()
     b = VAE.load(tmp_path / "b" / "model.pt").state_dict()
     for k in a:
@@ -93,8 +99,8 @@ def test_unknown_keys_and_bad_overrides_are_named(tmp_path, tone_corpus):
 
 
 def test_too_short_clip_is_rejected_with_its_name(tmp_path, tone_corpus):
-    import soundfile as sf
     import numpy as np
+    import soundfile as sf
 
     manifest = tmp_path / "short.csv"
     sf.write(tmp_path / "tiny.wav", np.random.default_rng(0).standard_normal(600).astype("float32") * 0.1, 22050)
@@ -127,3 +133,31 @@ def test_categorical_content_trains_with_the_score_function(tmp_path, tone_corpu
     header, *rows = (tmp_path / "run" / "train.csv").read_text().splitlines()
     assert "sf/reinforce" in header
     assert VAE.load(tmp_path / "run" / "model.pt").config.content_latent == "categorical"
+
+
+def test_config_holes_are_named(tmp_path, tone_corpus):
+    config = write_config(tmp_path, tone_corpus)
+    # A misspelt loss weight would otherwise train without the term it meant.
+    with pytest.raises(ConfigError, match=r"config.yaml.lambdas: unknown loss name.*kl/contnet"):
+        load_config(config, ["lambdas={rec/nll: 1.0, kl/contnet: 3.0}"])
+    with pytest.raises(ConfigError, match=r"config.yaml.steps: must be >= 1, got -5"):
+        load_config(config, ["steps=-5"])
+    with pytest.raises(ConfigError, match=r"config.yaml.model: expected a mapping of settings, got 5"):
+        load_config(config, ["model=5"])
+    with pytest.raises(ConfigError, match=r"lambdas.sf/reinforce: a categorical content latent"):
+        load_config(config, ["model.content_latent=categorical", "lambdas={rec/nll: 1.0}"])
+    assert main(["train", "--config", str(config), "--quiet", "--set", "steps=-5"]) == 1
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_a_killed_checkpoint_write_is_cleaned_up(tmp_path, tone_corpus):
+    """kill -9 during save_checkpoint leaves its temporary file; the next start of the run removes it."""
+    config = write_config(tmp_path, tone_corpus, steps=2)
+    train(load_config(config), progress=False)
+    stale = tmp_path / "run" / ".ckpt-0000004.pt.k9x2ab.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    unrelated = tmp_path / "run" / "notes.tmp"  # not ours: left alone
+    unrelated.write_text("mine")
+    train(load_config(config, ["steps=3"]), resume=True, progress=False)
+    assert not stale.exists() and unrelated.read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "run").glob("ckpt-*.pt")) == ["ckpt-0000002.pt", "ckpt-0000003.pt"]

@@ -9,7 +9,6 @@ import pytest
 import torch
 from einops import einsum, rearrange
 
-from voicevae.audio import load_audio
 from voicevae.config import MelConfig
 from voicevae.features import MelFrontend
 from voicevae.vocoder import (
@@ -24,7 +23,6 @@ from voicevae.vocoder import (
 )
 from voicevae.vocoder.losses import MultiScaleMelLoss, phase_losses
 from voicevae.vocoder.vocos import ISTFT
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -192,8 +190,8 @@ def test_griffinlim_copy_synthesis_of_real_speech(speech: torch.Tensor) -> None:
 
 def test_shipped_fast_vocoder_copy_synthesis_of_real_speech(speech: torch.Tensor) -> None:
     """The shipped fast model loads by name, fits the default VAE's front end, and resynthesises unseen real speech."""
-    from voicevae.model import VAE
     from voicevae.api import DEFAULT_MODEL
+    from voicevae.model import VAE
 
     vocoder = load_vocoder("fast")
     assert FAST_ASSET.stat().st_size < 10 * 2**20

@@ -11,21 +11,19 @@ import yaml
 
 from voicevae.checkpoint import CheckpointError, load_checkpoint
 from voicevae.cli import main as cli_main
-from voicevae.config import ConfigError, from_dict, load_yaml, to_dict
-from voicevae.vocoder import VocosVocoder, load_vocoder
-from voicevae.vocoder.train import (
+from voicevae.config import (
+    ConfigError,
     DiscriminatorConfig,
     VocoderConfig,
     VocoderDataConfig,
-    build_state,
-    export_checkpoint,
-    lr_at,
-    train,
-    train_step,
-    training_paths,
+    VocosConfig,
+    from_dict,
+    load_yaml,
+    to_dict,
 )
-from voicevae.vocoder.vocos import VocosConfig
-
+from voicevae.training.state import read_log
+from voicevae.training.vocoder import build_state, export_checkpoint, train, train_step, training_paths
+from voicevae.vocoder import VocosVocoder, load_vocoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -53,11 +51,11 @@ def test_one_step_of_the_real_cli(tone_corpus: Path, tmp_path: Path) -> None:
     config = tiny_config(tone_corpus, tmp_path / "run", steps=2)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(to_dict(config)))
-    assert cli_main(["train-vocoder", "--config", str(path), "--steps", "1", "--no-progress"]) == 0
-    ckpt = tmp_path / "run" / "vocoder_0000001.pt"
+    assert cli_main(["train-vocoder", "--config", str(path), "--steps", "1", "--quiet"]) == 0
+    ckpt = tmp_path / "run" / "ckpt-0000001.pt"
     data = load_checkpoint(ckpt, "vocoder")
     assert data["step"] == 1
-    log = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    log = (tmp_path / "run" / "train.csv").read_text().splitlines()
     assert log[0].startswith("step,") and log[1].startswith("1,")
     vocoder = load_vocoder(ckpt)
     assert isinstance(vocoder, VocosVocoder)
@@ -71,12 +69,11 @@ def test_all_named_losses_logged_after_warmup(tone_corpus: Path, tmp_path: Path,
     if family != "both":
         disc = dataclasses.replace(disc, **{"resolutions" if family == "periods" else "periods": ()})
     train(tiny_config(tone_corpus, tmp_path, steps=2, disc_start_step=1, disc=disc), progress=False)
-    rows = (tmp_path / "log.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    first, second = (dict(zip(header, r.split(","))) for r in rows[1:3])
+    first, second = read_log(tmp_path / "train.csv")
     assert first["adv/gen"] == "" and first["mel/l1"] != ""  # warm-up: reconstruction only
-    for name in ("mel/l1", "stft/sc", "stft/mag", "adv/gen", "adv/disc", "fm", "valid/mel_l1"):
+    for name in ("mel/l1", "stft/sc", "stft/mag", "adv/gen", "adv/disc", "fm"):
         assert float(second[name]) >= 0, name
+    assert [float(r["valid/mel_l1"]) >= 0 for r in read_log(tmp_path / "valid.csv")] == [True, True]
 
 
 def test_phase_and_multi_scale_mel_losses_are_logged_only_when_weighted(tone_corpus: Path, tmp_path: Path) -> None:
@@ -84,8 +81,7 @@ def test_phase_and_multi_scale_mel_losses_are_logged_only_when_weighted(tone_cor
     train(tiny_config(tone_corpus, tmp_path / "on", steps=1, lambdas=lambdas, phase_weight_power=0.5), progress=False)
     train(tiny_config(tone_corpus, tmp_path / "off", steps=1), progress=False)
     for run, present in (("on", True), ("off", False)):
-        rows = (tmp_path / run / "log.csv").read_text().splitlines()
-        row = dict(zip(rows[0].split(","), rows[1].split(",")))
+        row = read_log(tmp_path / run / "train.csv")[0]
         for name in ("phase/ip", "phase/gd", "phase/iaf"):
             assert (row[name] != "") == present, (run, name)
             if present:
@@ -125,23 +121,27 @@ def test_resume_is_identical_to_an_uninterrupted_run(tone_corpus: Path, tmp_path
     """Generator, discriminators and the moving average all continue as if never stopped."""
     straight = train(tiny_config(tone_corpus, tmp_path / "a", steps=4, disc_start_step=1, ema_decay=0.5), progress=False)
     train(tiny_config(tone_corpus, tmp_path / "b", steps=2, disc_start_step=1, ema_decay=0.5), progress=False)
-    resumed = train(tiny_config(tone_corpus, tmp_path / "b", steps=4, disc_start_step=1, ema_decay=0.5), resume=True, progress=False)
+    # Another seed on resume: a run that restarted from step 0 instead of the
+    # checkpoint would draw other weights and data, and log steps 1 and 2 again.
+    other_seed = tiny_config(tone_corpus, tmp_path / "b", steps=4, disc_start_step=1, ema_decay=0.5, seed=7)
+    resumed = train(other_seed, resume=True, progress=False)
+    assert [r["step"] for r in read_log(tmp_path / "b" / "train.csv")] == ["1", "2", "3", "4"]
     a, b = load_checkpoint(straight, "vocoder"), load_checkpoint(resumed, "vocoder")
     assert a["step"] == b["step"] == a["ema_updates"] == b["ema_updates"] == 4
     for part in ("model", "disc", "ema"):
         for name, value in a[part].items():
             torch.testing.assert_close(b[part][name], value, msg=f"{part}.{name}")
     # keep_last=2: older checkpoints are gone.
-    assert sorted(p.name for p in (tmp_path / "a").glob("vocoder_*.pt")) == ["vocoder_0000003.pt", "vocoder_0000004.pt"]
+    assert sorted(p.name for p in (tmp_path / "a").glob("ckpt-*.pt")) == ["ckpt-0000003.pt", "ckpt-0000004.pt"]
 
 
 def test_set_overrides_any_setting_of_the_yaml(tone_corpus: Path, tmp_path: Path) -> None:
     config = tiny_config(tone_corpus, tmp_path / "run", steps=1)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(to_dict(config)))
-    args = ["train-vocoder", "--config", str(path), "--no-progress", "--set", "data.batch_size=3", "--set", "disc.resolutions=[]"]
+    args = ["train-vocoder", "--config", str(path), "--quiet", "--set", "data.batch_size=3", "--set", "disc.resolutions=[]"]
     assert cli_main([*args, "--set", "lr=2e-4"]) == 0  # YAML reads 2e-4 as text; it is still a number here
-    saved = load_checkpoint(tmp_path / "run" / "vocoder_0000001.pt", "vocoder")["config"]
+    saved = load_checkpoint(tmp_path / "run" / "ckpt-0000001.pt", "vocoder")["config"]
     assert saved["data"]["batch_size"] == 3 and saved["disc"]["resolutions"] == [] and saved["lr"] == 2e-4
     assert saved["disc"]["periods"] == [2, 3]  # untouched settings stay
     assert cli_main([*args[:4], "--set", "data.batch_siz=3"]) == 1  # a typo is named, not ignored
@@ -155,7 +155,7 @@ def test_set_overrides_any_setting_of_the_yaml(tone_corpus: Path, tmp_path: Path
 def test_max_minutes_checkpoints_and_stops_then_resume_finishes(
     tone_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import voicevae.vocoder.train as module
+    import voicevae.training.state as module
 
     # A clock that moves 30 s each time the loop reads it: a 1-minute budget
     # is spent when the loop looks the second time, after one step.
@@ -163,11 +163,17 @@ def test_max_minutes_checkpoints_and_stops_then_resume_finishes(
     monkeypatch.setattr(module.time, "monotonic", lambda: float(next(ticks)))
     config = tiny_config(tone_corpus, tmp_path / "run", steps=4, ckpt_every=3)
     stopped = train(config, progress=False, max_minutes=1.0)
-    assert stopped.name == "vocoder_0000001.pt"
+    assert stopped.name == "ckpt-0000001.pt"
     assert load_checkpoint(stopped, "vocoder")["step"] == 1
     monkeypatch.undo()
-    finished = train(config, resume=True, progress=False)
+    # Resumed with another seed, it still ends where an uninterrupted run does.
+    finished = train(dataclasses.replace(config, seed=7), resume=True, progress=False)
     assert load_checkpoint(finished, "vocoder")["step"] == 4
+    assert [r["step"] for r in read_log(tmp_path / "run" / "train.csv")] == ["1", "2", "3", "4"]
+    straight = train(dataclasses.replace(config, out_dir=str(tmp_path / "straight")), progress=False)
+    a, b = load_checkpoint(straight, "vocoder")["model"], load_checkpoint(finished, "vocoder")["model"]
+    for name, value in a.items():
+        torch.testing.assert_close(b[name], value, msg=name)
 
 
 def test_moving_average_is_what_loads_and_exports(tone_corpus: Path, tmp_path: Path) -> None:
@@ -188,7 +194,7 @@ def test_moving_average_is_what_loads_and_exports(tone_corpus: Path, tmp_path: P
 
 
 def test_resume_without_checkpoint_is_an_error(tone_corpus: Path, tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="no vocoder_.*checkpoint"):
+    with pytest.raises(CheckpointError, match=r"--resume given but there is no ckpt-\*.pt checkpoint"):
         train(tiny_config(tone_corpus, tmp_path), resume=True, progress=False)
 
 
@@ -238,7 +244,7 @@ def test_config_rejects_unknown_loss_names_and_keys() -> None:
 
 def test_lr_schedule_is_a_function_of_the_step() -> None:
     config = VocoderConfig(lr=1e-3, lr_decay=0.5)
-    assert [lr_at(config, s) for s in range(3)] == [1e-3, 5e-4, 2.5e-4]
+    assert [config.lr_at(s) for s in range(3)] == [1e-3, 5e-4, 2.5e-4]
 
 
 def test_vocoder_recipes_load() -> None:

@@ -25,15 +25,14 @@ z_s' = v_target + (z_s - v_source) * std_target / std_source.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
-import soundfile as sf
 import torch
-from tqdm import tqdm
 
-from .audio import AudioError, load_audio, save_audio
+from .audio import AudioError, load_audio
+from .batch import BatchReport
+from .batch import convert_files as _convert_files
 from .features import MelFrontend
 from .model import VAE
 from .vectors import VectorSet
@@ -51,14 +50,6 @@ ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "default" / "model.pt"
 
 Source = str | Path | torch.Tensor
-
-
-@dataclass
-class BatchReport:
-    """What `convert_files` did: written outputs and failed inputs with their reasons."""
-
-    written: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
 class VoiceConverter:
@@ -130,7 +121,7 @@ class VoiceConverter:
 
     def _speaker_of_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """Speaker latent (Ds,) of log-mel (n_mels, F): the frame-weighted mean over chunks when long."""
-        total, frames = 0.0, 0
+        total, frames = torch.zeros(self.model.config.speaker_dim, device=mel.device), 0
         for start in range(0, mel.shape[-1], self.chunk_frames):
             piece = mel[:, start : start + self.chunk_frames]
             if frames and piece.shape[-1] < self.chunk_frames // 4:
@@ -153,7 +144,8 @@ class VoiceConverter:
             raise ValueError("speaker_vector needs at least one reference clip")
         return torch.stack([self.encode_speaker(c) for c in clips]).mean(0)
 
-    def _target(self, target: str | torch.Tensor | Sequence[Source]) -> torch.Tensor:
+    def target_vector(self, target: str | torch.Tensor | Sequence[Source]) -> torch.Tensor:
+        """A conversion target as a speaker latent (Ds,): a speaker name, a (Ds,) vector, or reference clips."""
         if isinstance(target, str):
             if self.vectors is None:
                 raise ValueError("this model has no speaker-vector file; give reference clips or a vector")
@@ -164,7 +156,7 @@ class VoiceConverter:
 
     def interpolate(self, a: str | torch.Tensor, b: str | torch.Tensor, t: float) -> torch.Tensor:
         """(1 - t) v_a + t v_b: a voice between two others, (Ds,)."""
-        return (1 - t) * self._target(a) + t * self._target(b)
+        return (1 - t) * self.target_vector(a) + t * self.target_vector(b)
 
     def random_voice(self, seed: int | None = None, components: int = 3) -> torch.Tensor:
         """A new voice, (Ds,): a random convex mix of draws from the aggregated posterior.
@@ -182,6 +174,8 @@ class VoiceConverter:
 
     def _speaker_std(self, name: str | None) -> torch.Tensor:
         """Spread of a named speaker's utterance latents, else the pooled within-speaker spread."""
+        if self.vectors is None:
+            raise ValueError("method='stats' needs the model's vector file")
         stats = self.vectors.labels["speaker"]
         if name is not None and stats.counts.get(name, 0) > 1:
             return stats.stds[name].to(self.device)
@@ -197,8 +191,8 @@ class VoiceConverter:
         source_speaker: str | None,
     ) -> torch.Tensor:
         check_method(method)
-        v_target = self._target(target)
-        v_source = self._target(source_speaker) if source_speaker else z_s
+        v_target = self.target_vector(target)
+        v_source = self.target_vector(source_speaker) if source_speaker else z_s
         if method == "arithmetic":
             out = z_s + strength * (v_target - v_source)
         else:  # "stats"
@@ -256,7 +250,7 @@ class VoiceConverter:
     def score(self, wav: Source, n_samples: int = 32) -> float:
         """Importance-sampled log p(x) per mel frame; low values mean unlike the training data."""
         mel = self.mel(wav)
-        scores = []
+        scores: list[tuple[float, int]] = []
         # Long clips are scored in chunks and averaged per frame (bounded memory).
         for start in range(0, mel.shape[-1], self.chunk_frames):
             piece = mel[:, start : start + self.chunk_frames]
@@ -322,71 +316,15 @@ class VoiceConverter:
 
         Output paths mirror the inputs' paths relative to `root` (default: flat
         names). Existing outputs are refused unless force=True; a file that
-        fails is reported and the rest still run.
-
-        The VAE runs clip by clip (its content encoder normalises each clip over
-        time, so padding would change it); the vocoder, which is where the time
-        goes, runs `batch_size` clips at once (default 16 on a GPU, 1 on the
-        CPU, where batching gains nothing). Clips are taken in order of length
-        so little of a batch is padding.
+        fails is reported and the rest still run. The vocoder runs
+        `batch_size` clips at once (default 16 on a GPU, 1 on the CPU). The
+        work is `voicevae.batch.convert_files`, which the CLI and the demo's
+        batch tab share.
         """
-        paths = [Path(p) for p in paths]
-        out_dir = Path(out_dir)
-        batch_size = batch_size or (16 if self.device.type == "cuda" else 1)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        report = BatchReport()
-        # Reference clips are encoded once for the whole batch; names stay names
-        # so the "stats" method can use the named speaker's spread.
-        target_vec = target if target is None or isinstance(target, str) else self._target(target)
-
-        def fail(path: Path, out: Path, e: Exception) -> None:
-            # Every reason names the file at fault.
-            reason = str(e) if str(path) in str(e) or str(out) in str(e) else f"{path}: {e}"
-            report.failed.append((path, reason))
-
-        pending: list[tuple[Path, Path, torch.Tensor]] = []  # (input, output, converted mel)
-
-        def flush() -> None:
-            try:
-                audios = self.vocode_many([m for _, _, m in pending])
-            except (ValueError, RuntimeError) as e:
-                for path, out, _ in pending:
-                    fail(path, out, e)
-            else:
-                for (path, out, _), wav in zip(pending, audios):
-                    try:
-                        report.written.append(save_audio(out, wav, self.sample_rate, overwrite=force))
-                    except (ValueError, OSError) as e:
-                        fail(path, out, e)
-            bar.update(len(pending))
-            pending.clear()
-
-        with tqdm(total=len(paths), desc="converting", disable=not progress) as bar:
-            for path in sorted(paths, key=_duration) if batch_size > 1 else paths:
-                rel = path.relative_to(root) if root is not None else Path(path.name)
-                out = (out_dir / rel).with_suffix(".wav")
-                try:
-                    if out.exists() and not force:
-                        raise FileExistsError(f"{out}: exists; pass --force to overwrite")
-                    pending.append((path, out, self.convert_mel(path, target_vec, strength, attributes, method)))
-                except (ValueError, OSError) as e:  # AudioError, FileExistsError, unreadable files
-                    fail(path, out, e)
-                    bar.update(1)
-                if len(pending) >= batch_size:
-                    flush()
-            if pending:
-                flush()
-        return report
-
-
-def _duration(path: Path) -> float:
-    """Seconds of audio in a file, or 0 when it cannot be read (it then fails in order)."""
-    try:
-        info = sf.info(str(path))
-        return info.frames / info.samplerate
-    except Exception:  # noqa: BLE001 - unreadable files are reported by the conversion itself
-        return 0.0
+        return _convert_files(
+            self, paths, out_dir, target, strength, attributes, method,
+            root=root, force=force, progress=progress, batch_size=batch_size,
+        )
 
 
 def _dirichlet(k: int, generator: torch.Generator) -> torch.Tensor:

@@ -20,6 +20,12 @@ import torchaudio.functional as AF
 # (a wrong header, a raw file) rather than speech.
 MIN_RATE, MAX_RATE = 8000, 192000
 
+# File suffixes taken as audio wherever a folder is searched for clips (corpus
+# scanning, `voicevae convert` inputs, vocoder evaluation): the formats
+# soundfile reads, so every file found can go through `load_audio`. MP3 needs
+# libsndfile >= 1.1, which the soundfile wheels bundle.
+AUDIO_SUFFIXES: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
 
 class AudioError(ValueError):
     """A clip could not be read or is unusable as speech."""

@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
-
-from .config import ConfigError
 
 FORMAT = "voicevae"
 VERSION = 1
@@ -70,64 +66,3 @@ def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...], map_lo
             f"{path}: is a {data.get('kind')!r} checkpoint, expected {' or '.join(map(repr, kinds))}"
         )
     return data
-
-
-def rng_state() -> dict[str, Any]:
-    """Random generator states, so a resumed run draws the same numbers."""
-    import random
-
-    import numpy as np
-
-    state = {
-        "torch": torch.get_rng_state(),
-        "python": list(random.getstate()[1]) + [random.getstate()[2] if random.getstate()[2] is not None else -1],
-        "numpy": torch.from_numpy(np.random.get_state()[1].astype("int64")),
-        "numpy_pos": int(np.random.get_state()[2]),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what `rng_state` saved."""
-    import random
-
-    import numpy as np
-
-    torch.set_rng_state(state["torch"])
-    py = state["python"]
-    gauss = None if py[-1] == -1 else py[-1]
-    random.setstate((3, tuple(int(v) for v in py[:-1]), gauss))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype("uint32"), state["numpy_pos"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def check_max_minutes(minutes: float | None) -> None:
-    """Refuse a `--max-minutes` budget that is not positive (before any work starts)."""
-    if minutes is not None and minutes <= 0:
-        raise ConfigError(f"--max-minutes: must be > 0, got {minutes:g}")
-
-
-class Deadline:
-    """A training run's wall-clock budget (`--max-minutes`); None means no budget.
-
-    The clock is monotonic, so the budget cannot jump with the wall clock.
-    Under torchrun rank 0's clock decides and every rank gets its answer, so
-    all ranks stop at the same step.
-    """
-
-    def __init__(self, minutes: float | None) -> None:
-        check_max_minutes(minutes)
-        self.at = None if minutes is None else time.monotonic() + 60.0 * minutes
-
-    def spent(self, world: int = 1, device: torch.device | None = None) -> bool:
-        if self.at is None:
-            return False
-        spent = time.monotonic() >= self.at
-        if world > 1:
-            flag = torch.tensor([float(spent)], device=device)
-            dist.broadcast(flag, src=0)
-            spent = bool(flag.item())
-        return spent

@@ -13,10 +13,10 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "make-corpus": ("voicevae.corpora", "synthesise the offline multi-speaker corpus with Debian voices"),
+    "make-corpus": ("voicevae.synthetic", "synthesise the offline multi-speaker corpus with Debian voices"),
     "scan": ("voicevae.corpora", "write a manifest for a VCTK / LibriTTS / LibriSpeech / folder corpus"),
-    "train": ("voicevae.train", "train the VAE from a YAML config"),
-    "train-vocoder": ("voicevae.vocoder.train", "train the fast Vocos-style vocoder"),
+    "train": ("voicevae.training.vae", "train the VAE from a YAML config"),
+    "train-vocoder": ("voicevae.training.vocoder", "train the fast Vocos-style vocoder"),
     "eval-vocoder": ("voicevae.vocoder.evaluate", "copy-synthesis evaluation of the vocoders"),
     "vectors": ("voicevae.vectors", "compute attribute/speaker vectors from a labelled manifest"),
     "convert": ("voicevae.commands", "convert clips to a target voice"),

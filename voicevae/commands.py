@@ -1,9 +1,10 @@
 """`voicevae convert`, `voicevae resynth` and `voicevae score`: the API over files and folders.
 
-Inputs may be files or folders (searched recursively for audio); outputs
-mirror each folder's tree under --out-dir. Existing outputs are never
-replaced without --force. A file that fails is reported on stderr and the
-rest still run; the exit status is 1 if any failed.
+Inputs may be files or folders (searched recursively for audio by
+`batch.collect_inputs`); outputs mirror each folder's tree under --out-dir.
+Existing outputs are never replaced without --force. A file that fails is
+reported on stderr and the rest still run; the exit status is 1 if any
+failed.
 """
 
 from __future__ import annotations
@@ -16,25 +17,7 @@ import torch
 
 from .api import METHODS, VoiceConverter, load
 from .audio import AudioError
-
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
-
-
-def collect_inputs(items: list[str]) -> list[tuple[Path, Path]]:
-    """(file, root it is relative to) for every audio file named or found in a named folder."""
-    found: list[tuple[Path, Path]] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file())
-            if not files:
-                raise FileNotFoundError(f"{p}: folder holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
-            found += [(f, p) for f in files]
-        elif p.is_file():
-            found.append((p, p.parent))
-        else:
-            raise FileNotFoundError(f"{p}: no such file or folder")
-    return found
+from .batch import collect_inputs
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -9,11 +9,12 @@ because a misspelt setting that is silently ignored trains the wrong model.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Type, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
@@ -24,15 +25,18 @@ class ConfigError(ValueError):
     """A setting is unknown, missing or out of range."""
 
 
-def from_dict(cls: Type[T], data: dict[str, Any] | None, where: str = "config") -> T:
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
     """Build dataclass `cls` from `data`, recursing into nested dataclasses.
 
     `where` names the source (a file and section) for error messages.
     """
-    data = dict(data or {})
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+        # e.g. `model: 5` in a YAML file
+        raise ConfigError(f"{where}: expected a mapping of settings, got {data!r}")
+    data = dict(data)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
@@ -113,7 +117,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_yaml(cls: Type[T], path: str | Path, overrides: list[str] | None = None) -> T:
+def load_yaml(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:
     """Read a YAML file (plus `--set key=value` overrides) into config class `cls`, naming the file in any error."""
     path = Path(path)
     if not path.is_file():
@@ -151,6 +155,10 @@ class MelConfig:
             raise ConfigError(f"{where}: need 0 < hop_length and win_length <= n_fft")
         if self.log_floor <= 0:
             raise ConfigError(f"{where}: log_floor must be positive")
+
+    def scaled(self, n_fft: int, hop_length: int, n_mels: int) -> MelConfig:
+        """The same analysis with another window (= n_fft), hop and band count."""
+        return dataclasses.replace(self, n_fft=n_fft, win_length=n_fft, hop_length=hop_length, n_mels=n_mels)
 
 
 @dataclass
@@ -227,16 +235,28 @@ class TrainConfig:
     # Voice perturbation of the content encoder's input (augment.py): the
     # largest mel-axis warp, 0.15 = factors in [1/1.15, 1.15]; 0 turns it off.
     content_warp: float = 0.0
-    # Extra weights on the named loss terms; keys are loss names. A positive
-    # "cycle/content" turns on the content-consistency term (losses.content_cycle_loss).
-    lambdas: dict[str, float] = field(default_factory=lambda: {"rec/nll": 1.0, "kl/content": 1.0, "kl/speaker": 1.0})
+    # Weights of the named loss terms (training/elbo.py); a term without a
+    # weight is logged, not optimised. A positive "cycle/content" turns on the
+    # content-consistency term; "sf/reinforce" trains a categorical content latent.
+    lambdas: dict[str, float] = field(
+        default_factory=lambda: {"rec/nll": 1.0, "kl/content": 1.0, "kl/speaker": 1.0, "sf/reinforce": 1.0}
+    )
     amp: bool = True  # mixed precision on CUDA (ignored on CPU)
     log_every: int = 50
     valid_every: int = 1000
     ckpt_every: int = 1000
     keep_last: int = 3
 
+    def lr_at(self, step: int) -> float:
+        """Cosine decay from lr to lr_min over the run (a plain function of the step)."""
+        progress = min(1.0, step / max(1, self.steps))
+        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1 + math.cos(math.pi * progress))
+
     def validate(self, where: str = "config") -> None:
+        _check_run_lengths(self, where)
+        _check_lambdas(self.lambdas, VAE_TERMS, where)
+        if self.model.content_latent == "categorical" and not self.lambdas.get("sf/reinforce", 0.0):
+            raise ConfigError(f"{where}.lambdas.sf/reinforce: a categorical content latent learns only through it; give it a weight")
         if self.n_samples < 1:
             raise ConfigError(f"{where}.n_samples: must be >= 1")
         if not 0.0 <= self.content_warp < 1.0:
@@ -247,3 +267,175 @@ class TrainConfig:
             raise ConfigError(
                 f"{where}: model.n_mels={self.model.n_mels} differs from mel.n_mels={self.mel.n_mels}"
             )
+
+
+# ------------------------------------------------------------------ the fast vocoder
+
+
+@dataclass
+class VocosConfig:
+    """Architecture of the fast vocoder (vocoder/vocos.py); travels inside its checkpoints."""
+
+    dim: int = 128  # channels of the backbone
+    intermediate_dim: int = 384  # width of each block's pointwise MLP
+    num_layers: int = 8  # ConvNeXt blocks
+    kernel_size: int = 7  # depthwise kernel, in frames
+    # Predict the log-magnitude as a correction to the pseudo-inverse of the mel
+    # filterbank applied to the input (what Griffin-Lim starts from) instead of
+    # from scratch: the network then spends its capacity on phase.
+    mel_prior: bool = False
+    # How the head outputs phase: "angle" regresses it directly (Vocos);
+    # "atan2" outputs a 2-D vector per bin and takes its direction (APNet's
+    # parallel estimation), so a phase near +-pi needs no jump in the output.
+    phase: str = "angle"
+
+    def validate(self, where: str = "model") -> None:
+        if self.phase not in ("angle", "atan2"):
+            raise ConfigError(f"{where}.phase: must be 'angle' or 'atan2', got {self.phase!r}")
+        for name in ("dim", "intermediate_dim", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.kernel_size % 2 == 0:
+            raise ConfigError(f"{where}.kernel_size: must be odd, got {self.kernel_size}")
+
+
+@dataclass
+class VocoderDataConfig:
+    """Training audio: random fixed-length segments of the manifest's clips."""
+
+    manifest: str = "data/synthetic/manifest.csv"
+    train_split: str = "train"
+    valid_split: str = "valid"
+    segment_frames: int = 32  # mel frames per training segment (32 * 256 = 8192 samples)
+    batch_size: int = 8
+    valid_clips: int = 8  # first N clips of the valid split, scored whole
+    # More manifests whose train splits join the training clips (validation
+    # stays on `manifest`): e.g. `make-corpus --voices extra`, more talkers.
+    extra_manifests: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.extra_manifests = tuple(self.extra_manifests)  # YAML gives a list
+
+    def validate(self, where: str = "data") -> None:
+        for name in ("segment_frames", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: must be >= 1")
+
+
+@dataclass
+class DiscriminatorConfig:
+    """Sizes of the multi-period and multi-resolution discriminators."""
+
+    periods: tuple[int, ...] = (2, 3, 5, 7, 11)
+    # HiFi-GAN uses (32, 128, 512, 1024) and Vocos 32-channel resolution
+    # discriminators; on a CPU those cost ~40x a generator step, so ours are slim.
+    period_channels: tuple[int, ...] = (8, 32, 64, 128)
+    # Either family may be empty (not both). On a CPU the resolution
+    # discriminators cost most: with these sizes a GAN step takes ~20x a plain
+    # one, 4-5x with the period discriminators alone (benchmarks/vocoder_gan_step.py).
+    resolutions: tuple[tuple[int, int], ...] = ((1024, 256), (2048, 512), (512, 128))  # (n_fft, hop)
+    resolution_channels: int = 16
+
+    def __post_init__(self) -> None:
+        # YAML and checkpoints hold the pairs as lists.
+        self.resolutions = tuple(tuple(r) for r in self.resolutions)  # type: ignore[misc]
+
+    def validate(self, where: str = "disc") -> None:
+        if not self.periods and not self.resolutions:
+            raise ConfigError(f"{where}: periods and resolutions are both empty; the GAN needs at least one discriminator")
+
+
+@dataclass
+class VocoderConfig:
+    """A vocoder training run (training/vocoder.py)."""
+
+    mel: MelConfig = field(default_factory=MelConfig)
+    model: VocosConfig = field(default_factory=VocosConfig)
+    disc: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    data: VocoderDataConfig = field(default_factory=VocoderDataConfig)
+    out_dir: str = "runs/vocoder"
+    seed: int = 0
+    steps: int = 4000
+    lr: float = 5e-4
+    # Exponential decay per step, a function of the step alone so resuming
+    # changes nothing and extending `steps` does not rewrite the past schedule.
+    lr_decay: float = 0.9999
+    betas: tuple[float, float] = (0.8, 0.99)
+    grad_clip: float = 10.0
+    disc_start_step: int = 2000  # steps of reconstruction-only warm-up before the GAN
+    adv_loss: str = "hinge"  # "hinge" or "lsgan"
+    stft_resolutions: tuple[tuple[int, int], ...] = ((512, 128), (1024, 256), (2048, 512))
+    # (n_fft, hop, n_mels) of the "mel/multi" loss, used when it is weighted.
+    mel_scales: tuple[tuple[int, int, int], ...] = ((256, 64, 20), (512, 128, 40), (2048, 512, 160))
+    # The phase losses weight each bin by the real magnitude to this power:
+    # 0 weighs all bins alike (APNet), 1 follows the energy, which in speech
+    # sits below ~1 kHz; 0.5 lies between.
+    phase_weight_power: float = 0.0
+    # Keep an exponential moving average of the generator's weights (0: off).
+    # Without a GAN the weights still wander from step to step; the average
+    # is what validation scores and what `load_vocoder` and export use.
+    ema_decay: float = 0.0
+    # Weights of the named losses (a loss without a weight is not optimised);
+    # "adv/disc" scales the discriminators' own loss.
+    lambdas: dict[str, float] = field(
+        default_factory=lambda: {"mel/l1": 45.0, "stft/sc": 1.0, "stft/mag": 1.0, "adv/gen": 1.0, "fm": 2.0, "adv/disc": 1.0}
+    )
+    # Fine-tune on VAE reconstructions: the generator hears decoder output, the
+    # losses compare with the real audio.
+    vae_checkpoint: str | None = None
+    amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
+    threads: int = 0  # torch CPU threads; 0 leaves torch's default
+    log_every: int = 25
+    valid_every: int = 500
+    ckpt_every: int = 500
+    keep_last: int = 3
+
+    def __post_init__(self) -> None:
+        self.stft_resolutions = tuple(tuple(r) for r in self.stft_resolutions)  # type: ignore[misc]
+        self.mel_scales = tuple(tuple(s) for s in self.mel_scales)  # type: ignore[misc]
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for optimiser step `step` (0-based)."""
+        return self.lr * self.lr_decay**step
+
+    def validate(self, where: str = "config") -> None:
+        _check_run_lengths(self, where)
+        _check_lambdas(self.lambdas, (*VOCODER_GENERATOR_TERMS, "adv/disc"), where)
+        if self.disc_start_step < self.steps and not self.lambdas.get("adv/disc", 0.0):
+            raise ConfigError(
+                f"{where}.lambdas.adv/disc: the GAN starts at disc_start_step={self.disc_start_step} < steps={self.steps}, "
+                "and the discriminators learn only through adv/disc; give it a weight"
+            )
+        if self.adv_loss not in ("hinge", "lsgan"):
+            raise ConfigError(f"{where}.adv_loss: must be 'hinge' or 'lsgan', got {self.adv_loss!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"{where}.ema_decay: must be in [0, 1), got {self.ema_decay}")
+        if self.phase_weight_power < 0:
+            raise ConfigError(f"{where}.phase_weight_power: must be >= 0, got {self.phase_weight_power}")
+        if self.mel.win_length != self.mel.n_fft:
+            raise ConfigError(f"{where}.mel: the Vocos head needs win_length == n_fft")
+        self.disc.validate(f"{where}.disc")
+        for i, scale in enumerate(self.mel_scales):
+            if len(scale) != 3:
+                raise ConfigError(f"{where}.mel_scales[{i}]: need [n_fft, hop, n_mels], got {list(scale)}")
+            self.mel.scaled(*scale).validate(f"{where}.mel_scales[{i}]")
+
+
+# Named losses each training loop computes (training/elbo.py, training/vocoder.py).
+VAE_TERMS = ("rec/nll", "kl/content", "kl/speaker", "cycle/content", "sf/reinforce")
+VOCODER_GENERATOR_TERMS = ("mel/l1", "stft/sc", "stft/mag", "phase/ip", "phase/gd", "phase/iaf", "adv/gen", "fm", "mel/multi")
+
+
+def _check_lambdas(lambdas: dict[str, float], known: tuple[str, ...], where: str) -> None:
+    """A weight for a loss the loop never computes is a typo, not a no-op: name it."""
+    unknown = sorted(set(lambdas) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}.lambdas: unknown loss name(s) {', '.join(unknown)}; known are {', '.join(known)}")
+
+
+def _check_run_lengths(config: Any, where: str) -> None:
+    """Steps and intervals of a training run must be positive: `steps: -5` would train nothing and exit 0."""
+    for name in ("steps", "log_every", "valid_every", "ckpt_every", "keep_last"):
+        value = getattr(config, name)
+        if value < 1:
+            raise ConfigError(f"{where}.{name}: must be >= 1, got {value}")

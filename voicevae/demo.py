@@ -18,9 +18,10 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -29,6 +30,7 @@ import torch
 
 from .api import DEFAULT_MODEL, VoiceConverter, load
 from .audio import save_audio
+from .batch import convert_pairs
 from .vocoder import FAST_ASSET
 
 DEFAULT_LABEL = "default (shipped)"
@@ -287,7 +289,12 @@ class Demo:
         vocoder: str,
         *amounts: float,
     ) -> tuple[str | None, str]:
-        """Convert several clips to the same target into one zip: (zip path, status listing failures)."""
+        """Convert several clips to the same target into one zip: (zip path, status listing failures).
+
+        The clips go through `batch.convert_pairs`, the code behind
+        `convert_files` and `voicevae convert`, so a clip converted here gets
+        the audio it would get there (and the vocoder runs batched on a GPU).
+        """
         if not files:
             return None, "**Error:** upload the clips to convert first"
         try:
@@ -297,28 +304,38 @@ class Demo:
             attributes = self._amounts(vc, amounts)
         except (DemoError, ValueError, KeyError, OSError) as e:
             return None, f"**Error:** {_message(e, refs or [])}"
-        zip_path = self._next_path(f"converted_to_{target_name}", ".zip")
-        failed: list[str] = []
-        written = 0
-        with zipfile.ZipFile(zip_path, "w") as zf:
+        failed: dict[int, str] = {}  # upload index -> status line, so failures are listed in upload order
+        with tempfile.TemporaryDirectory(prefix="voicevae-batch-") as tmp:
+            pairs: list[tuple[Path, Path]] = []  # (upload, converted file)
+            names: dict[Path, str] = {}  # converted file -> its name in the zip, in upload order
+            index: dict[Path, list[int]] = {}  # upload -> its upload indices, to place its failures
             for i, f in enumerate(files):
-                name = Path(f).name
                 try:
-                    wav = vc.load_audio(self.check_upload(f, "clip"))
-                    out = vc.convert(wav, target=target, strength=float(strength), attributes=attributes)
-                    tmp = save_audio(self._next_path(Path(f).stem, ".wav"), out, vc.sample_rate)
-                    # Numbered so two uploads with the same name do not collide in the zip.
-                    zf.write(tmp, f"{i + 1:03d}_{Path(f).stem}_to_{target_name}.wav")
-                    tmp.unlink()
-                    written += 1
-                except (DemoError, ValueError, OSError) as e:
-                    failed.append(f"- {name}: {_message(e, [f])}")
-        if written == 0:
-            zip_path.unlink()
-            return None, "**Error:** no clip could be converted:\n" + "\n".join(failed)
-        status = f"Converted {written} of {len(files)} clips to **{target_name}**."
-        if failed:
-            status += " Skipped:\n" + "\n".join(failed)
+                    path = self.check_upload(f, "clip")
+                except (DemoError, OSError) as e:
+                    failed[i] = f"- {Path(f).name}: {_message(e, [f])}"
+                    continue
+                out = Path(tmp) / f"{i + 1:03d}.wav"
+                # Numbered so two uploads with the same name do not collide in the zip.
+                names[out] = f"{i + 1:03d}_{path.stem}_to_{target_name}.wav"
+                pairs.append((path, out))
+                index.setdefault(path, []).append(i)
+            report = convert_pairs(vc, pairs, target, float(strength), attributes, progress=False)
+            for path, reason in report.failed:
+                failed[index[path].pop(0)] = f"- {path.name}: {_message(reason, [str(path)])}"
+            written = set(report.written)
+            if written:
+                zip_path = self._next_path(f"converted_to_{target_name}", ".zip")
+                with zipfile.ZipFile(zip_path, "w") as zf:
+                    for out, name in names.items():  # in upload order; the batch writes by length
+                        if out in written:
+                            zf.write(out, name)
+        lines = [failed[i] for i in sorted(failed)]
+        if not written:
+            return None, "**Error:** no clip could be converted:\n" + "\n".join(lines)
+        status = f"Converted {len(written)} of {len(files)} clips to **{target_name}**."
+        if lines:
+            status += " Skipped:\n" + "\n".join(lines)
         return str(zip_path), status
 
     @staticmethod
@@ -396,12 +413,15 @@ class Demo:
         return demo
 
 
-def _message(e: BaseException, uploads: Sequence[str] = ()) -> str:
-    """The user-facing text of an exception, naming uploads by file name only.
+def _message(e: BaseException | str, uploads: Sequence[str] = ()) -> str:
+    """The user-facing text of an exception (or of a reason already put in words), naming uploads by file name only.
 
     Uploads sit in a server temp folder whose path means nothing to the user.
     """
-    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)  # KeyError's str() adds quotes
+    if isinstance(e, str):
+        text = e
+    else:
+        text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)  # KeyError's str() adds quotes
     for path in uploads:
         text = text.replace(str(path), Path(path).name)
     return text

@@ -213,7 +213,7 @@ def _score(
         "F0 correlation": float(np.mean(f0)) if f0 else math.nan,
     }
     if group_by:
-        for g in sorted(set(groups)):
+        for g in sorted({g for g in groups if g is not None}):
             for k, v in words.items():
                 scores[f"WER {k} [{group_by}={g}]"] = _wer([c for c, gc in zip(v, groups) if gc == g])
     return scores

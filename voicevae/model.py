@@ -172,6 +172,9 @@ class VAE(nn.Module):
     """
 
     kind = "vae"
+    # Buffers, declared for the type checker (register_buffer sets them).
+    mel_mean: torch.Tensor
+    mel_std: torch.Tensor
 
     def __init__(self, config: VAEConfig | None = None, mel_config: MelConfig | None = None) -> None:
         super().__init__()
@@ -201,8 +204,12 @@ class VAE(nn.Module):
         self.mel_mean.copy_(mean)
         self.mel_std.copy_(std.clamp(min=1e-3))
 
-    def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """Standardise and pad (B, n_mels, F) on the right to a multiple of downsample."""
+    def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Standardise and pad (B, n_mels, F) on the right to a multiple of downsample.
+
+        Returns (xn (B, n_mels, F'), F): what the encoders take, and the
+        number of real frames to crop outputs back to.
+        """
         if x.ndim != 3 or x.shape[1] != self.config.n_mels:
             raise ValueError(f"expected log-mel (B, {self.config.n_mels}, F), got shape {tuple(x.shape)}")
         frames = x.shape[-1]
@@ -222,7 +229,7 @@ class VAE(nn.Module):
 
     def posterior(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> Posterior:
         """q(z | x) for log-mel x (B, n_mels, F)."""
-        xn, frames = self._prepare(x)
+        xn, frames = self.prepare(x)
         return Posterior(self.content_encoder(xn), self.speaker_encoder(xn, lengths), frames)
 
     def content_embedding(self, index: torch.Tensor) -> torch.Tensor:
@@ -264,7 +271,7 @@ class VAE(nn.Module):
         both latents drawn jointly from the posterior. Includes the Jacobian of
         the per-bin standardisation so the density is over raw log-mels.
         """
-        xn, frames = self._prepare(x)
+        xn, frames = self.prepare(x)
         q = Posterior(self.content_encoder(xn), self.speaker_encoder(xn), frames)
         log_w = []
         for start in range(0, n_samples, chunk):
@@ -283,24 +290,6 @@ class VAE(nn.Module):
             log_w.append(lw)
         log_jacobian = -torch.log(self.mel_std).sum() * frames
         return importance_log_mean_exp(torch.cat(log_w, dim=0), dim=0) + log_jacobian
-
-    def forward(
-        self,
-        mel: torch.Tensor,
-        n_samples: int = 1,
-        free_bits: float = 0.0,
-        baseline=None,
-        content_warp: float = 0.0,
-        content_cycle: bool = False,
-    ) -> dict[str, torch.Tensor]:
-        """Training objective: named ELBO terms of log-mel (B, n_mels, F) (see losses.elbo_terms).
-
-        It is `forward` so that DistributedDataParallel sees the call and
-        synchronises gradients.
-        """
-        from .losses import elbo_terms
-
-        return elbo_terms(self, mel, n_samples, free_bits, baseline, content_warp, content_cycle)
 
     # ----- inference verbs ------------------------------------------------------------
 
@@ -355,7 +344,7 @@ class VAE(nn.Module):
         return save_checkpoint(path, self.kind, {**self.export(), **extra})
 
     @classmethod
-    def from_checkpoint(cls, data: dict, where: str = "checkpoint") -> "VAE":
+    def from_checkpoint(cls, data: dict, where: str = "checkpoint") -> VAE:
         model = cls(from_dict(VAEConfig, data["config"], f"{where}: model config"), from_dict(MelConfig, data["mel"], f"{where}: mel config"))
         try:
             model.load_state_dict(data["model"])
@@ -364,7 +353,7 @@ class VAE(nn.Module):
         return model
 
     @classmethod
-    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "VAE":
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> VAE:
         """Read a VAE checkpoint written by `save` or by training (kind 'vae' or 'vae-train')."""
         data = load_checkpoint(path, ("vae", "vae-train"), map_location)
         return cls.from_checkpoint(data, str(path)).eval()

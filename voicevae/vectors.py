@@ -84,7 +84,7 @@ class VectorSet:
         den = sum(stats.counts[s] - 1 for s in stats.means if stats.counts[s] > 1)
         if den == 0:
             return torch.ones_like(self.posterior_mu[0])
-        return (num / den).sqrt()
+        return torch.as_tensor(num / den).sqrt()
 
     def aggregated_posterior(self) -> AggregatedPosterior:
         return AggregatedPosterior(self.posterior_mu, self.posterior_logvar)
@@ -115,7 +115,7 @@ class VectorSet:
         )
 
     @classmethod
-    def load(cls, path: str | Path, model: VAE | None = None) -> "VectorSet":
+    def load(cls, path: str | Path, model: VAE | None = None) -> VectorSet:
         """Read a vector file; with `model`, refuse it unless it was made with that model."""
         data = load_checkpoint(path, KIND)
         vs = cls(

@@ -3,7 +3,7 @@
     vocoder = load_vocoder("hifigan")           # pretrained HiFi-GAN (default)
     vocoder = load_vocoder("griffinlim")        # no weights, any MelConfig
     vocoder = load_vocoder("fast")              # the shipped Vocos-style model (recipes/vocoder)
-    vocoder = load_vocoder("runs/vocoder/vocoder_0004000.pt")
+    vocoder = load_vocoder("runs/vocoder/ckpt-0004000.pt")
     check_compatible(vocoder.mel_config, vae.mel_config)
     audio = vocoder.vocode(logmel)
 """
@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError, load_checkpoint
-from ..config import MelConfig, from_dict
+from ..config import MelConfig, VocosConfig, from_dict
 from .base import IncompatibleMelError, Vocoder, check_compatible
 from .griffinlim import GriffinLimVocoder
 from .hifigan import HiFiGANVocoder
-from .vocos import VocosConfig, VocosVocoder
+from .vocos import VocosVocoder
 
 # The Vocos-style vocoder trained on the synthetic corpus, shipped with the package.
 FAST_ASSET = Path(__file__).resolve().parent.parent / "assets" / "vocoder_fast.pt"

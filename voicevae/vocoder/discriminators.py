@@ -68,6 +68,8 @@ class MultiPeriodDiscriminator(nn.Module):
 class ResolutionDiscriminator(nn.Module):
     """2-D convs over one STFT magnitude: audio (B, T) -> logits (B, N), features."""
 
+    window: torch.Tensor  # buffer
+
     def __init__(self, n_fft: int, hop_length: int, channels: int) -> None:
         super().__init__()
         self.n_fft, self.hop_length = n_fft, hop_length

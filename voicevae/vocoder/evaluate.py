@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from ..audio import load_audio
+from ..audio import AUDIO_SUFFIXES, load_audio
 from ..features import MelFrontend
-from .base import Vocoder, check_compatible
 from . import load_vocoder
+from .base import Vocoder, check_compatible
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 METRICS = ("pesq_wb", "stoi", "mel_l1", "speaker_sim")
 
 
@@ -125,7 +125,7 @@ def evaluate(
         longest = max(clips, key=lambda c: c.audio.shape[0])
         logmel = frontend(longest.audio.unsqueeze(0))
         seconds = longest.audio.shape[0] / rate
-        result.speed = float(metrics.real_time_factor(lambda: vocoder.vocode(logmel), seconds, repeats=speed_repeats))
+        result.speed = float(metrics.real_time_factor(functools.partial(vocoder.vocode, logmel), seconds, repeats=speed_repeats))
         results.append(result)
     return results
 
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
 
     mel_transform = None
     if args.vae:
-        from .train import vae_mel_transform
+        from ..training.vocoder import vae_mel_transform
 
         first = next(iter(vocoders.values()))
         mel_transform = vae_mel_transform(args.vae, torch.device(args.device), first.mel_config)

@@ -24,6 +24,8 @@ class GriffinLimVocoder(Vocoder):
     # Griffin-Lim mixes phase across ~n_fft/hop frames per iteration, so chunks
     # need a wider overlap than the neural vocoders to agree where they meet.
     overlap_frames = 64
+    inverse_fb: torch.Tensor  # buffers
+    window: torch.Tensor
 
     def __init__(self, mel_config: MelConfig | None = None, n_iter: int = 32, momentum: float = 0.99, rand_init: bool = False) -> None:
         mel_config = mel_config or MelConfig()

@@ -9,8 +9,6 @@ Adversarial: hinge or least-squares GAN losses and feature matching.
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,19 +42,13 @@ class MultiScaleMelLoss(nn.Module):
     def __init__(self, mel_config: MelConfig, scales: tuple[tuple[int, int, int], ...]) -> None:
         super().__init__()
         # Each scale is the front end's own analysis with another window, hop and band count.
-        self.frontends = nn.ModuleList(MelFrontend(scale_config(mel_config, scale)) for scale in scales)
+        self.frontends = nn.ModuleList(MelFrontend(mel_config.scaled(*scale)) for scale in scales)
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         total = fake.new_zeros(())
         for frontend in self.frontends:
             total = total + F.l1_loss(frontend(fake.float()), frontend(real.float()))
         return total / len(self.frontends)
-
-
-def scale_config(mel_config: MelConfig, scale: tuple[int, int, int]) -> MelConfig:
-    """The front end's settings with one (n_fft, hop, n_mels) scale of `MultiScaleMelLoss`."""
-    n_fft, hop, n_mels = scale
-    return dataclasses.replace(mel_config, n_fft=n_fft, win_length=n_fft, hop_length=hop, n_mels=n_mels)
 
 
 class MultiResolutionSTFTLoss(nn.Module):

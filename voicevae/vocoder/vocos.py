@@ -11,43 +11,14 @@ it fast on a CPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import nn
 
-from ..config import ConfigError, MelConfig
+from ..config import ConfigError, MelConfig, VocosConfig
 from ..features import MelFrontend
 from .base import Vocoder
-
-
-@dataclass
-class VocosConfig:
-    """Architecture of the fast vocoder; travels inside its checkpoints."""
-
-    dim: int = 128  # channels of the backbone
-    intermediate_dim: int = 384  # width of each block's pointwise MLP
-    num_layers: int = 8  # ConvNeXt blocks
-    kernel_size: int = 7  # depthwise kernel, in frames
-    # Predict the log-magnitude as a correction to the pseudo-inverse of the mel
-    # filterbank applied to the input (what Griffin-Lim starts from) instead of
-    # from scratch: the network then spends its capacity on phase.
-    mel_prior: bool = False
-    # How the head outputs phase: "angle" regresses it directly (Vocos);
-    # "atan2" outputs a 2-D vector per bin and takes its direction (APNet's
-    # parallel estimation), so a phase near +-pi needs no jump in the output.
-    phase: str = "angle"
-
-    def validate(self, where: str = "model") -> None:
-        if self.phase not in ("angle", "atan2"):
-            raise ConfigError(f"{where}.phase: must be 'angle' or 'atan2', got {self.phase!r}")
-        for name in ("dim", "intermediate_dim", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}.{name}: must be >= 1, got {getattr(self, name)}")
-        if self.kernel_size % 2 == 0:
-            raise ConfigError(f"{where}.kernel_size: must be odd, got {self.kernel_size}")
 
 
 class ConvNeXtBlock(nn.Module):
@@ -87,7 +58,8 @@ class Backbone(nn.Module):
     def _init(m: nn.Module) -> None:
         if isinstance(m, (nn.Conv1d, nn.Linear)):
             nn.init.trunc_normal_(m.weight, std=0.02)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         x = self.embed(logmel)
@@ -106,6 +78,8 @@ class ISTFT(nn.Module):
     F * hop samples in step with the analysis. torch.istft cannot do this:
     with center=False its window-envelope check fails at the zero-weight ends.
     """
+
+    window: torch.Tensor  # buffer
 
     def __init__(self, n_fft: int, hop_length: int, win_length: int) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""The training objective: a K-sample ELBO as a dict of named terms.
+"""The VAE's training objective: a K-sample ELBO as a dict of named terms.
 
     ELBO = E_q[log p(x | z)] - KL(q(z_c|x) || p(z_c)) - KL(q(z_s|x) || p(z_s))
 
@@ -8,20 +8,21 @@ mel frame so numbers compare across segment lengths. The loss that is
 minimised is a weighted sum of the terms; the KL weight follows the warm-up
 schedule `kl_weight(step)`, and free bits stop the optimiser from pressing
 the KL of any latent dimension below a floor.
+
+`ELBO` wraps the model as an nn.Module, so that DistributedDataParallel sees
+the whole computation in one forward call and synchronises the gradients;
+the model itself knows nothing of its objective.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from einops import rearrange, reduce
+from torch import nn
 
-from .augment import random_warp
-from .distributions import Categorical, MovingAverageBaseline, score_function_surrogate
-
-if TYPE_CHECKING:  # the model calls elbo_terms from its forward
-    from .model import VAE
+from ..augment import random_warp
+from ..distributions import Categorical, MovingAverageBaseline, score_function_surrogate
+from ..model import VAE
 
 
 def kl_weight(step: int, warmup_steps: int) -> float:
@@ -74,10 +75,10 @@ def elbo_terms(
       "sf/reinforce" for the categorical option only: a surrogate whose gradient
                      is minus the REINFORCE estimate of d/dtheta E_q[log p(x|z)].
     """
-    xn, frames = model._prepare(mel)
+    xn, frames = model.prepare(mel)
     n_frames = mel.shape[0] * frames
     q_s = model.speaker_encoder(xn)
-    q_c = model.content_encoder(model._prepare(random_warp(mel, content_warp))[0] if content_warp > 0 else xn)
+    q_c = model.content_encoder(model.prepare(random_warp(mel, content_warp))[0] if content_warp > 0 else xn)
     z_s = q_s.rsample(n_samples)  # (K, B, Ds)
     z_c, index = model.sample_content(q_c, n_samples)  # (K, B, Dc, L)
     mu = model.decoder(rearrange(z_c, "k b d l -> (k b) d l"), rearrange(z_s, "k b d -> (k b) d"))
@@ -110,6 +111,7 @@ def elbo_terms(
         # a moving average over batches.
         log_q = q_c.log_prob(index)  # (K, B)
         h = log_lik.detach()
+        b: torch.Tensor | float
         if n_samples > 1:
             b = (h.sum(0, keepdim=True) - h) / (n_samples - 1)
         else:
@@ -139,15 +141,30 @@ def content_cycle_loss(model: VAE, content_mean: torch.Tensor, z_c: torch.Tensor
     return (q_back.mu - content_mean.detach()).square().sum()
 
 
-def total_loss(terms: dict[str, torch.Tensor], lambdas: dict[str, float], kl_scale: float) -> torch.Tensor:
-    """Weighted sum of the optimised terms; KL terms also carry the warm-up scale."""
-    loss = torch.zeros((), device=terms["rec/nll"].device)
-    for name, value in terms.items():
-        if name == "elbo":
-            continue
-        weight = lambdas.get(name, 1.0)
-        if name.startswith("kl/"):
-            weight *= kl_scale
-        loss = loss + weight * value
-    return loss
+class ELBO(nn.Module):
+    """The objective as a module: forward(mel) -> named terms (see `elbo_terms`).
 
+    The VAE is a submodule, so `ELBO(vae).parameters()` are the model's and
+    DistributedDataParallel(ELBO(vae)) synchronises them.
+    """
+
+    def __init__(
+        self,
+        model: VAE,
+        n_samples: int = 1,
+        free_bits: float = 0.0,
+        content_warp: float = 0.0,
+        content_cycle: bool = False,
+        baseline: MovingAverageBaseline | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.n_samples = n_samples
+        self.free_bits = free_bits
+        self.content_warp = content_warp
+        self.content_cycle = content_cycle
+        self.baseline = baseline
+
+    def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
+        """mel (B, n_mels, F) -> scalar terms in nats per frame."""
+        return elbo_terms(self.model, mel, self.n_samples, self.free_bits, self.baseline, self.content_warp, self.content_cycle)
