@@ -23,7 +23,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--models-dir", type=Path, default=Path("models"), help="folder whose */model.pt are offered in the model picker")
+    p.add_argument(
+        "--models-dir", type=Path, default=Path("models"), help="folder whose */model.pt are offered in the model picker"
+    )
     p.add_argument("--model", type=Path, default=None, help="a model folder (model.pt + vectors.pt) selected at start")
     p.add_argument("--vocoder", default="hifigan", help="vocoder selected at start: hifigan, griffinlim or fast")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available)")

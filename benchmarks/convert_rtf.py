@@ -78,8 +78,10 @@ def main() -> None:
         vc = voicevae.load(args.model, vocoder=fastest[0], device="cpu")
         before = current_rss_mb()
         wall = _timed(lambda: vc.convert(long, target=vc.speakers[0]))
-        print(f"\n{args.long_minutes:g}-minute file with {fastest[0]}: {wall:.1f} s ({60 * args.long_minutes / wall:.1f}x real time), "
-              f"RSS before {before:.0f} MB, peak RSS {peak_rss_mb():.0f} MB")
+        print(
+            f"\n{args.long_minutes:g}-minute file with {fastest[0]}: {wall:.1f} s ({60 * args.long_minutes / wall:.1f}x real time), "
+            f"RSS before {before:.0f} MB, peak RSS {peak_rss_mb():.0f} MB"
+        )
 
 
 def _timed(fn) -> float:

@@ -27,15 +27,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     window = max(1, args.steps // 6)
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(args.config, [f"out_dir={tmp}/run", f"steps={args.steps}", f"log_every={window}", f"valid_every={10**9}", f"ckpt_every={10**9}"])
+        cfg = load_config(
+            args.config,
+            [f"out_dir={tmp}/run", f"steps={args.steps}", f"log_every={window}", f"valid_every={10**9}", f"ckpt_every={10**9}"],
+        )
         train(cfg, progress=False)
         rows = [r for r in csv.DictReader(open(Path(tmp) / "run" / "train.csv")) if r.get("frames_per_s")]
     rows = rows[1:] or rows  # the first window includes start-up
     fps = sum(float(r["frames_per_s"]) for r in rows) / len(rows)
     data = sum(float(r["data_fraction"]) for r in rows) / len(rows)
     seconds = fps * cfg.mel.hop_length / cfg.mel.sample_rate
-    print(f"device: {'cuda' if torch.cuda.is_available() else 'cpu'} ({args.threads} threads), model channels={cfg.model.channels} blocks={cfg.model.n_blocks}")
-    print(f"batch: {cfg.data.speakers_per_batch * cfg.data.clips_per_speaker} x {cfg.data.segment_frames} frames, steps measured: {len(rows) * window}")
+    print(
+        f"device: {'cuda' if torch.cuda.is_available() else 'cpu'} ({args.threads} threads), model channels={cfg.model.channels} blocks={cfg.model.n_blocks}"
+    )
+    print(
+        f"batch: {cfg.data.speakers_per_batch * cfg.data.clips_per_speaker} x {cfg.data.segment_frames} frames, steps measured: {len(rows) * window}"
+    )
     print(f"throughput: {fps:,.0f} mel frames/s ({seconds:,.0f} s of audio per second)")
     print(f"data loading: {100 * data:.2f}% of step time")
 

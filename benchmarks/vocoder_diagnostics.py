@@ -177,7 +177,9 @@ def refine(args: argparse.Namespace, clips, frontend: MelFrontend) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=("bands", "windows", "steady", "steadiness", "refine"))
-    parser.add_argument("--vocoders", default="griffinlim,fast", help="bands, windows, steady, steadiness: comma-separated vocoders")
+    parser.add_argument(
+        "--vocoders", default="griffinlim,fast", help="bands, windows, steady, steadiness: comma-separated vocoders"
+    )
     parser.add_argument("--signed", action="store_true", help="bands: signed error (loudness bias) instead of absolute")
     parser.add_argument("--vocoder", default="fast", help="refine: the trained vocoder")
     parser.add_argument("--iters", default="0,2,4", help="refine: Griffin-Lim iterations to try")
@@ -190,7 +192,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     clips = clips_from_source(args.manifest, RATE, args.split, args.limit)
     with torch.no_grad():
-        {"bands": bands, "windows": windows, "steady": steady, "steadiness": steadiness, "refine": refine}[args.what](args, clips, MelFrontend())
+        {"bands": bands, "windows": windows, "steady": steady, "steadiness": steadiness, "refine": refine}[args.what](
+            args, clips, MelFrontend()
+        )
 
 
 if __name__ == "__main__":

@@ -117,7 +117,9 @@ def main() -> int:
     for r in rows:
         line = f"| {r['vocoder']} | {r['rtf']:.4f} | {1 / r['rtf']:.1f} |"
         if args.minutes > 0 and "long_seconds" in r:
-            line += f" {r['long_seconds']:.1f} | {r['long_rtf']:.4f} | {r['long_peak_rss_mib']:.0f} | {r['long_output_mib']:.0f} |"
+            line += (
+                f" {r['long_seconds']:.1f} | {r['long_rtf']:.4f} | {r['long_peak_rss_mib']:.0f} | {r['long_output_mib']:.0f} |"
+            )
         elif args.minutes > 0:
             line += " not run | | | |"
         print(line)

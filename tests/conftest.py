@@ -28,7 +28,15 @@ def make_tone_corpus(root: Path, speakers: int = 3, clips: int = 3, seconds: flo
             rel = Path(f"spk{s}") / f"clip{c}.wav"
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             sf.write(root / rel, wav.astype(np.float32), rate)
-            rows.append({"path": str(rel), "speaker": f"spk{s}", "text": f"clip {c}", "split": "valid" if c == clips - 1 else "train", "gender": "f" if s % 2 else "m"})
+            rows.append(
+                {
+                    "path": str(rel),
+                    "speaker": f"spk{s}",
+                    "text": f"clip {c}",
+                    "split": "valid" if c == clips - 1 else "train",
+                    "gender": "f" if s % 2 else "m",
+                }
+            )
     manifest = root / "manifest.csv"
     with manifest.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -128,7 +128,19 @@ def test_cli_convert_mirrors_tree_refuses_overwrite_and_reports_failures(model_d
     (src / "spk0" / "broken.wav").write_bytes(b"not audio")
     try:
         out = tmp_path / "out"
-        args = ["convert", str(src), "--model", str(model_dir), "--vocoder", "griffinlim", "--target", "spk1", "-o", str(out), "--quiet"]
+        args = [
+            "convert",
+            str(src),
+            "--model",
+            str(model_dir),
+            "--vocoder",
+            "griffinlim",
+            "--target",
+            "spk1",
+            "-o",
+            str(out),
+            "--quiet",
+        ]
         assert main(args) == 1  # one file failed ...
         err = capsys.readouterr().err
         assert "broken.wav: cannot read audio" in err
@@ -142,7 +154,10 @@ def test_cli_convert_mirrors_tree_refuses_overwrite_and_reports_failures(model_d
 
 
 def test_cli_score_prints_a_line_per_clip(model_dir, tone_corpus, capsys):
-    assert main(["score", str(tone_corpus.parent / "spk1"), "--model", str(model_dir), "--vocoder", "griffinlim", "--samples", "2"]) == 0
+    assert (
+        main(["score", str(tone_corpus.parent / "spk1"), "--model", str(model_dir), "--vocoder", "griffinlim", "--samples", "2"])
+        == 0
+    )
     lines = [line for line in capsys.readouterr().out.splitlines() if line.endswith(("ok", "training data"))]
     assert len(lines) == 3 and all(np.isfinite(float(line.split("\t")[1])) for line in lines)
 
@@ -170,7 +185,9 @@ def test_batched_files_match_one_by_one(vc, tone_corpus, tmp_path):
         paths[-1].parent.mkdir(parents=True, exist_ok=True)
         sf.write(paths[-1], wav[: int(rate * (0.35 + 0.1 * i))], rate)
     one = vc.convert_files(paths, tmp_path / "one", target="spk1", root=root, progress=False, batch_size=1)
-    many = vc.convert_files(paths + [root / "missing.wav"], tmp_path / "many", target="spk1", root=root, progress=False, batch_size=3)
+    many = vc.convert_files(
+        paths + [root / "missing.wav"], tmp_path / "many", target="spk1", root=root, progress=False, batch_size=3
+    )
     assert len(one.written) == len(many.written) == len(paths)
     assert [p for p, _ in many.failed] == [root / "missing.wav"]  # reported, the rest ran
     for a in sorted(one.written):

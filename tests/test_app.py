@@ -44,7 +44,9 @@ def model_dir(tmp_path_factory, tone_corpus) -> Path:
 @pytest.fixture(scope="module")
 def demo(model_dir, tmp_path_factory) -> Demo:
     empty = tmp_path_factory.mktemp("models")
-    return Demo(DemoConfig(models_dir=empty, model=model_dir, vocoder="griffinlim", device="cpu", max_upload_mb=1.0, max_seconds=3.0))
+    return Demo(
+        DemoConfig(models_dir=empty, model=model_dir, vocoder="griffinlim", device="cpu", max_upload_mb=1.0, max_seconds=3.0)
+    )
 
 
 def harmonic(path: Path, seconds: float = 1.0, f0: float = 140.0, amp: float = 0.3) -> Path:
@@ -86,7 +88,9 @@ def test_missing_model_folder_is_refused(tmp_path):
 def test_launcher_reports_bad_arguments_without_a_traceback(tmp_path):
     app = Path(__file__).resolve().parent.parent / "app.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, str(app), "--model", str(tmp_path / "nothing")], capture_output=True, text=True, env=env, timeout=60)
+    run = subprocess.run(
+        [sys.executable, str(app), "--model", str(tmp_path / "nothing")], capture_output=True, text=True, env=env, timeout=60
+    )
     assert run.returncode == 2 and run.stderr.startswith("app.py: ") and "no model.pt" in run.stderr
     assert "Traceback" not in run.stderr
 
@@ -168,7 +172,9 @@ def test_missing_inputs_give_messages(demo, clip):
     assert "upload or record a source clip" in convert(demo, None)[-1]
     assert "upload one or more reference clips" in convert(demo, clip, mode=TARGET_CLIPS, refs=[])[-1]
     assert "choose a target speaker" in convert(demo, clip, speaker=None)[-1]
-    status = demo.on_convert(str(clip), TARGET_SPEAKER, "spk1", None, 0, 1.0, "no-such-model", "griffinlim", *[0.0] * MAX_ATTRIBUTE_SLIDERS)[-1]
+    status = demo.on_convert(
+        str(clip), TARGET_SPEAKER, "spk1", None, 0, 1.0, "no-such-model", "griffinlim", *[0.0] * MAX_ATTRIBUTE_SLIDERS
+    )[-1]
     assert "unknown model 'no-such-model'" in status
 
 
@@ -177,7 +183,9 @@ def test_batch_zips_good_clips_and_lists_bad_ones(demo, tmp_path):
     bad = tmp_path / "quiet.wav"
     sf.write(bad, np.zeros(RATE, np.float32), RATE)
     sliders = [0.0] * MAX_ATTRIBUTE_SLIDERS
-    path, status = demo.on_batch([str(p) for p in [*good, bad]], TARGET_SPEAKER, "spk2", None, 0, 1.0, demo.default_model, "griffinlim", *sliders)
+    path, status = demo.on_batch(
+        [str(p) for p in [*good, bad]], TARGET_SPEAKER, "spk2", None, 0, 1.0, demo.default_model, "griffinlim", *sliders
+    )
     assert "Converted 2 of 3 clips to **spk2**" in status and "- quiet.wav: quiet.wav: is silent" in status
     with zipfile.ZipFile(path) as zf:
         assert zf.namelist() == ["001_a_to_spk2.wav", "002_b_to_spk2.wav"]
@@ -193,7 +201,9 @@ def test_batch_writes_what_convert_files_writes(demo, tmp_path):
         (tmp_path / folder).mkdir()
     clips = [harmonic(tmp_path / "one" / "a.wav", f0=120), harmonic(tmp_path / "two" / "a.wav", f0=200)]
     sliders = [0.0] * MAX_ATTRIBUTE_SLIDERS
-    path, status = demo.on_batch([str(p) for p in clips], TARGET_SPEAKER, "spk2", None, 0, 1.0, demo.default_model, "griffinlim", *sliders)
+    path, status = demo.on_batch(
+        [str(p) for p in clips], TARGET_SPEAKER, "spk2", None, 0, 1.0, demo.default_model, "griffinlim", *sliders
+    )
     vc = demo.converter(demo.default_model, "griffinlim")
     report = vc.convert_files(clips, tmp_path / "out", target="spk2", root=tmp_path, progress=False)
     with zipfile.ZipFile(path) as zf:

@@ -63,11 +63,26 @@ def server(tmp_path_factory, tone_corpus):
     torch.manual_seed(0)
     model_dir = tmp_path_factory.mktemp("tiny")
     VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4)).save(model_dir / "model.pt")
-    compute_vectors(VAE.load(model_dir / "model.pt"), read_manifest(tone_corpus), is_samples=2, progress=False).save(model_dir / "vectors.pt")
+    compute_vectors(VAE.load(model_dir / "model.pt"), read_manifest(tone_corpus), is_samples=2, progress=False).save(
+        model_dir / "vectors.pt"
+    )
     port = free_port()
     log = (tmp_path_factory.mktemp("log") / "app.log").open("w+")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    cmd = [sys.executable, str(REPO / "app.py"), "--model", str(model_dir), "--models-dir", str(model_dir.parent / "none"), "--vocoder", "griffinlim", "--device", "cpu", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        str(REPO / "app.py"),
+        "--model",
+        str(model_dir),
+        "--models-dir",
+        str(model_dir.parent / "none"),
+        "--vocoder",
+        "griffinlim",
+        "--device",
+        "cpu",
+        "--port",
+        str(port),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -161,7 +176,16 @@ def test_bad_uploads_are_reported_in_the_page(page, tmp_path):
 def test_api_refuses_server_paths_it_was_not_sent(server, tone_corpus):
     """A client naming a file on the server (rather than uploading it) is refused."""
     on_server = str(tone_corpus.parent / "spk0" / "clip0.wav")
-    data = [{"path": on_server, "meta": {"_type": "gradio.FileData"}}, "named speaker", "spk1", None, 0, 1.0, server.model, "griffinlim"]
+    data = [
+        {"path": on_server, "meta": {"_type": "gradio.FileData"}},
+        "named speaker",
+        "spk1",
+        None,
+        0,
+        1.0,
+        server.model,
+        "griffinlim",
+    ]
     data += [0.0] * MAX_ATTRIBUTE_SLIDERS
     call = server.url + "gradio_api/call/convert"
     request = urllib.request.Request(call, data=json.dumps({"data": data}).encode(), headers={"Content-Type": "application/json"})

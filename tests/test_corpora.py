@@ -58,8 +58,7 @@ def test_manifest_round_trip(tmp_path):
     assert list(csv.reader(local.open()))[1][0] == "wavs/a.wav"
     back = read_manifest(local)
     assert [u.path for u in back] == [a.resolve(), outside.resolve()]
-    assert [(u.speaker, u.text, u.split) for u in back] == [
-        ("s1", "hello, world", "train"), ("s2", 'a "quoted" text', "valid")]
+    assert [(u.speaker, u.text, u.split) for u in back] == [("s1", "hello, world", "train"), ("s2", 'a "quoted" text', "valid")]
     assert back[0].labels == {"gender": "f", "accent": ""}
     assert back[1].labels == {"gender": "", "accent": "Scottish"}
     assert [u.speaker for u in read_manifest(local, split="valid")] == ["s2"]
@@ -113,13 +112,20 @@ def test_scan_vctk(tmp_path):
             write_text(root / "txt" / spk / f"{spk}_{n}.txt", f"Text {spk} {n}.\n")
     # p315 of the real corpus has audio but no transcripts.
     write_clip(root / "wav48_silence_trimmed" / "p315" / "p315_001_mic1.flac")
-    write_text(root / "speaker-info.txt",
-               "ID  AGE  GENDER  ACCENTS  REGION COMMENTS\n"
-               "p225  23  F    English    Southern  England\n"
-               "226  22  M    English    Surrey\n")
+    write_text(
+        root / "speaker-info.txt",
+        "ID  AGE  GENDER  ACCENTS  REGION COMMENTS\n"
+        "p225  23  F    English    Southern  England\n"
+        "226  22  M    English    Surrey\n",
+    )
     utts = scan_vctk(root)
     assert [u.path.name for u in utts] == [
-        "p225_001_mic1.flac", "p225_002_mic1.flac", "p226_001_mic1.flac", "p226_002_mic1.flac", "p315_001_mic1.flac"]
+        "p225_001_mic1.flac",
+        "p225_002_mic1.flac",
+        "p226_001_mic1.flac",
+        "p226_002_mic1.flac",
+        "p315_001_mic1.flac",
+    ]
     assert [u.speaker for u in utts] == ["p225", "p225", "p226", "p226", "p315"]
     assert utts[1].text == "Text p225 002."
     assert utts[4].text == ""
@@ -163,7 +169,9 @@ def test_scan_librispeech(tmp_path):
     write_text(root / "SPEAKERS.TXT", ";ID  |SEX| SUBSET           |MINUTES| NAME\n103  | F | train-clean-100  | 25.19 | Kate\n")
     utts = scan_librispeech(root)
     assert [(u.speaker, u.text, u.path.name) for u in utts] == [
-        ("103", "CHAPTER ONE", "103-1240-0000.flac"), ("103", "MISSUS RACHEL LYNDE", "103-1240-0001.flac")]
+        ("103", "CHAPTER ONE", "103-1240-0000.flac"),
+        ("103", "MISSUS RACHEL LYNDE", "103-1240-0001.flac"),
+    ]
     assert utts[0].labels == {"subset": "train-clean-100", "gender": "f"}
     (chapter / "103-1240-0001.flac").unlink()
     with pytest.raises(ManifestError, match=r"trans.txt, line 2: audio file not found"):
@@ -182,8 +190,11 @@ def test_scan_folder(tmp_path):
     write_text(root / "bob" / "notes.txt", "not audio")
     utts = scan_folder(root)
     assert [(u.speaker, u.path.name, u.text) for u in utts] == [
-        ("alice", "a1.wav", "first clip"), ("alice", "a2.flac", "second clip"), ("bob", "b1.ogg", ""),
-        ("bob", "b2.aiff", "")]
+        ("alice", "a1.wav", "first clip"),
+        ("alice", "a2.flac", "second clip"),
+        ("bob", "b1.ogg", ""),
+        ("bob", "b2.aiff", ""),
+    ]
 
 
 def test_audio_suffixes_are_formats_soundfile_reads():
@@ -196,8 +207,7 @@ def test_audio_suffixes_are_formats_soundfile_reads():
 
 
 def _corpus(n_speakers: int = 6, n_clips: int = 20) -> list[Utterance]:
-    return [Utterance(Path(f"/c/s{s}/{i:03d}.wav"), f"s{s}", "", "train")
-            for s in range(n_speakers) for i in range(n_clips)]
+    return [Utterance(Path(f"/c/s{s}/{i:03d}.wav"), f"s{s}", "", "train") for s in range(n_speakers) for i in range(n_clips)]
 
 
 def test_assign_splits_deterministic_and_disjoint():

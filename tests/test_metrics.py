@@ -262,13 +262,10 @@ def test_speaker_encoder_rejects_empty_and_silent(speaker_encoder: SpeakerEncode
 # Clips with shipped transcripts (about 21 s of audio). The order matters: the
 # LibriVox sentence follows the two ARCTIC ones because, before the decoder's
 # front end was reset per clip, that history changed its first word.
-ASR_CLIPS = ("arctic_a0007", "arctic_a0009", "sense_and_sensibility_01_austen_64kb-0870",
-             "001", "002", "005")
+ASR_CLIPS = ("arctic_a0007", "arctic_a0009", "sense_and_sensibility_01_austen_64kb-0870", "001", "002", "005")
 
 
-def test_transcriber_corpus_wer_and_order_independence(
-    transcriber: Transcriber, clips: dict[str, RealClip]
-) -> None:
+def test_transcriber_corpus_wer_and_order_independence(transcriber: Transcriber, clips: dict[str, RealClip]) -> None:
     audio = {name: _clip(clips, name) for name in ASR_CLIPS}
     errors = words = 0
     hyps = {}

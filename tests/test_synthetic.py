@@ -41,8 +41,9 @@ def test_shipped_sentences():
 
 def test_plan_corpus_holds_out_sentences_and_voices():
     voices = list(VOICES[:4])
-    plan = plan_corpus(voices, [f"s{i}" for i in range(50)], n_sentences=20, n_valid_sentences=5,
-                       test_voices=[voices[0].name], seed=0)
+    plan = plan_corpus(
+        voices, [f"s{i}" for i in range(50)], n_sentences=20, n_valid_sentences=5, test_voices=[voices[0].name], seed=0
+    )
     held = {i for v, i, split in plan if split == "valid"}
     train = {i for v, i, split in plan if split == "train"}
     assert len(held) == 5 and not held & train
@@ -99,16 +100,29 @@ def test_make_corpus_two_voices(tmp_path):
     sentences = write_text(tmp_path / "sentences.txt", "The cat sat on the mat.\nA quick brown fox jumps high.\n")
     voices = select_voices("flite_slt,espeak_us_m1")
     out = tmp_path / "corpus"
-    utts, failures = make_corpus(out, voices=voices, n_sentences=1, n_valid_sentences=1,
-                                 test_voices=["espeak_us_m1"], sentence_file=sentences, jobs=2, progress=False)
+    utts, failures = make_corpus(
+        out,
+        voices=voices,
+        n_sentences=1,
+        n_valid_sentences=1,
+        test_voices=["espeak_us_m1"],
+        sentence_file=sentences,
+        jobs=2,
+        progress=False,
+    )
     assert failures == []
     back = read_manifest(out / "manifest.csv")
     assert len(back) == 4
     assert [(u.path, u.split) for u in back] == [(u.path, u.split) for u in utts]
     assert {(u.speaker, u.split) for u in back} == {
-        ("flite_slt", "train"), ("flite_slt", "valid"), ("espeak_us_m1", "test_voice")}
+        ("flite_slt", "train"),
+        ("flite_slt", "valid"),
+        ("espeak_us_m1", "test_voice"),
+    }
     assert {u.speaker: (u.labels["gender"], u.labels["engine"]) for u in back} == {
-        "flite_slt": ("f", "flite"), "espeak_us_m1": ("m", "espeak-ng")}
+        "flite_slt": ("f", "flite"),
+        "espeak_us_m1": ("m", "espeak-ng"),
+    }
     for u in back:
         x, rate = sf.read(str(u.path))
         assert rate == SAMPLE_RATE and x.ndim == 1
@@ -128,5 +142,12 @@ def test_make_corpus_reports_failed_clips(tmp_path, monkeypatch):
     fake.chmod(0o755)
     sentences = write_text(tmp_path / "s.txt", "One two three four five.\n")
     with pytest.raises(SynthesisError, match="every clip failed.*exit 3"):
-        make_corpus(tmp_path / "c", voices=select_voices("espeak_us_m1"), n_sentences=1, n_valid_sentences=0,
-                    sentence_file=sentences, jobs=1, progress=False)
+        make_corpus(
+            tmp_path / "c",
+            voices=select_voices("espeak_us_m1"),
+            n_sentences=1,
+            n_valid_sentences=0,
+            sentence_file=sentences,
+            jobs=1,
+            progress=False,
+        )

@@ -19,7 +19,13 @@ from voicevae.training.vae import load_config, train
 def write_config(tmp_path: Path, manifest: Path, **top) -> Path:
     cfg = {
         "model": {"channels": 16, "n_blocks": 1, "content_dim": 2, "speaker_dim": 4},
-        "data": {"manifest": str(manifest), "cache_dir": str(tmp_path / "cache"), "segment_frames": 32, "speakers_per_batch": 2, "clips_per_speaker": 2},
+        "data": {
+            "manifest": str(manifest),
+            "cache_dir": str(tmp_path / "cache"),
+            "segment_frames": 32,
+            "speakers_per_batch": 2,
+            "clips_per_speaker": 2,
+        },
         "out_dir": str(tmp_path / "run"),
         "steps": 2,
         "log_every": 1,
@@ -116,8 +122,25 @@ def test_two_process_gloo_training(tmp_path, tone_corpus):
     config = write_config(tmp_path, tone_corpus, steps=2)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", "-m", "voicevae.cli", "train", "--config", str(config), "--quiet", "--max-minutes", "60"],
-        capture_output=True, text=True, env=env, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29517",
+            "-m",
+            "voicevae.cli",
+            "train",
+            "--config",
+            str(config),
+            "--quiet",
+            "--max-minutes",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(tmp_path / "run" / "ckpt-0000002.pt", weights_only=True)

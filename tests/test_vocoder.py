@@ -90,7 +90,11 @@ def test_check_compatible_names_each_difference() -> None:
     with pytest.raises(IncompatibleMelError) as err:
         check_compatible(MelConfig(), other)
     text = str(err.value)
-    for expected in ("sample_rate: vocoder 22050, model 16000", "n_mels: vocoder 80, model 64", "f_max: vocoder 8000.0, model 7600.0"):
+    for expected in (
+        "sample_rate: vocoder 22050, model 16000",
+        "n_mels: vocoder 80, model 64",
+        "f_max: vocoder 8000.0, model 7600.0",
+    ):
         assert expected in text
     assert "hop_length" not in text
 
@@ -280,7 +284,14 @@ def test_paired_difference_and_table(tmp_path: Path) -> None:
     path = tmp_path / "clips.csv"
     write_per_clip([base, better], path)
     rows = list(csv.DictReader(open(path, newline="")))
-    assert len(rows) == 6 and rows[3] == {"clip": "a", "vocoder": "fast", "pesq_wb": "2", "stoi": "0.9", "mel_l1": "0.1", "speaker_sim": "0.95"}
+    assert len(rows) == 6 and rows[3] == {
+        "clip": "a",
+        "vocoder": "fast",
+        "pesq_wb": "2",
+        "stoi": "0.9",
+        "mel_l1": "0.1",
+        "speaker_sim": "0.95",
+    }
 
 
 def test_eval_vocoder_cli(tone_corpus: Path, tmp_path: Path) -> None:
@@ -288,7 +299,21 @@ def test_eval_vocoder_cli(tone_corpus: Path, tmp_path: Path) -> None:
     from voicevae.cli import main
 
     out = tmp_path / "report.md"
-    argv = ["eval-vocoder", "--clips", str(tone_corpus), "--split", "valid", "--limit", "1", "--vocoders", "griffinlim", "--out", str(out), "--threads", "1"]
+    argv = [
+        "eval-vocoder",
+        "--clips",
+        str(tone_corpus),
+        "--split",
+        "valid",
+        "--limit",
+        "1",
+        "--vocoders",
+        "griffinlim",
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+    ]
     assert main(argv) == 0
     assert "| griffinlim |" in out.read_text()
     assert main(argv) == 1  # refuses to overwrite without -f
@@ -296,7 +321,22 @@ def test_eval_vocoder_cli(tone_corpus: Path, tmp_path: Path) -> None:
     per_clip = tmp_path / "clips.csv"
     assert main([*argv[:-4], "--out", str(tmp_path / "b.md"), "--baseline", "hifigan", "--per-clip", str(per_clip)]) == 1
     assert not (tmp_path / "b.md").exists() and not per_clip.exists()
-    assert main([*argv[:-4], "--out", str(tmp_path / "b.md"), "--threads", "1", "--baseline", "griffinlim", "--per-clip", str(per_clip)]) == 0
+    assert (
+        main(
+            [
+                *argv[:-4],
+                "--out",
+                str(tmp_path / "b.md"),
+                "--threads",
+                "1",
+                "--baseline",
+                "griffinlim",
+                "--per-clip",
+                str(per_clip),
+            ]
+        )
+        == 0
+    )
     assert "Paired difference from griffinlim" in (tmp_path / "b.md").read_text()
     assert per_clip.read_text().splitlines()[0] == "clip,vocoder,pesq_wb,stoi,mel_l1,speaker_sim"
     assert len(per_clip.read_text().splitlines()) == 2  # one clip, one vocoder

@@ -257,8 +257,14 @@ def test_vocoder_recipes_load() -> None:
     assert stage2.disc_start_step == 0 and stage2.disc.resolutions == () and stage2.disc.periods
     # Stage 3 trains like stage 1 with more talkers, a lower rate and fewer steps: nothing else differs.
     assert stage3.data.extra_manifests and stage3.lr < stage1.lr
-    same = dataclasses.replace(stage3, data=dataclasses.replace(stage3.data, extra_manifests=()), lr=stage1.lr,
-                               steps=stage1.steps, disc_start_step=stage1.disc_start_step, out_dir=stage1.out_dir)
+    same = dataclasses.replace(
+        stage3,
+        data=dataclasses.replace(stage3.data, extra_manifests=()),
+        lr=stage1.lr,
+        steps=stage1.steps,
+        disc_start_step=stage1.disc_start_step,
+        out_dir=stage1.out_dir,
+    )
     assert same == stage1
     for later in (stage2, stage3):  # --init-from needs the same model
         assert later.model == stage1.model and later.mel == stage1.mel

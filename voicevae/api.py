@@ -46,6 +46,7 @@ def check_method(method: str) -> None:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
+
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "default" / "model.pt"
 
@@ -104,7 +105,9 @@ class VoiceConverter:
         if not torch.isfinite(wav).all():
             raise AudioError(f"{name}: contains NaN or infinite samples")
         if wav.shape[0] < self.min_samples:
-            raise AudioError(f"{name}: {wav.shape[0] / self.sample_rate:.3f} s is too short; need at least {self.min_samples / self.sample_rate:.3f} s")
+            raise AudioError(
+                f"{name}: {wav.shape[0] / self.sample_rate:.3f} s is too short; need at least {self.min_samples / self.sample_rate:.3f} s"
+            )
         if wav.abs().max() < 1e-4:
             raise AudioError(f"{name}: is silent")
         return wav
@@ -322,8 +325,17 @@ class VoiceConverter:
         batch tab share.
         """
         return _convert_files(
-            self, paths, out_dir, target, strength, attributes, method,
-            root=root, force=force, progress=progress, batch_size=batch_size,
+            self,
+            paths,
+            out_dir,
+            target,
+            strength,
+            attributes,
+            method,
+            root=root,
+            force=force,
+            progress=progress,
+            batch_size=batch_size,
         )
 
 
@@ -333,7 +345,12 @@ def _dirichlet(k: int, generator: torch.Generator) -> torch.Tensor:
     return e / e.sum()
 
 
-def load(path_or_name: str | Path | None = None, vocoder: str = "hifigan", device: str | torch.device | None = None, vectors: str | Path | None = None) -> VoiceConverter:
+def load(
+    path_or_name: str | Path | None = None,
+    vocoder: str = "hifigan",
+    device: str | torch.device | None = None,
+    vectors: str | Path | None = None,
+) -> VoiceConverter:
     """Load a model (a model.pt path, a folder holding model.pt and vectors.pt, or None/'default').
 
     The vector file is looked up next to the model as vectors.pt unless given.

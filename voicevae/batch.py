@@ -87,9 +87,7 @@ def convert_files(
     out_dir = Path(out_dir)
     root = Path(root) if root is not None else None
     pairs = [(Path(p), output_path(Path(p), out_dir, root)) for p in paths]
-    return convert_pairs(
-        vc, pairs, target, strength, attributes, method, force=force, progress=progress, batch_size=batch_size
-    )
+    return convert_pairs(vc, pairs, target, strength, attributes, method, force=force, progress=progress, batch_size=batch_size)
 
 
 def convert_pairs(

@@ -58,11 +58,7 @@ def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...], map_lo
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a voicevae checkpoint")
     if data.get("version") != VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format version {data.get('version')}, this voicevae reads version {VERSION}"
-        )
+        raise CheckpointError(f"{path}: checkpoint format version {data.get('version')}, this voicevae reads version {VERSION}")
     if data.get("kind") not in kinds:
-        raise CheckpointError(
-            f"{path}: is a {data.get('kind')!r} checkpoint, expected {' or '.join(map(repr, kinds))}"
-        )
+        raise CheckpointError(f"{path}: is a {data.get('kind')!r} checkpoint, expected {' or '.join(map(repr, kinds))}")
     return data

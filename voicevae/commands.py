@@ -40,10 +40,18 @@ def add_arguments_convert(p: argparse.ArgumentParser) -> None:
     _common(p)
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target", help="a speaker name from the vector file")
-    target.add_argument("--target-clips", nargs="+", metavar="CLIP", help="1..N reference clips of an unseen voice (few-shot cloning)")
+    target.add_argument(
+        "--target-clips", nargs="+", metavar="CLIP", help="1..N reference clips of an unseen voice (few-shot cloning)"
+    )
     target.add_argument("--random-voice", type=int, metavar="SEED", help="a new voice sampled from the aggregated posterior")
     add_conversion_settings(p)
-    p.add_argument("--attribute", action="append", default=[], metavar="NAME=AMOUNT", help="add an attribute direction, e.g. gender=f=0.5 (repeatable)")
+    p.add_argument(
+        "--attribute",
+        action="append",
+        default=[],
+        metavar="NAME=AMOUNT",
+        help="add an attribute direction, e.g. gender=f=0.5 (repeatable)",
+    )
 
 
 def add_conversion_settings(p: argparse.ArgumentParser) -> None:

@@ -39,10 +39,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown setting(s) {', '.join(unknown)}; "
-            f"known settings are {', '.join(sorted(fields))}"
-        )
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known settings are {', '.join(sorted(fields))}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
@@ -185,10 +182,7 @@ class VAEConfig:
 
     def validate(self, where: str = "model") -> None:
         if self.content_latent not in ("gaussian", "categorical"):
-            raise ConfigError(
-                f"{where}.content_latent: must be 'gaussian' or 'categorical', "
-                f"got {self.content_latent!r}"
-            )
+            raise ConfigError(f"{where}.content_latent: must be 'gaussian' or 'categorical', got {self.content_latent!r}")
         for name in ("channels", "n_blocks", "content_dim", "speaker_dim", "downsample"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{where}.{name}: must be >= 1")
@@ -256,7 +250,9 @@ class TrainConfig:
         _check_run_lengths(self, where)
         _check_lambdas(self.lambdas, VAE_TERMS, where)
         if self.model.content_latent == "categorical" and not self.lambdas.get("sf/reinforce", 0.0):
-            raise ConfigError(f"{where}.lambdas.sf/reinforce: a categorical content latent learns only through it; give it a weight")
+            raise ConfigError(
+                f"{where}.lambdas.sf/reinforce: a categorical content latent learns only through it; give it a weight"
+            )
         if self.n_samples < 1:
             raise ConfigError(f"{where}.n_samples: must be >= 1")
         if not 0.0 <= self.content_warp < 1.0:
@@ -264,9 +260,7 @@ class TrainConfig:
         if self.lambdas.get("cycle/content", 0.0) > 0 and self.model.content_latent != "gaussian":
             raise ConfigError(f"{where}.lambdas.cycle/content: needs model.content_latent 'gaussian'")
         if self.model.n_mels != self.mel.n_mels:
-            raise ConfigError(
-                f"{where}: model.n_mels={self.model.n_mels} differs from mel.n_mels={self.mel.n_mels}"
-            )
+            raise ConfigError(f"{where}: model.n_mels={self.model.n_mels} differs from mel.n_mels={self.mel.n_mels}")
 
 
 # ------------------------------------------------------------------ the fast vocoder

@@ -136,9 +136,7 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance], ove
                     raise ManifestError(f"{path}: utterance {u.path} has an empty speaker")
                 audio = Path(u.path).resolve()
                 shown = audio.relative_to(root) if audio.is_relative_to(root) else audio
-                writer.writerow(
-                    [shown.as_posix(), u.speaker, u.text, u.split, *(u.labels.get(n, "") for n in label_names)]
-                )
+                writer.writerow([shown.as_posix(), u.speaker, u.text, u.split, *(u.labels.get(n, "") for n in label_names)])
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -239,8 +237,7 @@ def scan_vctk(root: str | os.PathLike, mic: str = "mic1") -> list[Utterance]:
                 continue
             # Older releases write the id without its "p".
             spk = "p" + parts[0] if parts[0].isdigit() else parts[0]
-            info[spk] = {"gender": _gender(parts[2]), "age": parts[1], "accent": parts[3],
-                         "region": " ".join(parts[4:])}
+            info[spk] = {"gender": _gender(parts[2]), "age": parts[1], "accent": parts[3], "region": " ".join(parts[4:])}
     pattern = re.compile(rf"^(?P<spk>[^_]+)_(?P<num>[^_]+)_{mic}$")
     out = []
     for audio in sorted(audio_dir.glob(f"*/*_{mic}.flac")):
@@ -373,10 +370,10 @@ def add_arguments_scan(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root", type=Path, help="corpus folder")
     parser.add_argument("--layout", required=True, choices=("vctk", "libritts", "librispeech", "folder"))
     parser.add_argument("-o", "--output", type=Path, required=True, help="manifest CSV to write")
-    parser.add_argument("--valid-fraction", type=float, default=0.05,
-                        help="fraction of each training speaker's clips held out as 'valid'")
-    parser.add_argument("--heldout-speakers", type=int, default=0,
-                        help="number of speakers held out entirely as 'test_voice'")
+    parser.add_argument(
+        "--valid-fraction", type=float, default=0.05, help="fraction of each training speaker's clips held out as 'valid'"
+    )
+    parser.add_argument("--heldout-speakers", type=int, default=0, help="number of speakers held out entirely as 'test_voice'")
     parser.add_argument("--mic", choices=("mic1", "mic2"), default="mic1", help="VCTK microphone")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing manifest")
@@ -390,6 +387,8 @@ def run_scan(args: argparse.Namespace) -> int:
     write_manifest(args.output, utterances, overwrite=args.force)
     counts = {s: sum(u.split == s for u in utterances) for s in SPLITS}
     n_speakers = len({u.speaker for u in utterances})
-    print(f"{args.output}: {len(utterances)} clips, {n_speakers} speakers, "
-          + ", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
+    print(
+        f"{args.output}: {len(utterances)} clips, {n_speakers} speakers, " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+        file=sys.stderr,
+    )
     return 0

@@ -88,7 +88,11 @@ def load_corpus(
             mels.append(frontend(wav).to(torch.float16))
     corpus = MelCorpus(mels, [u.speaker for u in utts], [u.text for u in utts], [str(u.path) for u in utts])
     # Written atomically like a checkpoint, so parallel ranks never read half a file.
-    save_checkpoint(cache, "mel-cache", {"version": CACHE_VERSION, "mels": mels, "speakers": corpus.speakers, "texts": corpus.texts, "paths": corpus.paths})
+    save_checkpoint(
+        cache,
+        "mel-cache",
+        {"version": CACHE_VERSION, "mels": mels, "speakers": corpus.speakers, "texts": corpus.texts, "paths": corpus.paths},
+    )
     return corpus
 
 

@@ -124,7 +124,9 @@ class Demo:
             raise FileNotFoundError(f"{config.model}: not a model folder (no model.pt inside)")
         self.models = find_models(config.models_dir, config.model)
         if not self.models:
-            raise FileNotFoundError(f"no model to serve: the shipped default is missing and {config.models_dir} holds no */model.pt; pass --model DIR")
+            raise FileNotFoundError(
+                f"no model to serve: the shipped default is missing and {config.models_dir} holds no */model.pt; pass --model DIR"
+            )
         self.vocoders = available_vocoders()
         if config.vocoder not in self.vocoders:
             raise ValueError(f"vocoder {config.vocoder!r} is not available here; choose one of {', '.join(self.vocoders)}")
@@ -188,7 +190,9 @@ class Demo:
             raise DemoError(f"{what} '{path.name}' is {seconds:.1f} s long; the limit is {self.config.max_seconds:g} s")
         return path
 
-    def _target(self, vc: VoiceConverter, mode: str, speaker: str | None, refs: Sequence[str] | None, seed: float | None) -> tuple[str | torch.Tensor, str]:
+    def _target(
+        self, vc: VoiceConverter, mode: str, speaker: str | None, refs: Sequence[str] | None, seed: float | None
+    ) -> tuple[str | torch.Tensor, str]:
         """The conversion target and a name for it, from the target widgets."""
         if mode == TARGET_SPEAKER:
             if not speaker or speaker not in vc.speakers:
@@ -369,38 +373,84 @@ class Demo:
                 vocoder = gr.Dropdown(self.vocoders, value=self.config.vocoder, label="Vocoder", scale=2)
             with gr.Row():
                 with gr.Column():
-                    source = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Source voice", elem_id="source", buttons=["download"])
+                    source = gr.Audio(
+                        sources=["upload", "microphone"],
+                        type="filepath",
+                        label="Source voice",
+                        elem_id="source",
+                        buttons=["download"],
+                    )
                     examples = sorted(self.config.examples_dir.glob("*.wav")) if self.config.examples_dir else []
                     if examples:
-                        gr.Examples([[str(p)] for p in examples], inputs=[source], label="Example clips", example_labels=[p.stem for p in examples])
+                        gr.Examples(
+                            [[str(p)] for p in examples],
+                            inputs=[source],
+                            label="Example clips",
+                            example_labels=[p.stem for p in examples],
+                        )
                     mode = gr.Radio(list(TARGET_MODES), value=TARGET_SPEAKER, label="Target voice from", elem_id="mode")
-                    speaker = gr.Dropdown(vc.speakers, value=vc.speakers[0] if vc.speakers else None, label="Target speaker", elem_id="speaker")
-                    refs = gr.File(file_count="multiple", file_types=["audio"], label="Reference clips of the target voice (few-shot cloning)", elem_id="refs", height=140)
+                    speaker = gr.Dropdown(
+                        vc.speakers, value=vc.speakers[0] if vc.speakers else None, label="Target speaker", elem_id="speaker"
+                    )
+                    refs = gr.File(
+                        file_count="multiple",
+                        file_types=["audio"],
+                        label="Reference clips of the target voice (few-shot cloning)",
+                        elem_id="refs",
+                        height=140,
+                    )
                     with gr.Row():
                         seed = gr.Number(value=0, precision=0, label="Random voice seed", elem_id="seed")
                         random_btn = gr.Button("Random new voice", elem_id="random")
-                    strength = gr.Slider(0.0, 3.0, value=1.0, step=0.05, label="Strength (0 = source voice, 1 = target, >1 exaggerates)", elem_id="strength")
+                    strength = gr.Slider(
+                        0.0,
+                        3.0,
+                        value=1.0,
+                        step=0.05,
+                        label="Strength (0 = source voice, 1 = target, >1 exaggerates)",
+                        elem_id="strength",
+                    )
                     with gr.Accordion("Attributes", open=False):
                         attrs = vc.attributes
                         sliders = [
-                            gr.Slider(-2.0, 2.0, value=0.0, step=0.1, label=attrs[i] if i < len(attrs) else "", visible=i < len(attrs))
+                            gr.Slider(
+                                -2.0, 2.0, value=0.0, step=0.1, label=attrs[i] if i < len(attrs) else "", visible=i < len(attrs)
+                            )
                             for i in range(MAX_ATTRIBUTE_SLIDERS)
                         ]
                     convert = gr.Button("Convert", variant="primary", elem_id="convert")
                 with gr.Column():
                     status = gr.Markdown(elem_id="status")
-                    output = gr.Audio(type="filepath", label="Converted voice", interactive=False, elem_id="output", buttons=["download"])
+                    output = gr.Audio(
+                        type="filepath", label="Converted voice", interactive=False, elem_id="output", buttons=["download"]
+                    )
                     score = gr.Markdown(elem_id="score")
-                    source_mel = gr.Image(label="Source log-mel", interactive=False, elem_id="source_mel", height=200, buttons=["download", "fullscreen"])
-                    output_mel = gr.Image(label="Converted log-mel", interactive=False, elem_id="output_mel", height=200, buttons=["download", "fullscreen"])
+                    source_mel = gr.Image(
+                        label="Source log-mel",
+                        interactive=False,
+                        elem_id="source_mel",
+                        height=200,
+                        buttons=["download", "fullscreen"],
+                    )
+                    output_mel = gr.Image(
+                        label="Converted log-mel",
+                        interactive=False,
+                        elem_id="output_mel",
+                        height=200,
+                        buttons=["download", "fullscreen"],
+                    )
             with gr.Accordion("Batch conversion", open=False):
-                batch_files = gr.File(file_count="multiple", file_types=["audio"], label="Clips to convert (same target and settings as above)")
+                batch_files = gr.File(
+                    file_count="multiple", file_types=["audio"], label="Clips to convert (same target and settings as above)"
+                )
                 batch_btn = gr.Button("Convert all to a zip")
                 batch_zip = gr.File(label="Converted clips (zip)", interactive=False)
                 batch_status = gr.Markdown()
 
             target_inputs = [mode, speaker, refs, seed, strength, model, vocoder, *sliders]
-            convert.click(self.on_convert, [source, *target_inputs], [output, source_mel, output_mel, score, status], api_name="convert")
+            convert.click(
+                self.on_convert, [source, *target_inputs], [output, source_mel, output_mel, score, status], api_name="convert"
+            )
             batch_btn.click(self.on_batch, [batch_files, *target_inputs], [batch_zip, batch_status], api_name="convert_batch")
             random_btn.click(self.on_random_voice, None, [seed, mode], api_name="random_voice")
             # Choosing a speaker or uploading reference clips says which target is meant.

@@ -165,7 +165,9 @@ class AggregatedPosterior:
 
     def __init__(self, mu: torch.Tensor, logvar: torch.Tensor) -> None:
         if mu.ndim != 2 or mu.shape != logvar.shape or mu.shape[0] == 0:
-            raise ValueError(f"AggregatedPosterior needs mu, logvar of equal shape (N, D), got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+            raise ValueError(
+                f"AggregatedPosterior needs mu, logvar of equal shape (N, D), got {tuple(mu.shape)} and {tuple(logvar.shape)}"
+            )
         self.mu, self.logvar = mu, logvar
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

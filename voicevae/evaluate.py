@@ -233,7 +233,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model.pt or folder (default: the shipped model)")
     p.add_argument("--manifest", default="data/synthetic/manifest.csv", help="manifest with train/valid/test_voice splits")
     p.add_argument("--vocoder", default="hifigan")
-    p.add_argument("--max-pairs", type=int, default=32, help="source clips per condition, round-robin over the voices (default 32)")
+    p.add_argument(
+        "--max-pairs", type=int, default=32, help="source clips per condition, round-robin over the voices (default 32)"
+    )
     p.add_argument("--ref-clips", type=int, default=3, help="reference clips per unseen voice (default 3)")
     add_conversion_settings(p)
     p.add_argument("--group-by", help="also report WER per value of this manifest label, e.g. engine")

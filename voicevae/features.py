@@ -82,9 +82,7 @@ class MelFrontend(nn.Module):
         if audio.ndim != 2:
             raise ValueError(f"{caller} expects audio (B, T), got shape {tuple(audio.shape)}")
         if audio.shape[-1] <= self.pad:
-            raise ValueError(
-                f"audio of {audio.shape[-1]} samples is too short for n_fft={self.config.n_fft}"
-            )
+            raise ValueError(f"audio of {audio.shape[-1]} samples is too short for n_fft={self.config.n_fft}")
         # Reflect padding needs float32 even under autocast.
         return F.pad(audio.float().unsqueeze(1), (self.pad, self.pad), mode="reflect").squeeze(1)
 

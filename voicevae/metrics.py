@@ -154,9 +154,7 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
 def _log_f0(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(T,) audio at 16 kHz -> (log-F0 (F,), voiced mask (F,)) at a 10 ms hop."""
-    f0, voiced, _ = librosa.pyin(
-        x, fmin=F0_MIN_HZ, fmax=F0_MAX_HZ, sr=METRIC_RATE, frame_length=1024, hop_length=160
-    )
+    f0, voiced, _ = librosa.pyin(x, fmin=F0_MIN_HZ, fmax=F0_MAX_HZ, sr=METRIC_RATE, frame_length=1024, hop_length=160)
     voiced = voiced & np.isfinite(f0) & (f0 > 0)
     return np.log(np.where(voiced, f0, 1.0)), voiced
 

@@ -319,7 +319,9 @@ class VAE(nn.Module):
         return self.decode(self._point_content(q.content), speaker.to(x.dtype), q.frames)
 
     @torch.inference_mode()
-    def sample_prior(self, n: int, frames: int, speaker: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_prior(
+        self, n: int, frames: int, speaker: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Generate (n, n_mels, frames) log-mels with z ~ N(0, I) (speaker may be given, (n, Ds))."""
         cfg = self.config
         length = -(-frames // cfg.downsample)
@@ -345,7 +347,10 @@ class VAE(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, data: dict, where: str = "checkpoint") -> VAE:
-        model = cls(from_dict(VAEConfig, data["config"], f"{where}: model config"), from_dict(MelConfig, data["mel"], f"{where}: mel config"))
+        model = cls(
+            from_dict(VAEConfig, data["config"], f"{where}: model config"),
+            from_dict(MelConfig, data["mel"], f"{where}: mel config"),
+        )
         try:
             model.load_state_dict(data["model"])
         except RuntimeError as e:

@@ -187,8 +187,7 @@ def synthesize(voice: Voice, text: str, workdir: Path) -> tuple[np.ndarray, int]
         cmd = ["text2wave", "-eval", f"(voice_{voice.voice})", str(txt), "-o", str(wav)]
     elif voice.engine == "espeak-ng":
         # Text on stdin, so a sentence can never be read as an option.
-        cmd = ["espeak-ng", "-v", voice.voice, "-p", str(voice.pitch), "-s", str(voice.speed),
-               "-w", str(wav), "--stdin"]
+        cmd = ["espeak-ng", "-v", voice.voice, "-p", str(voice.pitch), "-s", str(voice.speed), "-w", str(wav), "--stdin"]
         stdin = text
     else:
         raise SynthesisError(f"voice {voice.name}: unknown engine {voice.engine!r}")
@@ -261,8 +260,7 @@ def plan_corpus(
     """
     if n_valid_sentences + n_sentences > len(sentences):
         raise ValueError(
-            f"asked for {n_sentences} training + {n_valid_sentences} held-out sentences, "
-            f"but only {len(sentences)} are available"
+            f"asked for {n_sentences} training + {n_valid_sentences} held-out sentences, but only {len(sentences)} are available"
         )
     test_voices = set(test_voices)
     order = list(range(len(sentences)))
@@ -305,17 +303,22 @@ def make_corpus(
     check_programs(voices)
     sentences = read_sentences(sentence_file)
     plan = plan_corpus(voices, sentences, n_sentences, n_valid_sentences, test_voices, seed)
-    work = [
-        _Job(v, sentences[i], out_dir / "wavs" / v.name / f"{v.name}_{i:03d}.wav", force)
-        for v, i, _ in plan
-    ]
+    work = [_Job(v, sentences[i], out_dir / "wavs" / v.name / f"{v.name}_{i:03d}.wav", force) for v, i, _ in plan]
     from tqdm import tqdm
 
     with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
         # Chunks amortise the inter-process round trip; festival clips take
         # ~0.5 s, so 8 per chunk still balances well between two workers.
-        results = list(tqdm(pool.map(_run_job, work, chunksize=8), total=len(work),
-                            desc="make-corpus", unit="clip", disable=not progress, file=sys.stderr))
+        results = list(
+            tqdm(
+                pool.map(_run_job, work, chunksize=8),
+                total=len(work),
+                desc="make-corpus",
+                unit="clip",
+                disable=not progress,
+                file=sys.stderr,
+            )
+        )
     utterances, failures = [], []
     for (v, _, split), job, result in zip(plan, work, results):
         if isinstance(result, str):
@@ -332,13 +335,18 @@ def make_corpus(
 def add_arguments_make_corpus(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", type=Path, help="folder for wavs/ and manifest.csv")
     parser.add_argument("--sentences", type=int, default=80, help="training sentences read by each voice")
-    parser.add_argument("--valid-sentences", type=int, default=10,
-                        help="sentences held out from training, read by every voice")
-    parser.add_argument("--voices", default="all",
-                        help="'all' (the default corpus), 'extra' (more recorded talkers, for the vocoder) or a comma "
-                             f"list of: {', '.join(v.name for v in KNOWN_VOICES)}")
-    parser.add_argument("--test-voices", default=",".join(TEST_VOICES),
-                        help="comma list of voices held out entirely (split test_voice); '' for none")
+    parser.add_argument("--valid-sentences", type=int, default=10, help="sentences held out from training, read by every voice")
+    parser.add_argument(
+        "--voices",
+        default="all",
+        help="'all' (the default corpus), 'extra' (more recorded talkers, for the vocoder) or a comma "
+        f"list of: {', '.join(v.name for v in KNOWN_VOICES)}",
+    )
+    parser.add_argument(
+        "--test-voices",
+        default=",".join(TEST_VOICES),
+        help="comma list of voices held out entirely (split test_voice); '' for none",
+    )
     parser.add_argument("--sentence-file", type=Path, default=DEFAULT_SENTENCES)
     parser.add_argument("--jobs", type=int, default=2, help="synthesis processes")
     parser.add_argument("--seed", type=int, default=0)
@@ -367,8 +375,14 @@ def run_make_corpus(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown test voice(s): {', '.join(unknown)}")
     start = time.perf_counter()
     utterances, failures = make_corpus(
-        args.out_dir, voices=voices, n_sentences=args.sentences, n_valid_sentences=args.valid_sentences,
-        test_voices=test_voices, sentence_file=args.sentence_file, jobs=args.jobs, seed=args.seed,
+        args.out_dir,
+        voices=voices,
+        n_sentences=args.sentences,
+        n_valid_sentences=args.valid_sentences,
+        test_voices=test_voices,
+        sentence_file=args.sentence_file,
+        jobs=args.jobs,
+        seed=args.seed,
         force=args.force,
     )
     for message in failures:

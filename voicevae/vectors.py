@@ -130,7 +130,9 @@ class VectorSet:
         if model is not None:
             fp = model_fingerprint(model)
             if fp != vs.fingerprint:
-                raise CheckpointError(f"{path}: vectors were made for model {vs.fingerprint}, not for the loaded model {fp}; run `voicevae vectors` with this model")
+                raise CheckpointError(
+                    f"{path}: vectors were made for model {vs.fingerprint}, not for the loaded model {fp}; run `voicevae vectors` with this model"
+                )
         return vs
 
 
@@ -158,7 +160,9 @@ def attribute_directions(latents: torch.Tensor, column: str, values: list[str]) 
 
 
 @torch.inference_mode()
-def compute_vectors(model: VAE, utterances: list[Utterance], device: str | torch.device = "cpu", is_samples: int = 16, progress: bool = True) -> VectorSet:
+def compute_vectors(
+    model: VAE, utterances: list[Utterance], device: str | torch.device = "cpu", is_samples: int = 16, progress: bool = True
+) -> VectorSet:
     """Encode every utterance and build speaker vectors, attribute directions and score stats."""
     if not utterances:
         raise ValueError("no utterances to compute vectors from")
@@ -202,5 +206,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.model}: log p(x) scores of the clips are not finite; the model may be broken")
     vs.save(out)
     counts = vs.labels["speaker"].counts
-    print(f"{out}: {len(counts)} speakers ({sum(counts.values())} clips), {len(vs.directions)} attribute directions, anomaly threshold {vs.anomaly_threshold():.2f} nats/frame")
+    print(
+        f"{out}: {len(counts)} speakers ({sum(counts.values())} clips), {len(vs.directions)} attribute directions, anomaly threshold {vs.anomaly_threshold():.2f} nats/frame"
+    )
     return 0

@@ -195,7 +195,9 @@ class Deadline:
 # ------------------------------------------------------------------ loss weights
 
 
-def weighted_loss(losses: Mapping[str, torch.Tensor], lambdas: Mapping[str, float], scale: Mapping[str, float] | None = None) -> torch.Tensor:
+def weighted_loss(
+    losses: Mapping[str, torch.Tensor], lambdas: Mapping[str, float], scale: Mapping[str, float] | None = None
+) -> torch.Tensor:
     """sum_k lambdas[k] * losses[k] over the losses that have a weight (a loss without one is only logged).
 
     scale multiplies the weights of names that start with one of its keys,
@@ -227,7 +229,9 @@ class RunLog:
     a resumed run appends to the files under their existing header.
     """
 
-    def __init__(self, out_dir: Path, columns: Mapping[str, Iterable[str]], enabled: bool = True, tensorboard: bool = True) -> None:
+    def __init__(
+        self, out_dir: Path, columns: Mapping[str, Iterable[str]], enabled: bool = True, tensorboard: bool = True
+    ) -> None:
         self.out_dir = out_dir
         self.enabled = enabled
         self.columns: dict[str, list[str]] = {}
@@ -282,10 +286,16 @@ def add_run_arguments(parser: argparse.ArgumentParser, example: str) -> None:
     parser.add_argument("--out-dir", help="override out_dir")
     parser.add_argument("--steps", type=int, help="override steps")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override any setting, e.g. --set lr=2e-4 (values are YAML)",
     )
-    parser.add_argument("--max-minutes", type=float, metavar="M", help="wall-clock budget: checkpoint and stop after M minutes (resumable)")
+    parser.add_argument(
+        "--max-minutes", type=float, metavar="M", help="wall-clock budget: checkpoint and stop after M minutes (resumable)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -160,7 +160,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
         load_state(state, saved, rank)
     ddp = DistributedDataParallel(objective) if world > 1 else objective
 
-    log = RunLog(folder.path, {"train": (*terms_logged(cfg), "grad_norm", "kl_weight", "lr", "frames_per_s", "data_fraction"), "valid": ("valid/elbo", "valid/log_px")}, rank == 0)
+    log = RunLog(
+        folder.path,
+        {
+            "train": (*terms_logged(cfg), "grad_norm", "kl_weight", "lr", "frames_per_s", "data_fraction"),
+            "valid": ("valid/elbo", "valid/log_px"),
+        },
+        rank == 0,
+    )
     bar = tqdm(total=cfg.steps, initial=state.step, disable=not progress or rank != 0, desc="train")
     sums: dict[str, float] = {}
     data_time = step_time = 0.0

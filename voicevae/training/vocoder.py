@@ -337,7 +337,11 @@ def train(
     valid_paths = manifest_paths(config.data.manifest, config.data.valid_split)[: config.data.valid_clips]
     valid_mels = [state.frontend(load_audio(p, config.mel.sample_rate)[None].to(device)) for p in valid_paths]
 
-    log = RunLog(folder.path, {"train": ("seconds", "lr", *VOCODER_GENERATOR_TERMS, "adv/disc"), "valid": ("valid/mel_l1",)}, tensorboard=False)
+    log = RunLog(
+        folder.path,
+        {"train": ("seconds", "lr", *VOCODER_GENERATOR_TERMS, "adv/disc"), "valid": ("valid/mel_l1",)},
+        tensorboard=False,
+    )
     last_path = folder.latest()
     sums: dict[str, float] = {}
     count = 0

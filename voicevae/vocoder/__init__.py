@@ -1,11 +1,11 @@
 """Vocoders: log-mel (B, n_mels, F) -> audio (B, F * hop).
 
-    vocoder = load_vocoder("hifigan")           # pretrained HiFi-GAN (default)
-    vocoder = load_vocoder("griffinlim")        # no weights, any MelConfig
-    vocoder = load_vocoder("fast")              # the shipped Vocos-style model (recipes/vocoder)
-    vocoder = load_vocoder("runs/vocoder/ckpt-0004000.pt")
-    check_compatible(vocoder.mel_config, vae.mel_config)
-    audio = vocoder.vocode(logmel)
+vocoder = load_vocoder("hifigan")           # pretrained HiFi-GAN (default)
+vocoder = load_vocoder("griffinlim")        # no weights, any MelConfig
+vocoder = load_vocoder("fast")              # the shipped Vocos-style model (recipes/vocoder)
+vocoder = load_vocoder("runs/vocoder/ckpt-0004000.pt")
+check_compatible(vocoder.mel_config, vae.mel_config)
+audio = vocoder.vocode(logmel)
 """
 
 from __future__ import annotations

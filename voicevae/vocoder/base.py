@@ -86,8 +86,7 @@ class Vocoder(nn.Module):
         n_mels = self.mel_config.n_mels
         if logmel.ndim not in (2, 3) or logmel.shape[-2] != n_mels or logmel.shape[-1] < 1:
             raise ValueError(
-                f"vocode expects log-mel of shape (B, {n_mels}, F) or ({n_mels}, F) with F >= 1, "
-                f"got {tuple(logmel.shape)}"
+                f"vocode expects log-mel of shape (B, {n_mels}, F) or ({n_mels}, F) with F >= 1, got {tuple(logmel.shape)}"
             )
         if not logmel.is_floating_point():
             raise ValueError(f"vocode expects a floating-point log-mel, got {logmel.dtype}")

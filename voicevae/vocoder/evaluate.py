@@ -209,9 +209,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", help="manifest split to use (default: all rows)")
     parser.add_argument("--real", action="store_true", help="also use the real speech clips of voicevae.realclips")
     parser.add_argument("--limit", type=int, default=20, help="at most this many clips per source, spread evenly (default 20)")
-    parser.add_argument("--vocoders", default="hifigan,griffinlim", help="comma-separated: hifigan, griffinlim, fast or checkpoint paths")
+    parser.add_argument(
+        "--vocoders", default="hifigan,griffinlim", help="comma-separated: hifigan, griffinlim, fast or checkpoint paths"
+    )
     parser.add_argument("--out", required=True, help="markdown report to write")
-    parser.add_argument("--baseline", help="also report every other vocoder's paired per-clip difference from this one (e.g. griffinlim)")
+    parser.add_argument(
+        "--baseline", help="also report every other vocoder's paired per-clip difference from this one (e.g. griffinlim)"
+    )
     parser.add_argument("--per-clip", metavar="CSV", help="also write every clip's scores to this CSV")
     parser.add_argument("-f", "--force", action="store_true", help="overwrite --out if it exists")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")

@@ -27,7 +27,9 @@ class GriffinLimVocoder(Vocoder):
     inverse_fb: torch.Tensor  # buffers
     window: torch.Tensor
 
-    def __init__(self, mel_config: MelConfig | None = None, n_iter: int = 32, momentum: float = 0.99, rand_init: bool = False) -> None:
+    def __init__(
+        self, mel_config: MelConfig | None = None, n_iter: int = 32, momentum: float = 0.99, rand_init: bool = False
+    ) -> None:
         mel_config = mel_config or MelConfig()
         super().__init__(mel_config)
         if n_iter < 1:

@@ -48,8 +48,7 @@ class Backbone(nn.Module):
         self.embed = nn.Conv1d(n_mels, config.dim, k, padding=k // 2)
         self.norm = nn.LayerNorm(config.dim, eps=1e-6)
         self.blocks = nn.ModuleList(
-            ConvNeXtBlock(config.dim, config.intermediate_dim, k, 1.0 / config.num_layers)
-            for _ in range(config.num_layers)
+            ConvNeXtBlock(config.dim, config.intermediate_dim, k, 1.0 / config.num_layers) for _ in range(config.num_layers)
         )
         self.final_norm = nn.LayerNorm(config.dim, eps=1e-6)
         self.apply(self._init)
