@@ -249,3 +249,31 @@ def test_mel_image_puts_low_frequencies_at_the_bottom():
     assert img.shape == (160, 30, 3)  # each frame 3 px wide
     # The colour map runs from near-black to pale yellow.
     assert (img[-2:] == [252, 253, 191]).all() and (img[:-2] == [0, 0, 4]).all()
+
+
+def test_adapt_makes_a_new_model_whose_voice_is_the_target(demo, tmp_path):
+    recordings = [str(harmonic(tmp_path / f"rec{i}.wav", seconds=2.8, f0=290 + 5 * i)) for i in range(4)]
+    model_update, speaker_update, status = demo.on_adapt(recordings, "newvoice", demo.default_model, "griffinlim")
+    assert status.startswith("Adapted **newvoice**"), status
+    assert model_update["value"] == "newvoice" and speaker_update["value"] == "newvoice"
+    assert (demo.config.models_dir / "newvoice" / "model.pt").is_file()
+    # Loading the new model keeps the new voice selected; retrieval and pitch controls reach the conversion.
+    assert demo.on_model_change("newvoice", "griffinlim", "newvoice")[0]["value"] == "newvoice"
+    sliders = [0.0] * MAX_ATTRIBUTE_SLIDERS
+    source = harmonic(tmp_path / "src.wav", f0=150)
+    plain = demo.on_convert(str(source), TARGET_SPEAKER, "newvoice", None, 0, 1.0, "newvoice", "griffinlim", *sliders)
+    blended = demo.on_convert(
+        str(source), TARGET_SPEAKER, "newvoice", None, 0, 1.0, "newvoice", "griffinlim", *sliders, 1.0, 0.0, False
+    )
+    assert plain[-1].startswith("Converted") and blended[-1].startswith("Converted"), blended[-1]
+    assert not np.array_equal(sf.read(plain[0])[0], sf.read(blended[0])[0])
+    # The old model has no matching set for its named voices: a clear message, no traceback.
+    status = demo.on_convert(
+        str(source), TARGET_SPEAKER, "spk1", None, 0, 1.0, demo.default_model, "griffinlim", *sliders, 0.5, 0.0, False
+    )[-1]
+    assert "has no matching set" in status
+    # A taken name, a bad name, or nothing uploaded: refused with a message.
+    assert "exists already" in demo.on_adapt(recordings, "newvoice", demo.default_model, "griffinlim")[-1]
+    assert "a name of letters" in demo.on_adapt(recordings, "new voice", demo.default_model, "griffinlim")[-1]
+    assert "upload recordings" in demo.on_adapt([], "other", demo.default_model, "griffinlim")[-1]
+    assert "too little speech" in demo.on_adapt(recordings[:1], "short", demo.default_model, "griffinlim")[-1]

@@ -254,7 +254,8 @@ def test_paired_difference_and_table(tmp_path: Path) -> None:
     import csv
     import math
 
-    from voicevae.vocoder.evaluate import Result, difference_table, paired_difference, write_per_clip
+    from voicevae.metrics import paired_difference
+    from voicevae.vocoder.evaluate import Result, difference_table, write_per_clip
 
     # Differences 1, 2, 3: mean 2, sd 1, t(0.975, 2 dof) = 4.303, half-width 4.303 / sqrt(3).
     d = paired_difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])

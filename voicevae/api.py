@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -34,8 +35,14 @@ from .audio import AudioError, load_audio
 from .batch import BatchReport
 from .batch import convert_files as _convert_files
 from .features import MelFrontend
+from .matching import MatchingSet
 from .model import VAE
+from .pitch import f0_stats, median_f0, semitones_between
+from .pitch import pitch_shift as shift_pitch
 from .vectors import VectorSet
+
+if TYPE_CHECKING:  # training imports the API's modules, not the other way round
+    from .training.adapt import AdaptConfig
 from .vocoder import check_compatible, load_vocoder
 
 METHODS = ("arithmetic", "stats")  # see the module docstring
@@ -64,8 +71,13 @@ class VoiceConverter:
     chunk_frames = 2048
     overlap_frames = 64
 
-    def __init__(self, model: VAE, vectors: VectorSet | None, vocoder, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, model: VAE, vectors: VectorSet | None, vocoder, device: str | torch.device = "cpu", model_dir: Path | None = None
+    ) -> None:
         check_compatible(vocoder.mel_config, model.mel_config)
+        # A model folder may hold matching sets of its adapted voices (matching/<name>.pt).
+        self.model_dir = model_dir
+        self._matching: dict[object, MatchingSet] = {}
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.vectors = vectors
@@ -239,9 +251,31 @@ class VoiceConverter:
         attributes: dict[str, float] | None = None,
         method: str = "arithmetic",
         source_speaker: str | None = None,
+        *,
+        retrieval: float = 0.0,
+        pitch_shift: float = 0.0,
+        match_pitch: bool = False,
     ) -> torch.Tensor:
-        """Convert a clip to the target voice: (T,) audio -> (T',) audio, T' = F * hop."""
-        mel = self.convert_mel(wav, target, strength, attributes, method, source_speaker)
+        """Convert a clip to the target voice: (T,) audio -> (T',) audio, T' = F * hop.
+
+        retrieval R in [0, 1]: blend each output frame with the target's own
+        nearest frames (matching.py); needs a named voice with a matching set
+        (an adapted one) or reference clips as the target.
+        pitch_shift: semitones added to the source's pitch before conversion.
+        match_pitch: first move the source's median F0 to the target's (the
+        target's F0 statistics: a named voice in the vector file, or the clips).
+        """
+        mel = self.convert_mel(
+            wav,
+            target,
+            strength,
+            attributes,
+            method,
+            source_speaker,
+            retrieval=retrieval,
+            pitch_shift=pitch_shift,
+            match_pitch=match_pitch,
+        )
         return self.vocode_many([mel])[0]
 
     @torch.inference_mode()
@@ -271,13 +305,122 @@ class VoiceConverter:
         attributes: dict[str, float] | None = None,
         method: str = "arithmetic",
         source_speaker: str | None = None,
+        *,
+        retrieval: float = 0.0,
+        pitch_shift: float = 0.0,
+        match_pitch: bool = False,
+        matching: MatchingSet | None = None,
+        target_hz: float | None = None,
     ) -> torch.Tensor:
-        """The converted log-mel (n_mels, F) before vocoding; target=None resynthesizes."""
-        mel = self.mel(wav)
+        """The converted log-mel (n_mels, F) before vocoding; target=None resynthesizes (see `convert`).
+
+        matching and target_hz, when given, stand in for the target's matching
+        set and median F0 (a batch finds them once for all its clips).
+        """
+        if not 0.0 <= retrieval <= 1.0:
+            raise ValueError(f"retrieval must be in [0, 1], got {retrieval}")
+        if (retrieval or match_pitch) and target is None:
+            raise ValueError("retrieval and match_pitch need a target voice")
+        audio = self._audio(wav, str(wav) if not isinstance(wav, torch.Tensor) else "audio")
+        semitones = pitch_shift
+        if match_pitch:
+            assert target is not None
+            source_hz = median_f0(audio, self.sample_rate)
+            if not math.isfinite(source_hz):
+                raise AudioError(
+                    f"{wav if not isinstance(wav, torch.Tensor) else 'source'}: no voiced speech to match the pitch of"
+                )
+            semitones += semitones_between(source_hz, target_hz if target_hz is not None else self.target_f0(target)["median_hz"])
+        if semitones:
+            audio = shift_pitch(audio.cpu(), self.sample_rate, semitones).to(audio.device)
+        mel = self.mel(audio)
         z_s = self._speaker_of_mel(mel)
         if target is not None:
             z_s = self._speaker_latent(z_s, target, strength, attributes, method, source_speaker)
-        return self.decode_with_speaker(mel, z_s)
+        out = self.decode_with_speaker(mel, z_s)
+        if retrieval:
+            assert target is not None
+            out = (matching or self.matching_for(target)).blend(self.model, out, retrieval)
+        return out
+
+    # ----- retrieval and pitch --------------------------------------------------------
+
+    def matching_set(self, clips: Sequence[Source] | Source) -> MatchingSet:
+        """The matching set of reference clips: every frame's content key and log-mel (cached per clip list)."""
+        if isinstance(clips, (str, Path, torch.Tensor)):
+            clips = [clips]
+        key = tuple(str(Path(c).resolve()) if not isinstance(c, torch.Tensor) else id(c) for c in clips)
+        if key not in self._matching:
+            self._matching[key] = MatchingSet.from_mels(self.model, [self.mel(c) for c in clips])
+        return self._matching[key]
+
+    def matching_for(self, target: str | torch.Tensor | Sequence[Source]) -> MatchingSet:
+        """A named voice's stored matching set (written by `adapt`), or that of reference clips."""
+        if isinstance(target, str):
+            if target in self._matching:
+                return self._matching[target]
+            path = self.model_dir / "matching" / f"{target}.pt" if self.model_dir is not None else None
+            if path is None or not path.is_file():
+                raise ValueError(
+                    f"retrieval: voice {target!r} has no matching set in this model folder; "
+                    "adapt to the voice (voicevae adapt) or give its reference clips as the target"
+                )
+            self._matching[target] = MatchingSet.load(path)
+            return self._matching[target]
+        if isinstance(target, torch.Tensor) and target.ndim == 1:
+            raise ValueError("retrieval needs the target's frames: give a named adapted voice or reference clips, not a vector")
+        return self.matching_set(target)
+
+    def target_f0(self, target: str | torch.Tensor | Sequence[Source]) -> dict[str, float]:
+        """F0 statistics of a target (pitch.f0_stats): stored for a named voice, measured for clips."""
+        if isinstance(target, str):
+            if self.vectors is None or target not in self.vectors.f0:
+                raise ValueError(
+                    f"match_pitch: no F0 statistics for voice {target!r} in the vector file "
+                    "(recompute it with `voicevae vectors`, or give reference clips)"
+                )
+            return self.vectors.f0[target]
+        if isinstance(target, torch.Tensor) and target.ndim == 1:
+            raise ValueError("match_pitch needs the target's pitch: give a named voice or reference clips, not a vector")
+        clips = [target] if isinstance(target, (str, Path, torch.Tensor)) else list(target)
+        return f0_stats([self._audio(c) for c in clips], self.sample_rate)
+
+    # ----- adaptation -----------------------------------------------------------------
+
+    def adapt(
+        self,
+        clips: Sequence[Source] | Source,
+        name: str,
+        out_dir: str | Path | None = None,
+        config: AdaptConfig | None = None,
+        progress: bool = True,
+        max_minutes: float | None = None,
+        force: bool = False,
+    ) -> VoiceConverter:
+        """Fine-tune to one speaker's recordings (training/adapt.py); returns a converter with voice `name`.
+
+        With out_dir the adapted model folder is written there (model.pt,
+        vectors.pt, matching/<name>.pt), for `voicevae.load(out_dir)`.
+        """
+        from .training.adapt import adapt, save_adapted
+
+        if self.vectors is None:
+            raise ValueError("adaptation needs the model's vector file (the other voices it must keep)")
+        if isinstance(clips, (str, Path, torch.Tensor)):
+            clips = [clips]
+        if out_dir is not None and Path(out_dir).exists() and not force:
+            raise FileExistsError(f"{out_dir}: exists; choose another output folder or pass force=True")
+        from .training.adapt import AdaptConfig
+
+        config = config or AdaptConfig()
+        adapted = adapt(
+            self.model, self.vectors, list(clips), name, config, progress=progress, max_minutes=max_minutes, force=force
+        )
+        new = VoiceConverter(adapted.model, adapted.vectors, self.vocoder, self.device, model_dir=None)
+        new._matching[name] = MatchingSet.from_mels(adapted.model, adapted.mels)
+        if out_dir is not None:
+            new.model_dir = save_adapted(adapted, out_dir, str(self.model_dir or "in-memory model"), config, force=force)
+        return new
 
     def vocode_many(self, mels: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Vocode log-mels (n_mels, F_i) in one batch: -> [(F_i * hop,)] on the CPU.
@@ -314,6 +457,10 @@ class VoiceConverter:
         force: bool = False,
         progress: bool = True,
         batch_size: int | None = None,
+        *,
+        retrieval: float = 0.0,
+        pitch_shift: float = 0.0,
+        match_pitch: bool = False,
     ) -> BatchReport:
         """Convert (or, with target=None, resynthesize) many files into out_dir.
 
@@ -336,6 +483,9 @@ class VoiceConverter:
             force=force,
             progress=progress,
             batch_size=batch_size,
+            retrieval=retrieval,
+            pitch_shift=pitch_shift,
+            match_pitch=match_pitch,
         )
 
 
@@ -369,4 +519,4 @@ def load(
     vecs = VectorSet.load(vec_path, model) if vec_path.is_file() else None
     if vectors is not None and vecs is None:
         raise FileNotFoundError(f"{vec_path}: vector file not found")
-    return VoiceConverter(model, vecs, load_vocoder(vocoder, device=str(device)), device)
+    return VoiceConverter(model, vecs, load_vocoder(vocoder, device=str(device)), device, model_dir=path.parent)

@@ -78,6 +78,9 @@ def convert_files(
     force: bool = False,
     progress: bool = True,
     batch_size: int | None = None,
+    retrieval: float = 0.0,
+    pitch_shift: float = 0.0,
+    match_pitch: bool = False,
 ) -> BatchReport:
     """Convert (or, with target=None, resynthesize) many files into out_dir.
 
@@ -87,7 +90,20 @@ def convert_files(
     out_dir = Path(out_dir)
     root = Path(root) if root is not None else None
     pairs = [(Path(p), output_path(Path(p), out_dir, root)) for p in paths]
-    return convert_pairs(vc, pairs, target, strength, attributes, method, force=force, progress=progress, batch_size=batch_size)
+    return convert_pairs(
+        vc,
+        pairs,
+        target,
+        strength,
+        attributes,
+        method,
+        force=force,
+        progress=progress,
+        batch_size=batch_size,
+        retrieval=retrieval,
+        pitch_shift=pitch_shift,
+        match_pitch=match_pitch,
+    )
 
 
 def convert_pairs(
@@ -100,6 +116,9 @@ def convert_pairs(
     force: bool = False,
     progress: bool = True,
     batch_size: int | None = None,
+    retrieval: float = 0.0,
+    pitch_shift: float = 0.0,
+    match_pitch: bool = False,
 ) -> BatchReport:
     """Convert each (input file, output file) pair; outputs are 16-bit WAV at vc.sample_rate.
 
@@ -121,6 +140,9 @@ def convert_pairs(
     # Reference clips are encoded once for the whole batch; names stay names
     # so the "stats" method can use the named speaker's spread.
     target_vec = target if target is None or isinstance(target, str) else vc.target_vector(target)
+    # Likewise the target's frames (retrieval) and pitch (match_pitch), found once.
+    matching = vc.matching_for(target) if retrieval and target is not None else None
+    target_hz = vc.target_f0(target)["median_hz"] if match_pitch and target is not None else None
 
     def fail(path: Path, out: Path, e: Exception) -> None:
         # Every reason names the file at fault.
@@ -149,7 +171,24 @@ def convert_pairs(
             try:
                 if out.exists() and not force:
                     raise FileExistsError(f"{out}: exists; pass --force to overwrite")
-                pending.append((path, out, vc.convert_mel(path, target_vec, strength, attributes, method)))
+                pending.append(
+                    (
+                        path,
+                        out,
+                        vc.convert_mel(
+                            path,
+                            target_vec,
+                            strength,
+                            attributes,
+                            method,
+                            retrieval=retrieval,
+                            pitch_shift=pitch_shift,
+                            match_pitch=match_pitch,
+                            matching=matching,
+                            target_hz=target_hz,
+                        ),
+                    )
+                )
             except (ValueError, OSError) as e:  # AudioError, FileExistsError, unreadable files
                 fail(path, out, e)
                 bar.update(1)

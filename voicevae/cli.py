@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("voicevae.training.vae", "train the VAE from a YAML config"),
     "train-vocoder": ("voicevae.training.vocoder", "train the fast Vocos-style vocoder"),
     "eval-vocoder": ("voicevae.vocoder.evaluate", "copy-synthesis evaluation of the vocoders"),
+    "adapt": ("voicevae.training.adapt", "fine-tune a model to one new speaker's recordings"),
     "vectors": ("voicevae.vectors", "compute attribute/speaker vectors from a labelled manifest"),
     "convert": ("voicevae.commands", "convert clips to a target voice"),
     "resynth": ("voicevae.commands", "encode, decode and vocode a folder of clips"),

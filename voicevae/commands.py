@@ -58,6 +58,15 @@ def add_conversion_settings(p: argparse.ArgumentParser) -> None:
     """--strength and --method, shared by `voicevae convert` and `voicevae evaluate`."""
     p.add_argument("--strength", type=float, default=1.0, help="0 keeps the source voice, 1 reaches the target (default 1)")
     p.add_argument("--method", choices=METHODS, default="arithmetic", help="latent arithmetic or speaker-statistics transfer")
+    p.add_argument(
+        "--retrieval",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="0..1: blend each frame with the target's own nearest frames (an adapted voice, or --target-clips)",
+    )
+    p.add_argument("--pitch-shift", type=float, default=0.0, metavar="SEMITONES", help="shift the source's pitch first")
+    p.add_argument("--match-pitch", action="store_true", help="move the source's median pitch to the target's")
 
 
 def add_arguments_resynth(p: argparse.ArgumentParser) -> None:
@@ -89,7 +98,7 @@ def _converter(args: argparse.Namespace) -> VoiceConverter:
     return load(args.model, vocoder=args.vocoder, device=args.device, vectors=args.vectors)
 
 
-def _run_batch(args: argparse.Namespace, vc: VoiceConverter, target: str | torch.Tensor | None) -> int:
+def _run_batch(args: argparse.Namespace, vc: VoiceConverter, target: str | torch.Tensor | list[Path] | None) -> int:
     groups: dict[Path, list[Path]] = {}
     for f, root in collect_inputs(args.inputs):
         groups.setdefault(root, []).append(f)
@@ -107,6 +116,9 @@ def _run_batch(args: argparse.Namespace, vc: VoiceConverter, target: str | torch
             force=args.force,
             progress=not args.quiet,
             batch_size=args.batch_size,
+            retrieval=getattr(args, "retrieval", 0.0),
+            pitch_shift=getattr(args, "pitch_shift", 0.0),
+            match_pitch=getattr(args, "match_pitch", False),
         )
         for _, reason in report.failed:
             print(f"failed: {reason}", file=sys.stderr)
@@ -118,9 +130,11 @@ def _run_batch(args: argparse.Namespace, vc: VoiceConverter, target: str | torch
 def run_convert(args: argparse.Namespace) -> int:
     vc = _converter(args)
     if args.target is not None:
-        target: str | torch.Tensor = args.target
+        target: str | torch.Tensor | list[Path] = args.target
     elif args.target_clips:
-        target = vc.speaker_vector([Path(c) for c in args.target_clips])
+        clips = [Path(c) for c in args.target_clips]
+        # Retrieval and pitch matching need the clips themselves, not only their mean latent.
+        target = clips if args.retrieval or args.match_pitch else vc.speaker_vector(clips)
     else:
         target = vc.random_voice(seed=args.random_voice)
     return _run_batch(args, vc, target)

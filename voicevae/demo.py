@@ -62,6 +62,7 @@ class DemoConfig:
     max_seconds: float = 60.0  # longer clips are refused (conversion time grows with length)
     examples_dir: Path | None = EXAMPLES_DIR  # its *.wav are offered as example sources
     keep_outputs_s: int = 3600  # outputs and Gradio's copies of uploads are deleted after this long
+    adapt_minutes: float = 10.0  # an adaptation stops (and is kept as it stands) after this long
 
 
 class DemoError(Exception):
@@ -191,9 +192,19 @@ class Demo:
         return path
 
     def _target(
-        self, vc: VoiceConverter, mode: str, speaker: str | None, refs: Sequence[str] | None, seed: float | None
-    ) -> tuple[str | torch.Tensor, str]:
-        """The conversion target and a name for it, from the target widgets."""
+        self,
+        vc: VoiceConverter,
+        mode: str,
+        speaker: str | None,
+        refs: Sequence[str] | None,
+        seed: float | None,
+        keep_clips: bool = False,
+    ) -> tuple[str | torch.Tensor | list[Path], str]:
+        """The conversion target and a name for it, from the target widgets.
+
+        keep_clips: give reference clips as the clips themselves (retrieval and
+        pitch matching need their frames), not only their mean latent.
+        """
         if mode == TARGET_SPEAKER:
             if not speaker or speaker not in vc.speakers:
                 raise DemoError("choose a target speaker (this model knows: " + (", ".join(vc.speakers) or "none") + ")")
@@ -202,7 +213,7 @@ class Demo:
             if not refs:
                 raise DemoError("upload one or more reference clips of the target voice")
             paths = [self.check_upload(p, "reference clip") for p in refs]
-            return vc.speaker_vector(paths), "clone"
+            return (paths if keep_clips else vc.speaker_vector(paths)), "clone"
         if mode == TARGET_RANDOM:
             n = int(seed or 0)
             return vc.random_voice(n), f"random{n}"
@@ -213,16 +224,30 @@ class Demo:
         """Attribute name -> slider value, for the sliders this model shows; zeros are dropped."""
         return {name: float(a) for name, a in zip(vc.attributes[:MAX_ATTRIBUTE_SLIDERS], amounts) if a}
 
+    @staticmethod
+    def _controls(rest: Sequence[Any]) -> tuple[list[float], dict[str, Any]]:
+        """Split the trailing inputs: the attribute sliders, then retrieval, pitch shift and match pitch.
+
+        The three controls come after the sliders, so callers of the API
+        endpoints that predate them (sliders last) still work.
+        """
+        amounts = [float(a) for a in rest[:MAX_ATTRIBUTE_SLIDERS]]
+        retrieval, pitch, match = (list(rest[MAX_ATTRIBUTE_SLIDERS:]) + [0.0, 0.0, False][len(rest) - MAX_ATTRIBUTE_SLIDERS :])[
+            :3
+        ]
+        return amounts, {"retrieval": float(retrieval or 0.0), "pitch_shift": float(pitch or 0.0), "match_pitch": bool(match)}
+
     # ----- handlers -----------------------------------------------------------------
 
-    def on_model_change(self, model: str, vocoder: str) -> tuple[Any, ...]:
-        """Load the chosen model: new speaker list and attribute sliders, and a status line."""
+    def on_model_change(self, model: str, vocoder: str, current: str | None = None) -> tuple[Any, ...]:
+        """Load the chosen model: new speaker list (keeping `current` when the model has it), sliders, and a status line."""
         try:
             vc = self.converter(model, vocoder)
         except DemoError as e:
             return (gr.update(), *[gr.update() for _ in range(MAX_ATTRIBUTE_SLIDERS)], f"**Error:** {e}")
         speakers = vc.speakers
-        speaker_update = gr.update(choices=speakers, value=speakers[0] if speakers else None)
+        chosen = current if current in speakers else (speakers[0] if speakers else None)
+        speaker_update = gr.update(choices=speakers, value=chosen)
         attrs = vc.attributes
         sliders = [
             gr.update(visible=True, label=attrs[i], value=0.0) if i < len(attrs) else gr.update(visible=False, value=0.0)
@@ -232,6 +257,34 @@ class Demo:
         if len(attrs) > MAX_ATTRIBUTE_SLIDERS:
             status += f" Only the first {MAX_ATTRIBUTE_SLIDERS} attributes have sliders."
         return (speaker_update, *sliders, status)
+
+    def on_adapt(
+        self, recordings: Sequence[str] | None, name: str, model: str, vocoder: str, progress: Any = None
+    ) -> tuple[Any, Any, str]:
+        """Adapt the chosen model to uploaded recordings of one voice: (model list, speaker list, status).
+
+        The adapted model is written to models_dir/<name>/ and selected, with
+        the new voice as the target; the model it came from stays as it was.
+        """
+        name = (name or "").strip()
+        try:
+            if not recordings:
+                raise DemoError("upload recordings of the voice to adapt to (a minute or more works best)")
+            if not name or _slug(name) != name:
+                raise DemoError("give the new voice a name of letters, digits, '.', '_' or '-'")
+            folder = self.config.models_dir / name
+            if folder.exists() or name in self.models:
+                raise DemoError(f"a model named {name!r} exists already; choose another name")
+            paths = [self.check_upload(p, "recording") for p in recordings]
+            vc = self.converter(model, vocoder)
+            with self._lock:  # one adaptation at a time: it takes the CPU for minutes
+                vc.adapt(paths, name, out_dir=folder, max_minutes=self.config.adapt_minutes)
+        except (DemoError, ValueError, KeyError, OSError) as e:
+            return gr.update(), gr.update(), f"**Error:** {_message(e, list(recordings or []))}"
+        self.models = find_models(self.config.models_dir, self.config.model)
+        label = next(k for k, v in self.models.items() if v == folder)
+        status = f"Adapted **{label}** to {len(paths)} recording(s): the voice **{name}** is now the target."
+        return gr.update(choices=list(self.models), value=label), gr.update(choices=[name], value=name), status
 
     def on_rescan(self, current: str) -> Any:
         """Re-list the model folders (new training runs copied into models_dir appear)."""
@@ -262,18 +315,23 @@ class Demo:
         strength: float,
         model: str,
         vocoder: str,
-        *amounts: float,
+        *rest: Any,
     ) -> tuple[str | None, np.ndarray | None, np.ndarray | None, str, str]:
-        """Convert one clip: (output wav path, source mel image, output mel image, score note, status)."""
+        """Convert one clip: (output wav path, source mel image, output mel image, score note, status).
+
+        rest: the attribute sliders' values, then retrieval, pitch shift (semitones) and match pitch.
+        """
         score_note = ""
+        amounts, controls = self._controls(rest)
         try:
             if not source:
                 raise DemoError("upload or record a source clip first")
             vc = self.converter(model, vocoder)
             wav = vc.load_audio(self.check_upload(source, "source clip"))
-            target, target_name = self._target(vc, mode, speaker, refs, seed)
+            keep = bool(controls["retrieval"] or controls["match_pitch"])
+            target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=keep)
             score_note = self._score_note(vc, wav)
-            out = vc.convert(wav, target=target, strength=float(strength), attributes=self._amounts(vc, amounts))
+            out = vc.convert(wav, target=target, strength=float(strength), attributes=self._amounts(vc, amounts), **controls)
             path = save_audio(self._next_path(f"{Path(source).stem}_to_{target_name}", ".wav"), out, vc.sample_rate)
             images = mel_image(vc.mel(wav)), mel_image(vc.mel(out))
         except (DemoError, ValueError, KeyError, OSError) as e:  # AudioError is a ValueError
@@ -291,7 +349,7 @@ class Demo:
         strength: float,
         model: str,
         vocoder: str,
-        *amounts: float,
+        *rest: Any,
     ) -> tuple[str | None, str]:
         """Convert several clips to the same target into one zip: (zip path, status listing failures).
 
@@ -301,10 +359,12 @@ class Demo:
         """
         if not files:
             return None, "**Error:** upload the clips to convert first"
+        amounts, controls = self._controls(rest)
         try:
             vc = self.converter(model, vocoder)
             # Encoded once for the whole batch (reference clips are the slow part).
-            target, target_name = self._target(vc, mode, speaker, refs, seed)
+            keep = bool(controls["retrieval"] or controls["match_pitch"])
+            target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=keep)
             attributes = self._amounts(vc, amounts)
         except (DemoError, ValueError, KeyError, OSError) as e:
             return None, f"**Error:** {_message(e, refs or [])}"
@@ -324,7 +384,10 @@ class Demo:
                 names[out] = f"{i + 1:03d}_{path.stem}_to_{target_name}.wav"
                 pairs.append((path, out))
                 index.setdefault(path, []).append(i)
-            report = convert_pairs(vc, pairs, target, float(strength), attributes, progress=False)
+            try:
+                report = convert_pairs(vc, pairs, target, float(strength), attributes, progress=False, **controls)
+            except (ValueError, KeyError) as e:  # a target without a matching set or F0 statistics
+                return None, f"**Error:** {_message(e, refs or [])}"
             for path, reason in report.failed:
                 failed[index[path].pop(0)] = f"- {path.name}: {_message(reason, [str(path)])}"
             written = set(report.written)
@@ -410,6 +473,19 @@ class Demo:
                         label="Strength (0 = source voice, 1 = target, >1 exaggerates)",
                         elem_id="strength",
                     )
+                    with gr.Accordion("Retrieval and pitch", open=False):
+                        retrieval = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=0.0,
+                            step=0.05,
+                            elem_id="retrieval",
+                            label="Retrieval (pull frames toward the target's own; needs an adapted voice or reference clips)",
+                        )
+                        pitch_shift = gr.Slider(
+                            -12.0, 12.0, value=0.0, step=0.5, label="Pitch shift (semitones)", elem_id="pitch_shift"
+                        )
+                        match_pitch = gr.Checkbox(value=False, label="Match the target's pitch range", elem_id="match_pitch")
                     with gr.Accordion("Attributes", open=False):
                         attrs = vc.attributes
                         sliders = [
@@ -439,6 +515,18 @@ class Demo:
                         height=200,
                         buttons=["download", "fullscreen"],
                     )
+            with gr.Accordion("Adapt to a new voice", open=False):
+                gr.Markdown(
+                    "Upload recordings of one voice (any length; a minute or more works best). Adapting fine-tunes a copy"
+                    " of the chosen model for a few minutes, then the new voice is a named target of the new model."
+                )
+                adapt_files = gr.File(
+                    file_count="multiple", file_types=["audio"], label="Recordings of the new voice", elem_id="adapt_files"
+                )
+                with gr.Row():
+                    adapt_name = gr.Textbox(label="Name of the new voice", elem_id="adapt_name", scale=3)
+                    adapt_btn = gr.Button("Adapt", elem_id="adapt", scale=1)
+                adapt_status = gr.Markdown(elem_id="adapt_status")
             with gr.Accordion("Batch conversion", open=False):
                 batch_files = gr.File(
                     file_count="multiple", file_types=["audio"], label="Clips to convert (same target and settings as above)"
@@ -447,7 +535,7 @@ class Demo:
                 batch_zip = gr.File(label="Converted clips (zip)", interactive=False)
                 batch_status = gr.Markdown()
 
-            target_inputs = [mode, speaker, refs, seed, strength, model, vocoder, *sliders]
+            target_inputs = [mode, speaker, refs, seed, strength, model, vocoder, *sliders, retrieval, pitch_shift, match_pitch]
             convert.click(
                 self.on_convert, [source, *target_inputs], [output, source_mel, output_mel, score, status], api_name="convert"
             )
@@ -457,8 +545,15 @@ class Demo:
             speaker.input(self.on_speaker_chosen, None, mode, api_visibility="private")
             refs.upload(self.on_refs_uploaded, None, mode, api_visibility="private")
             model_outputs = [speaker, *sliders, status]
-            model.change(self.on_model_change, [model, vocoder], model_outputs, api_name="load_model")
-            vocoder.change(self.on_model_change, [model, vocoder], model_outputs, api_visibility="private")
+            model.change(self.on_model_change, [model, vocoder, speaker], model_outputs, api_name="load_model")
+            vocoder.change(self.on_model_change, [model, vocoder, speaker], model_outputs, api_visibility="private")
+
+            def adapt_with_progress(files, name, model_label, vocoder_name, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+                return self.on_adapt(files, name, model_label, vocoder_name, progress)
+
+            adapt_btn.click(
+                adapt_with_progress, [adapt_files, adapt_name, model, vocoder], [model, speaker, adapt_status], api_name="adapt"
+            )
             rescan.click(self.on_rescan, [model], [model], api_name="rescan_models")
         return demo
 

@@ -239,12 +239,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ref-clips", type=int, default=3, help="reference clips per unseen voice (default 3)")
     add_conversion_settings(p)
     p.add_argument("--group-by", help="also report WER per value of this manifest label, e.g. engine")
+    p.add_argument(
+        "--cloning",
+        metavar="SECONDS",
+        help="instead: the cloning protocol on held-out voices with these budgets, e.g. 30,60,180 (evaluate_cloning.py)",
+    )
+    p.add_argument("--cloning-sources", type=int, default=4, help="source clips per other held-out voice (default 4)")
+    p.add_argument("--cloning-retrieval", type=float, default=0.5, help="retrieval ratio of the 'adapted + retrieval' condition")
+    p.add_argument("--adapt-steps", type=int, default=None, help="fine-tuning steps of each adaptation (default: AdaptConfig's)")
     p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
     p.add_argument("--device", default=None)
 
 
 def run(args: argparse.Namespace) -> int:
     vc = load(args.model, vocoder=args.vocoder, device=args.device)
+    if args.cloning:
+        return run_cloning(args, vc)
     results = evaluate(
         vc, args.manifest, args.max_pairs, args.ref_clips, group_by=args.group_by, strength=args.strength, method=args.method
     )
@@ -259,4 +269,28 @@ def run(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(table)
         out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
+    from .evaluate_cloning import evaluate_cloning
+    from .evaluate_cloning import to_markdown as cloning_markdown
+    from .training.adapt import AdaptConfig
+
+    try:
+        budgets = [float(b) for b in args.cloning.split(",")]
+    except ValueError:
+        raise ValueError(f"--cloning {args.cloning!r}: expected seconds separated by commas, e.g. 30,60,180") from None
+    if out := (Path(args.out) if args.out else None):
+        if out.exists():
+            raise FileExistsError(f"{out}: exists; choose another --out")
+    config = AdaptConfig() if args.adapt_steps is None else AdaptConfig(steps=args.adapt_steps)
+    report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, args.cloning_retrieval, config)
+    table = f"Settings: {args.manifest}, vocoder {args.vocoder}, adaptation {config}.\n\n" + cloning_markdown(
+        report, args.cloning_retrieval
+    )
+    print(table)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table)
     return 0

@@ -19,9 +19,11 @@ ship inside their packages: nothing is downloaded.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import librosa
 import numpy as np
@@ -248,3 +250,30 @@ def real_time_factor(fn: Callable[[], object], audio_seconds: float, repeats: in
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - start)
     return audio_seconds / best
+
+
+@dataclass
+class Difference:
+    """Mean per-clip difference (vocoder - baseline) of one metric, its 95% CI, and how often it is above 0."""
+
+    mean: float
+    low: float
+    high: float
+    above: int
+    n: int
+
+
+def paired_difference(values: list[float], baseline: list[float]) -> Difference:
+    """Paired t interval over the clips both scored (NaN scores, e.g. a failed PESQ, are dropped pairwise)."""
+    from scipy import stats
+
+    diffs = [a - b for a, b in zip(values, baseline, strict=True) if not (math.isnan(a) or math.isnan(b))]
+    n = len(diffs)
+    if n == 0:
+        return Difference(math.nan, math.nan, math.nan, 0, 0)
+    mean = sum(diffs) / n
+    if n < 2:
+        return Difference(mean, math.nan, math.nan, sum(d > 0 for d in diffs), n)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return Difference(mean, mean - half, mean + half, sum(d > 0 for d in diffs), n)

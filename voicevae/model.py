@@ -232,6 +232,16 @@ class VAE(nn.Module):
         xn, frames = self.prepare(x)
         return Posterior(self.content_encoder(xn), self.speaker_encoder(xn, lengths), frames)
 
+    def content_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The content encoder's hidden features at the frame rate: log-mel (B, n_mels, F) -> (B, channels, F).
+
+        Instance-normalised, wider than the content latent and not squeezed
+        through its KL: the space retrieval matches frames in (matching.py).
+        """
+        xn, frames = self.prepare(x)
+        enc = self.content_encoder
+        return enc.blocks(enc.inp(xn))[..., :frames]
+
     def content_embedding(self, index: torch.Tensor) -> torch.Tensor:
         """Categorical code indices (..., B, L) -> decoder input (..., B, content_dim, L)."""
         return rearrange(self.codebook(index), "... l d -> ... d l")

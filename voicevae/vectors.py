@@ -31,6 +31,7 @@ from .corpora import Utterance, read_manifest
 from .distributions import AggregatedPosterior
 from .features import MelFrontend
 from .model import VAE
+from .pitch import f0_stats
 
 KIND = "vectors"
 
@@ -65,6 +66,8 @@ class VectorSet:
     posterior_mu: torch.Tensor  # (N, Ds) utterance posteriors, for the aggregated posterior
     posterior_logvar: torch.Tensor
     frame_scores: torch.Tensor  # (N,) log p(x) per frame of the same clips
+    # speaker -> F0 statistics (pitch.f0_stats: median_hz, std_semitones, voiced_s), for match_pitch
+    f0: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def speakers(self) -> list[str]:
@@ -111,6 +114,7 @@ class VectorSet:
                 "posterior_mu": self.posterior_mu,
                 "posterior_logvar": self.posterior_logvar,
                 "frame_scores": self.frame_scores,
+                "f0": self.f0,
             },
         )
 
@@ -126,6 +130,7 @@ class VectorSet:
             posterior_mu=data["posterior_mu"],
             posterior_logvar=data["posterior_logvar"],
             frame_scores=data["frame_scores"],
+            f0=data.get("f0", {}),  # vector files before pitch control have none
         )
         if model is not None:
             fp = model_fingerprint(model)
@@ -161,9 +166,18 @@ def attribute_directions(latents: torch.Tensor, column: str, values: list[str]) 
 
 @torch.inference_mode()
 def compute_vectors(
-    model: VAE, utterances: list[Utterance], device: str | torch.device = "cpu", is_samples: int = 16, progress: bool = True
+    model: VAE,
+    utterances: list[Utterance],
+    device: str | torch.device = "cpu",
+    is_samples: int = 16,
+    progress: bool = True,
+    f0_clips: int = 20,
 ) -> VectorSet:
-    """Encode every utterance and build speaker vectors, attribute directions and score stats."""
+    """Encode every utterance and build speaker vectors, attribute directions, score and F0 stats.
+
+    f0_clips: clips per speaker whose pitch is tracked for its F0 statistics
+    (pYIN is the slow part; 20 clips pin a median well); 0 skips them.
+    """
     if not utterances:
         raise ValueError("no utterances to compute vectors from")
     frontend = MelFrontend(model.mel_config).to(device)
@@ -183,7 +197,13 @@ def compute_vectors(
         values = [u.labels.get(col, "") for u in utterances]
         labels[col] = label_stats(mu, values)
         directions.update(attribute_directions(mu, col, values))
-    return VectorSet(model_fingerprint(model), model.mel_config, labels, directions, mu, logvar, torch.tensor(scores))
+    f0 = {}
+    if f0_clips > 0:
+        rate = model.mel_config.sample_rate
+        for s in tqdm(labels["speaker"].means, desc="pitch", disable=not progress, leave=False):
+            clips = [u.path for u in utterances if u.speaker == s][:f0_clips]
+            f0[s] = f0_stats([load_audio(p, rate) for p in clips], rate)
+    return VectorSet(model_fingerprint(model), model.mel_config, labels, directions, mu, logvar, torch.tensor(scores), f0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -193,6 +213,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", required=True, help="vector file to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing vector file")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--f0-clips", type=int, default=20, help="clips per speaker for its F0 statistics (0: none)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -201,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out}: exists; pass --force to overwrite")
     model = VAE.load(args.model)
     utts = read_manifest(args.manifest, split=None if args.split == "all" else args.split)
-    vs = compute_vectors(model, utts, args.device)
+    vs = compute_vectors(model, utts, args.device, f0_clips=args.f0_clips)
     if not math.isfinite(vs.anomaly_threshold()):
         raise ValueError(f"{args.model}: log p(x) scores of the clips are not finite; the model may be broken")
     vs.save(out)

@@ -27,6 +27,7 @@ import torch
 
 from ..audio import AUDIO_SUFFIXES, load_audio
 from ..features import MelFrontend
+from ..metrics import paired_difference
 from . import load_vocoder
 from .base import Vocoder, check_compatible
 
@@ -142,33 +143,6 @@ def markdown_table(results: list[Result], n_clips: int) -> str:
         cells = [f"{r.mean(m):.3f}" for m in METRICS]
         lines.append(f"| {r.vocoder} | " + " | ".join(cells) + f" | {r.speed:.1f} |")
     return "\n".join(lines) + "\n"
-
-
-@dataclass
-class Difference:
-    """Mean per-clip difference (vocoder - baseline) of one metric, its 95% CI, and how often it is above 0."""
-
-    mean: float
-    low: float
-    high: float
-    above: int
-    n: int
-
-
-def paired_difference(values: list[float], baseline: list[float]) -> Difference:
-    """Paired t interval over the clips both scored (NaN scores, e.g. a failed PESQ, are dropped pairwise)."""
-    from scipy import stats
-
-    diffs = [a - b for a, b in zip(values, baseline, strict=True) if not (math.isnan(a) or math.isnan(b))]
-    n = len(diffs)
-    if n == 0:
-        return Difference(math.nan, math.nan, math.nan, 0, 0)
-    mean = sum(diffs) / n
-    if n < 2:
-        return Difference(mean, math.nan, math.nan, sum(d > 0 for d in diffs), n)
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return Difference(mean, mean - half, mean + half, sum(d > 0 for d in diffs), n)
 
 
 def difference_table(results: list[Result], baseline: str) -> str:

@@ -1,0 +1,221 @@
+"""Clone one voice: preparing recordings, adaptation, retrieval blending and pitch control."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from voicevae.api import VoiceConverter, load
+from voicevae.cli import main
+from voicevae.config import ConfigError, VAEConfig
+from voicevae.corpora import read_manifest
+from voicevae.matching import MatchingSet
+from voicevae.model import VAE
+from voicevae.pitch import f0_stats, median_f0, pitch_shift, semitones_between
+from voicevae.recordings import RecordingSettings, prepare_recordings
+from voicevae.training.adapt import AdaptConfig, adapt
+from voicevae.vectors import VectorSet, compute_vectors, model_fingerprint
+
+RATE = 22050
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tone(f0: float, seconds: float, level: float = 0.2, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    vib = 1 + 0.03 * np.sin(2 * np.pi * 4 * t)
+    wav = sum(np.sin(2 * np.pi * k * f0 * np.cumsum(vib) / RATE) / k for k in range(1, 6))
+    noise = 0.003 * np.random.default_rng(seed).standard_normal(t.size)
+    return (level * wav / np.abs(wav).max() + noise).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tone_corpus) -> Path:
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("model")
+    model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
+    model.save(out / "model.pt")
+    compute_vectors(VAE.load(out / "model.pt"), read_manifest(tone_corpus), is_samples=2, progress=False, f0_clips=2).save(
+        out / "vectors.pt"
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def vc(model_dir) -> VoiceConverter:
+    return load(model_dir, vocoder="griffinlim", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def new_voice(tmp_path_factory) -> Path:
+    """A 'speaker' at 300 Hz the model never saw: one long take with pauses, as people record."""
+    folder = tmp_path_factory.mktemp("recordings")
+    silence = np.zeros(int(0.6 * RATE), dtype=np.float32)
+    take = np.concatenate([tone(300, 2.0, seed=1), silence, tone(300, 1.5, 0.05, seed=2), silence, tone(310, 2.5, seed=3)])
+    sf.write(folder / "take.wav", take, RATE)
+    return folder
+
+
+def test_recordings_are_split_at_silences_and_levelled():
+    silence = np.zeros(int(0.8 * RATE), dtype=np.float32)
+    click = np.zeros(int(0.1 * RATE), dtype=np.float32)
+    click[100] = 0.5
+    take = np.concatenate(
+        [silence, tone(200, 1.0, 0.3), silence, tone(200, 1.2, 0.02), silence, click, silence, tone(200, 25.0, 0.1)]
+    )
+    settings = RecordingSettings(max_seconds=10.0)
+    utts = prepare_recordings([torch.from_numpy(take)], RATE, settings)
+    lengths = [u.samples / RATE for u in utts]
+    # Two short utterances, the click dropped, the 25 s stretch cut into three pieces under 10 s.
+    assert len(utts) == 5, lengths
+    assert all(0.6 <= s <= 10.0 + 2 * settings.pad_seconds for s in lengths)
+    assert abs(lengths[0] - (1.0 + 2 * settings.pad_seconds)) < 0.1
+    # Each utterance at the target loudness whatever its recording level, padded with silence.
+    for u in utts:
+        lufs = float(torchaudio.functional.loudness(u.audio[None], RATE))
+        assert abs(lufs - settings.target_lufs) < 0.5, lufs
+        assert float(u.audio[: int(0.04 * RATE)].abs().max()) == 0.0
+
+
+def test_a_missing_input_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.wav"):
+        prepare_recordings([tmp_path / "nope.wav"], RATE)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty: folder holds no audio files"):
+        prepare_recordings([tmp_path / "empty"], RATE)
+
+
+def test_adaptation_fits_the_new_voice_and_keeps_the_others(vc, new_voice):
+    config = AdaptConfig(steps=40, min_seconds=2.0, segment_frames=32, batch_size=4, lr=3e-3)
+    adapted = adapt(vc.model, vc.vectors, [new_voice], "new", config, progress=False)
+    first, last = adapted.log[0], adapted.log[-1]
+    assert last["rec/nll"] < first["rec/nll"] - 1.0, (first, last)
+    # Encoders are untouched: sources are read as before.
+    for name, value in vc.model.state_dict().items():
+        if not name.startswith("decoder."):
+            assert torch.equal(adapted.model.state_dict()[name], value), name
+    assert any(
+        not torch.equal(adapted.model.state_dict()[n], v) for n, v in vc.model.state_dict().items() if n.startswith("decoder.")
+    )
+    # The new voice is in a vector file that belongs to the adapted model; the old voices stay.
+    assert adapted.vectors.speakers == sorted([*vc.speakers, "new"])
+    assert adapted.vectors.fingerprint == model_fingerprint(adapted.model)
+    assert 250 < adapted.vectors.f0["new"]["median_hz"] < 360
+    # Without the preservation term the other voices drift further on the same content.
+    loose = adapt(
+        vc.model, vc.vectors, [new_voice], "new", AdaptConfig(**{**config.__dict__, "lambdas": {"rec/nll": 1.0}}), progress=False
+    )
+    mel = vc.mel(torch.from_numpy(tone(150, 1.0)))[None]
+    q = vc.model.encode(mel)
+
+    @torch.inference_mode()
+    def drift(model: VAE) -> float:
+        return sum(
+            float(
+                (
+                    model.decode(q.content.mu, vc.vectors.speaker(s)[None])
+                    - vc.model.decode(q.content.mu, vc.vectors.speaker(s)[None])
+                )
+                .abs()
+                .mean()
+            )
+            for s in vc.speakers
+        )
+
+    assert drift(adapted.model) < 0.7 * drift(loose.model), (drift(adapted.model), drift(loose.model))
+
+
+def test_bad_adaptation_input_is_refused_clearly(vc, new_voice, tmp_path):
+    with pytest.raises(ValueError, match=r"too little speech to adapt on: .* need at least 60 s"):
+        adapt(vc.model, vc.vectors, [new_voice], "new", AdaptConfig(steps=1, min_seconds=60.0), progress=False)
+    with pytest.raises(ConfigError, match="already has a voice 'spk0'"):
+        adapt(vc.model, vc.vectors, [new_voice], "spk0", AdaptConfig(steps=1, min_seconds=1.0), progress=False)
+    with pytest.raises(ConfigError, match=r"adapt.lambdas: unknown loss name.*rec/nl"):
+        AdaptConfig(lambdas={"rec/nl": 1.0}).validate()
+
+
+def test_adapt_cli_writes_a_model_folder_that_loads(model_dir, new_voice, tmp_path):
+    out = tmp_path / "adapted"
+    args = [
+        "adapt",
+        "--clips",
+        str(new_voice),
+        "--name",
+        "new",
+        "-o",
+        str(out),
+        "--model",
+        str(model_dir),
+        "--steps",
+        "3",
+        "--quiet",
+    ]
+    assert main([*args, "--set", "min_seconds=1", "--set", "segment_frames=32"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["matching", "model.pt", "vectors.pt"]
+    adapted = load(out, vocoder="griffinlim", device="cpu")
+    assert "new" in adapted.speakers and "spk0" in adapted.speakers
+    src = torch.from_numpy(tone(150, 1.0))
+    assert adapted.convert(src, "new", retrieval=0.5).shape == adapted.convert(src, "new").shape
+    before = (out / "model.pt").read_bytes()
+    assert main([*args, "--set", "min_seconds=1"]) == 1  # the folder exists: refused, untouched
+    assert (out / "model.pt").read_bytes() == before
+    assert main([*args[:6], str(tmp_path / "other"), *args[7:], "--set", "min_seconds=100"]) == 1
+    assert not (tmp_path / "other").exists()
+
+
+def test_retrieval_blends_toward_the_targets_own_frames(vc):
+    target_mels = [vc.mel(torch.from_numpy(tone(300, 1.0, seed=s))) for s in range(2)]
+    matching = MatchingSet.from_mels(vc.model, target_mels)
+    assert len(matching) == sum(m.shape[-1] for m in target_mels)
+    converted = vc.mel(torch.from_numpy(tone(150, 1.0)))
+    torch.testing.assert_close(matching.blend(vc.model, converted, 0.0), converted)
+    # Ratio 1 with one neighbour: every frame is one of the target's frames.
+    replaced = matching.blend(vc.model, converted, 1.0, k=1)
+    frames = torch.cat(target_mels, dim=-1)
+    distance = (replaced.T[:, None, :] - frames.T[None]).abs().amax(-1).min(-1).values
+    assert float(distance.max()) < 1e-4
+    half = matching.blend(vc.model, converted, 0.5, k=1)
+    torch.testing.assert_close(half, 0.5 * converted + 0.5 * replaced)
+    with pytest.raises(ValueError, match=r"retrieval must be in \[0, 1\]"):
+        matching.blend(vc.model, converted, 1.5)
+
+
+def test_retrieval_needs_the_targets_frames(vc):
+    src = torch.from_numpy(tone(150, 1.0))
+    with pytest.raises(ValueError, match="voice 'spk0' has no matching set"):
+        vc.convert(src, "spk0", retrieval=0.5)
+    with pytest.raises(ValueError, match="not a vector"):
+        vc.convert(src, vc.vectors.speaker("spk0"), retrieval=0.5)
+    refs = [torch.from_numpy(tone(300, 1.0, seed=s)) for s in range(2)]
+    assert vc.convert(src, refs, retrieval=1.0).shape == vc.convert(src, refs).shape
+
+
+def test_pitch_tracking_and_shifting():
+    wav = torch.from_numpy(tone(200, 1.5))
+    assert abs(median_f0(wav, RATE) - 200) < 6
+    up = pitch_shift(wav, RATE, 12.0)
+    assert abs(semitones_between(200, median_f0(up, RATE)) - 12.0) < 0.5
+    stats = f0_stats([wav, torch.from_numpy(tone(400, 1.5))], RATE)
+    assert 190 < stats["median_hz"] < 410 and stats["std_semitones"] > 5
+    with pytest.raises(ValueError, match="too little voiced speech"):
+        f0_stats([torch.zeros(RATE)], RATE)
+
+
+def test_match_pitch_moves_the_source_to_the_targets_median(vc, tone_corpus, monkeypatch):
+    # The vector file carries each speaker's F0 statistics (tone corpus: spk0 at 110 Hz, spk2 at 247.5 Hz).
+    assert abs(vc.vectors.f0["spk0"]["median_hz"] - 110) < 8 and abs(vc.vectors.f0["spk2"]["median_hz"] - 247.5) < 12
+    shifts = []
+    import voicevae.api as api
+
+    real = api.shift_pitch
+    monkeypatch.setattr(api, "shift_pitch", lambda wav, rate, semis: shifts.append(semis) or real(wav, rate, semis))
+    src = torch.from_numpy(tone(165, 1.5))
+    vc.convert(src, "spk2", match_pitch=True, pitch_shift=1.0)
+    assert shifts and abs(shifts[-1] - (semitones_between(165, vc.vectors.f0["spk2"]["median_hz"]) + 1.0)) < 0.4
+    with pytest.raises(ValueError, match="match_pitch needs the target's pitch"):
+        vc.convert(src, vc.vectors.speaker("spk0"), match_pitch=True)
+    path = vc.model_dir / "vectors.pt"
+    assert VectorSet.load(path).f0 == vc.vectors.f0

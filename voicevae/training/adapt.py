@@ -1,0 +1,288 @@
+"""`voicevae adapt`: fine-tune a trained VAE to one new speaker's recordings.
+
+Zero-shot cloning averages the speaker encoder's latents of the reference
+clips; for a voice unlike the training voices that lands where the decoder
+renders some other voice. Adaptation instead fits the voice:
+
+- the new speaker's vector z_new (Ds,) is a free parameter, started at the
+  mean encoder latent of the clips and fitted as a MAP estimate under the
+  prior N(0, I) ("prior/speaker");
+- the decoder is fine-tuned to render the clips' own content with z_new
+  ("rec/nll", the ELBO's reconstruction term with the content encoder's
+  samples);
+- both encoders stay frozen, so content is read as before and every source
+  converts as before;
+- every other voice keeps its sound: the decoder, fed the same content with
+  each known speaker vector (and draws from the aggregated posterior), is
+  held to the frozen decoder's output ("preserve/voices").
+
+The adapted model is written as a model folder (model.pt + vectors.pt with
+the new name, plus its matching set and F0 statistics) that `voicevae.load`,
+`convert --model` and the demo's model picker read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from einops import repeat
+from tqdm import tqdm
+
+from ..config import ConfigError, from_dict, to_dict
+from ..features import MelFrontend
+from ..model import VAE
+from ..pitch import f0_stats
+from ..recordings import RecordingSettings, Utterance, prepare_recordings, total_seconds
+from ..vectors import LabelStats, VectorSet, model_fingerprint
+from .state import Deadline, check_max_minutes, weighted_loss
+
+ADAPT_TERMS = ("rec/nll", "preserve/voices", "prior/speaker")
+
+
+@dataclass
+class AdaptConfig:
+    """How to adapt; stored in the adapted model.pt under "adapt"."""
+
+    steps: int = 400
+    lr: float = 3e-4  # decoder
+    speaker_lr: float = 1e-2  # the new speaker's vector
+    segment_frames: int = 128
+    batch_size: int = 8
+    min_seconds: float = 10.0  # less speech than this is refused
+    seed: int = 0
+    # Weights of the named terms (ADAPT_TERMS).
+    lambdas: dict[str, float] = field(default_factory=lambda: {"rec/nll": 1.0, "preserve/voices": 1.0, "prior/speaker": 1.0})
+
+    def validate(self, where: str = "adapt") -> None:
+        for name in ("steps", "segment_frames", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: must be >= 1, got {getattr(self, name)}")
+        unknown = sorted(set(self.lambdas) - set(ADAPT_TERMS))
+        if unknown:
+            raise ConfigError(f"{where}.lambdas: unknown loss name(s) {', '.join(unknown)}; known are {', '.join(ADAPT_TERMS)}")
+        if self.min_seconds < 0:
+            raise ConfigError(f"{where}.min_seconds: must be >= 0")
+
+
+@dataclass
+class Adapted:
+    """The result: the fine-tuned model, its vector file, and the clips' log-mels (for a matching set)."""
+
+    model: VAE
+    vectors: VectorSet
+    name: str
+    mels: list[torch.Tensor]  # (n_mels, F_i) of the cleaned utterances
+    utterances: list[Utterance]
+    seconds: float
+    log: list[dict[str, float]]
+
+
+def random_segments(mels: list[torch.Tensor], frames: int, batch: int, floor: float, generator: torch.Generator) -> torch.Tensor:
+    """(batch, n_mels, frames) random crops of the clips, weighted by length; short clips padded with silence."""
+    lengths = torch.tensor([m.shape[-1] for m in mels], dtype=torch.float)
+    picks = torch.multinomial(lengths, batch, replacement=True, generator=generator).tolist()
+    out = torch.full((batch, mels[0].shape[0], frames), floor)
+    for i, k in enumerate(picks):
+        m = mels[k]
+        start = int(torch.randint(max(1, m.shape[-1] - frames + 1), (1,), generator=generator))
+        piece = m[:, start : start + frames]
+        out[i, :, : piece.shape[-1]] = piece
+    return out
+
+
+def adapt(
+    model: VAE,
+    vectors: VectorSet,
+    clips: list[str | Path | torch.Tensor],
+    name: str,
+    config: AdaptConfig | None = None,
+    settings: RecordingSettings | None = None,
+    progress: bool = True,
+    max_minutes: float | None = None,
+    force: bool = False,
+) -> Adapted:
+    """Fine-tune a copy of `model` to the speaker of `clips`; `model` itself is left as it was."""
+    config = config or AdaptConfig()
+    config.validate()
+    if not name or not name.strip() or any(c in name for c in "/\\\n"):
+        raise ConfigError(f"--name: {name!r} is not a usable voice name")
+    if name in vectors.speakers and not force:
+        raise ConfigError(f"--name: the model already has a voice {name!r}; choose another name or pass --force to replace it")
+    deadline = Deadline(max_minutes)
+    rate = model.mel_config.sample_rate
+    utterances = prepare_recordings(clips, rate, settings)
+    seconds = total_seconds(utterances, rate)
+    if seconds < config.min_seconds:
+        raise ValueError(
+            f"too little speech to adapt on: {seconds:.1f} s after trimming silence from {len(clips)} input(s); "
+            f"need at least {config.min_seconds:g} s (a minute or more works best)"
+        )
+
+    device = model.mel_mean.device
+    frontend = MelFrontend(model.mel_config).to(device)
+    with torch.inference_mode():
+        mels = [frontend(u.audio.to(device)) for u in utterances]
+    frozen = copy.deepcopy(model).eval().requires_grad_(False)
+    tuned = copy.deepcopy(model).train().requires_grad_(False)
+    tuned.decoder.requires_grad_(True)
+
+    with torch.no_grad():
+        latents = torch.stack([frozen.posterior(m[None]).speaker.mu[0] for m in mels])
+    z_new = torch.nn.Parameter(latents.mean(0).clone())
+    known = torch.stack([vectors.speaker(s) for s in vectors.speakers if s != name]).to(device)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": tuned.decoder.parameters(), "lr": config.lr},
+            {"params": [z_new], "lr": config.speaker_lr, "weight_decay": 0.0},
+        ]
+    )
+    g = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    posterior = vectors.aggregated_posterior()
+    log: list[dict[str, float]] = []
+    n_speech_frames = sum(m.shape[-1] for m in mels)
+    for step in tqdm(range(config.steps), desc=f"adapt {name}", disable=not progress):
+        if deadline.spent():
+            print(f"adapt: --max-minutes {max_minutes:g} spent at step {step} of {config.steps}; writing the model as it stands")
+            break
+        mel = random_segments(mels, config.segment_frames, config.batch_size, model.floor, g).to(device)
+        xn, frames = frozen.prepare(mel)
+        with torch.no_grad():
+            z_c = frozen.content_encoder(xn).rsample()
+            # The other voices: known speaker vectors and draws from the aggregated posterior, half each.
+            others = torch.cat(
+                [
+                    known[torch.randint(len(known), (config.batch_size // 2 + 1,), generator=g)],
+                    posterior.sample(config.batch_size // 2 + 1, generator=g).to(device),
+                ]
+            )[: config.batch_size]
+            reference = frozen.decoder(z_c, others)
+        mu = tuned.decoder(z_c, repeat(z_new, "d -> b d", b=mel.shape[0]))
+        n_frames = mel.shape[0] * frames
+        terms = {
+            "rec/nll": -tuned.log_likelihood(xn, mu, frames).sum() / n_frames,
+            # The frozen decoder's output as data for the tuned one, in the same
+            # units as rec/nll (a Gaussian with the model's sigma), so weight 1
+            # makes the other voices count as much as the new one.
+            "preserve/voices": -tuned.log_likelihood(reference, tuned.decoder(z_c, others), frames).sum() / n_frames
+            + frozen.log_likelihood(reference, reference, frames).sum() / n_frames,
+            # -log N(z_new; 0, I) spread over the clips' frames: the MAP estimate's prior term.
+            "prior/speaker": 0.5 * z_new.square().sum() / n_speech_frames,
+        }
+        loss = weighted_loss(terms, config.lambdas)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        log.append({"step": step + 1, **{k: float(v.detach()) for k, v in terms.items()}})
+    tuned.eval().requires_grad_(False)
+    voices = add_voice(vectors, tuned, name, z_new.detach(), latents)
+    voices.f0[name] = f0_stats([u.audio for u in utterances], rate)
+    return Adapted(tuned, voices, name, mels, utterances, seconds, log)
+
+
+def add_voice(vectors: VectorSet, model: VAE, name: str, vector: torch.Tensor, latents: torch.Tensor) -> VectorSet:
+    """A copy of `vectors` for `model` with speaker `name` at `vector`; the clips' latents give its spread."""
+    speaker = vectors.labels["speaker"]
+    stats = LabelStats(dict(speaker.means), dict(speaker.stds), dict(speaker.counts))
+    stats.means[name] = vector.cpu()
+    stats.stds[name] = latents.std(0).cpu() if len(latents) > 1 else torch.zeros_like(vector).cpu()
+    stats.counts[name] = len(latents)
+    labels = {**vectors.labels, "speaker": stats}
+    return VectorSet(
+        model_fingerprint(model),
+        vectors.mel,
+        labels,
+        dict(vectors.directions),
+        vectors.posterior_mu,
+        vectors.posterior_logvar,
+        vectors.frame_scores,
+        dict(vectors.f0),
+    )
+
+
+def save_adapted(adapted: Adapted, out_dir: str | Path, base: str | Path, config: AdaptConfig, force: bool = False) -> Path:
+    """Write OUT_DIR/model.pt, vectors.pt and matching/<name>.pt; refuse an existing folder unless force.
+
+    Written into a temporary sibling folder first and renamed into place, so
+    an interrupted write leaves no half-written model folder.
+    """
+    from ..matching import MatchingSet
+
+    out = Path(out_dir)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out}: exists; choose another output folder or pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        adapted.model.save(
+            tmp / "model.pt",
+            adapt={"base": str(base), "name": adapted.name, "seconds": adapted.seconds, "config": to_dict(config)},
+        )
+        MatchingSet.from_mels(adapted.model, adapted.mels).save(tmp / "matching" / f"{adapted.name}.pt")
+        adapted.vectors.save(tmp / "vectors.pt")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--clips", nargs="+", required=True, metavar="FILE_OR_DIR", help="the new speaker's recordings (any length, any level)"
+    )
+    p.add_argument("--name", required=True, help="name of the new voice (a target for convert --target)")
+    p.add_argument("-o", "--out-dir", required=True, help="model folder to write (model.pt + vectors.pt)")
+    p.add_argument("--model", default=None, help="model folder or model.pt to start from (default: the shipped model)")
+    p.add_argument("--steps", type=int, default=AdaptConfig.steps, help=f"fine-tuning steps (default {AdaptConfig.steps})")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="any AdaptConfig setting, e.g. lr=1e-4"
+    )
+    p.add_argument(
+        "--max-minutes", type=float, metavar="M", help="stop fine-tuning after M minutes and write the model as it stands"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing output folder or voice name")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import load
+    from ..config import apply_overrides
+
+    check_max_minutes(args.max_minutes)
+    config = from_dict(AdaptConfig, apply_overrides({"steps": args.steps}, args.overrides), "adapt")
+    out = Path(args.out_dir)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out}: exists; choose another output folder or pass --force to replace it")
+    vc = load(args.model, vocoder="griffinlim", device=args.device)
+    if vc.vectors is None:
+        raise FileNotFoundError(f"{args.model}: no vectors.pt beside the model; run `voicevae vectors` first")
+    adapted = adapt(
+        vc.model,
+        vc.vectors,
+        args.clips,
+        args.name,
+        config,
+        progress=not args.quiet,
+        max_minutes=args.max_minutes,
+        force=args.force,
+    )
+    save_adapted(adapted, out, args.model or "default", config, force=args.force)
+    last = adapted.log[-1] if adapted.log else {}
+    print(
+        f"{out}: voice {args.name!r} adapted on {adapted.seconds:.1f} s of speech in {len(adapted.log)} steps"
+        + (f" (rec/nll {last['rec/nll']:.3f}, preserve/voices {last['preserve/voices']:.3f})" if last else "")
+    )
+    return 0
