@@ -2,7 +2,7 @@
 
     python benchmarks/train_throughput.py [--config recipes/synthetic/config.yaml] [--steps 60] [--threads 2]
 
-Runs the real training loop (`voicevae.train.train`) for --steps steps into a
+Runs the real training loop (`voicevae.training.vae.train`) for --steps steps into a
 temporary folder and reads the figures the loop itself logs (frames_per_s,
 data_fraction), skipping the first logging window as warm-up.
 """
@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from voicevae.train import load_config, train
+
+from voicevae.training.vae import load_config, train
 
 
 def main() -> None:

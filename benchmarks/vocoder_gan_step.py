@@ -13,9 +13,9 @@ import dataclasses
 import time
 
 import torch
-from voicevae.vocoder.train import VocoderConfig, build_state, train_step
 
-from voicevae.config import load_yaml
+from voicevae.config import VocoderConfig, load_yaml
+from voicevae.training.vocoder import build_state, train_step
 
 
 def main() -> None:

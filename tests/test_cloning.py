@@ -204,18 +204,37 @@ def test_pitch_tracking_and_shifting():
         f0_stats([torch.zeros(RATE)], RATE)
 
 
-def test_match_pitch_moves_the_source_to_the_targets_median(vc, tone_corpus, monkeypatch):
+def test_match_pitch_moves_the_output_to_the_targets_median(vc, monkeypatch):
     # The vector file carries each speaker's F0 statistics (tone corpus: spk0 at 110 Hz, spk2 at 247.5 Hz).
     assert abs(vc.vectors.f0["spk0"]["median_hz"] - 110) < 8 and abs(vc.vectors.f0["spk2"]["median_hz"] - 247.5) < 12
-    shifts = []
-    import voicevae.api as api
-
-    real = api.shift_pitch
-    monkeypatch.setattr(api, "shift_pitch", lambda wav, rate, semis: shifts.append(semis) or real(wav, rate, semis))
-    src = torch.from_numpy(tone(165, 1.5))
-    vc.convert(src, "spk2", match_pitch=True, pitch_shift=1.0)
-    assert shifts and abs(shifts[-1] - (semitones_between(165, vc.vectors.f0["spk2"]["median_hz"]) + 1.0)) < 0.4
+    goal = vc.vectors.f0["spk2"]["median_hz"]
+    out = vc.adjust_pitch(torch.from_numpy(tone(165, 1.5)), "spk2", pitch_shift=1.0, match_pitch=True)
+    assert abs(semitones_between(goal, median_f0(out, RATE)) - 1.0) < 0.4
+    same = torch.from_numpy(tone(165, 1.5))
+    assert vc.adjust_pitch(same, "spk2") is same  # no shift asked: untouched
     with pytest.raises(ValueError, match="match_pitch needs the target's pitch"):
-        vc.convert(src, vc.vectors.speaker("spk0"), match_pitch=True)
-    path = vc.model_dir / "vectors.pt"
-    assert VectorSet.load(path).f0 == vc.vectors.f0
+        vc.adjust_pitch(out, vc.vectors.speaker("spk0"), match_pitch=True)
+    # convert hands its pitch settings to adjust_pitch with the target.
+    calls = []
+    monkeypatch.setattr(vc, "adjust_pitch", lambda audio, target, shift, match: calls.append((target, shift, match)) or audio)
+    vc.convert(torch.from_numpy(tone(165, 1.0)), "spk2", pitch_shift=-2.0, match_pitch=True)
+    assert calls == [("spk2", -2.0, True)]
+    # F0 statistics round-trip through the vector file.
+    assert VectorSet.load(vc.model_dir / "vectors.pt").f0 == vc.vectors.f0
+
+
+def test_cloning_protocol_budgets_and_arguments(tone_corpus, model_dir, capsys):
+    from voicevae.evaluate_cloning import budget_clips
+
+    clips = [u for u in read_manifest(tone_corpus) if u.speaker == "spk0"]  # 0.8 s each
+    assert len(budget_clips(clips, 1.0)) == 2 and len(budget_clips(clips, 0.1)) == 1
+    assert budget_clips(clips, 100.0) == clips  # fewer seconds than asked: all of them
+    base = ["evaluate", "--model", str(model_dir), "--manifest", str(tone_corpus), "--vocoder", "griffinlim"]
+    for extra, message in [
+        (["--cloning", "30,a"], "--cloning '30,a': expected seconds"),
+        (["--cloning", "30", "--cloning-retrieval", "1.5"], "each ratio must be in"),
+        (["--cloning", "30", "--adapt-set", "trainable=everything"], "trainable: must be one of"),
+        (["--cloning", "30"], "needs at least 2 held-out voices"),  # the tone corpus has none
+    ]:
+        assert main([*base, *extra]) == 1
+        assert message in capsys.readouterr().err

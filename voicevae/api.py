@@ -261,22 +261,15 @@ class VoiceConverter:
         retrieval R in [0, 1]: blend each output frame with the target's own
         nearest frames (matching.py); needs a named voice with a matching set
         (an adapted one) or reference clips as the target.
-        pitch_shift: semitones added to the source's pitch before conversion.
-        match_pitch: first move the source's median F0 to the target's (the
-        target's F0 statistics: a named voice in the vector file, or the clips).
+        match_pitch: move the output's median F0 to the target's (the target's
+        F0 statistics: a named voice in the vector file, or the clips).
+        pitch_shift: semitones added on top (after match_pitch when both).
+        Both act on the converted audio (`adjust_pitch`): the decoder sets the
+        pitch register from the speaker latent, so shifting its input barely
+        moves the output's pitch.
         """
-        mel = self.convert_mel(
-            wav,
-            target,
-            strength,
-            attributes,
-            method,
-            source_speaker,
-            retrieval=retrieval,
-            pitch_shift=pitch_shift,
-            match_pitch=match_pitch,
-        )
-        return self.vocode_many([mel])[0]
+        mel = self.convert_mel(wav, target, strength, attributes, method, source_speaker, retrieval=retrieval)
+        return self.adjust_pitch(self.vocode_many([mel])[0], target, pitch_shift, match_pitch)
 
     @torch.inference_mode()
     def resynthesize(self, wav: Source) -> torch.Tensor:
@@ -307,33 +300,18 @@ class VoiceConverter:
         source_speaker: str | None = None,
         *,
         retrieval: float = 0.0,
-        pitch_shift: float = 0.0,
-        match_pitch: bool = False,
         matching: MatchingSet | None = None,
-        target_hz: float | None = None,
     ) -> torch.Tensor:
         """The converted log-mel (n_mels, F) before vocoding; target=None resynthesizes (see `convert`).
 
-        matching and target_hz, when given, stand in for the target's matching
-        set and median F0 (a batch finds them once for all its clips).
+        matching, when given, stands in for the target's matching set (a
+        batch finds it once for all its clips).
         """
         if not 0.0 <= retrieval <= 1.0:
             raise ValueError(f"retrieval must be in [0, 1], got {retrieval}")
-        if (retrieval or match_pitch) and target is None:
-            raise ValueError("retrieval and match_pitch need a target voice")
-        audio = self._audio(wav, str(wav) if not isinstance(wav, torch.Tensor) else "audio")
-        semitones = pitch_shift
-        if match_pitch:
-            assert target is not None
-            source_hz = median_f0(audio, self.sample_rate)
-            if not math.isfinite(source_hz):
-                raise AudioError(
-                    f"{wav if not isinstance(wav, torch.Tensor) else 'source'}: no voiced speech to match the pitch of"
-                )
-            semitones += semitones_between(source_hz, target_hz if target_hz is not None else self.target_f0(target)["median_hz"])
-        if semitones:
-            audio = shift_pitch(audio.cpu(), self.sample_rate, semitones).to(audio.device)
-        mel = self.mel(audio)
+        if retrieval and target is None:
+            raise ValueError("retrieval needs a target voice")
+        mel = self.mel(wav)
         z_s = self._speaker_of_mel(mel)
         if target is not None:
             z_s = self._speaker_latent(z_s, target, strength, attributes, method, source_speaker)
@@ -370,6 +348,32 @@ class VoiceConverter:
         if isinstance(target, torch.Tensor) and target.ndim == 1:
             raise ValueError("retrieval needs the target's frames: give a named adapted voice or reference clips, not a vector")
         return self.matching_set(target)
+
+    def adjust_pitch(
+        self,
+        audio: torch.Tensor,
+        target: str | torch.Tensor | Sequence[Source] | None,
+        pitch_shift: float = 0.0,
+        match_pitch: bool = False,
+        target_hz: float | None = None,
+    ) -> torch.Tensor:
+        """Shift converted audio (T,) so its median F0 is the target's (match_pitch), then by pitch_shift semitones.
+
+        target_hz, when given, stands in for the target's median F0 (a batch
+        finds it once). The shift scales every frequency (librosa's time
+        stretch and resample), so large shifts move the formants too.
+        """
+        semitones = pitch_shift
+        if match_pitch:
+            if target_hz is None:
+                if target is None:
+                    raise ValueError("match_pitch needs a target voice")
+                target_hz = self.target_f0(target)["median_hz"]
+            out_hz = median_f0(audio, self.sample_rate)
+            if not math.isfinite(out_hz):
+                raise AudioError("match_pitch: the converted clip has no voiced frames to measure its pitch")
+            semitones += semitones_between(out_hz, target_hz)
+        return shift_pitch(audio, self.sample_rate, semitones) if semitones else audio
 
     def target_f0(self, target: str | torch.Tensor | Sequence[Source]) -> dict[str, float]:
         """F0 statistics of a target (pitch.f0_stats): stored for a named voice, measured for clips."""

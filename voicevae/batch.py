@@ -160,6 +160,7 @@ def convert_pairs(
         else:
             for (path, out, _), wav in zip(pending, audios):
                 try:
+                    wav = vc.adjust_pitch(wav, target_vec, pitch_shift, match_pitch, target_hz)
                     report.written.append(save_audio(out, wav, vc.sample_rate, overwrite=force))
                 except (ValueError, OSError) as e:
                     fail(path, out, e)
@@ -175,18 +176,7 @@ def convert_pairs(
                     (
                         path,
                         out,
-                        vc.convert_mel(
-                            path,
-                            target_vec,
-                            strength,
-                            attributes,
-                            method,
-                            retrieval=retrieval,
-                            pitch_shift=pitch_shift,
-                            match_pitch=match_pitch,
-                            matching=matching,
-                            target_hz=target_hz,
-                        ),
+                        vc.convert_mel(path, target_vec, strength, attributes, method, retrieval=retrieval, matching=matching),
                     )
                 )
             except (ValueError, OSError) as e:  # AudioError, FileExistsError, unreadable files

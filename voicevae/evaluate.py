@@ -245,8 +245,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="instead: the cloning protocol on held-out voices with these budgets, e.g. 30,60,180 (evaluate_cloning.py)",
     )
     p.add_argument("--cloning-sources", type=int, default=4, help="source clips per other held-out voice (default 4)")
-    p.add_argument("--cloning-retrieval", type=float, default=0.5, help="retrieval ratio of the 'adapted + retrieval' condition")
+    p.add_argument("--cloning-retrieval", default="0.25,0.5,1", help="retrieval ratios, one 'adapted + retrieval' condition each")
     p.add_argument("--adapt-steps", type=int, default=None, help="fine-tuning steps of each adaptation (default: AdaptConfig's)")
+    p.add_argument(
+        "--adapt-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any AdaptConfig setting, e.g. trainable=speaker_path",
+    )
     p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
     p.add_argument("--device", default=None)
 
@@ -273,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
+    from .config import apply_overrides, from_dict
     from .evaluate_cloning import evaluate_cloning
     from .evaluate_cloning import to_markdown as cloning_markdown
     from .training.adapt import AdaptConfig
@@ -281,14 +289,21 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
         budgets = [float(b) for b in args.cloning.split(",")]
     except ValueError:
         raise ValueError(f"--cloning {args.cloning!r}: expected seconds separated by commas, e.g. 30,60,180") from None
+    try:
+        ratios = [float(r) for r in args.cloning_retrieval.split(",")]
+    except ValueError:
+        raise ValueError(
+            f"--cloning-retrieval {args.cloning_retrieval!r}: expected ratios separated by commas, e.g. 0.25,0.5,1"
+        ) from None
+    if any(not 0 < r <= 1 for r in ratios):
+        raise ValueError(f"--cloning-retrieval {args.cloning_retrieval!r}: each ratio must be in (0, 1]")
     if out := (Path(args.out) if args.out else None):
         if out.exists():
             raise FileExistsError(f"{out}: exists; choose another --out")
-    config = AdaptConfig() if args.adapt_steps is None else AdaptConfig(steps=args.adapt_steps)
-    report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, args.cloning_retrieval, config)
-    table = f"Settings: {args.manifest}, vocoder {args.vocoder}, adaptation {config}.\n\n" + cloning_markdown(
-        report, args.cloning_retrieval
-    )
+    settings = {} if args.adapt_steps is None else {"steps": args.adapt_steps}
+    config = from_dict(AdaptConfig, apply_overrides(settings, args.adapt_set), "--adapt-set")
+    report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, ratios, config)
+    table = f"Settings: {args.manifest}, vocoder {args.vocoder}, adaptation {config}.\n\n" + cloning_markdown(report)
     print(table)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

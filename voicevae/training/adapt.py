@@ -43,6 +43,7 @@ from ..vectors import LabelStats, VectorSet, model_fingerprint
 from .state import Deadline, check_max_minutes, weighted_loss
 
 ADAPT_TERMS = ("rec/nll", "preserve/voices", "prior/speaker")
+TRAINABLE = ("decoder", "speaker_path", "vector")
 
 
 @dataclass
@@ -55,6 +56,10 @@ class AdaptConfig:
     segment_frames: int = 128
     batch_size: int = 8
     min_seconds: float = 10.0  # less speech than this is refused
+    # What is fine-tuned besides the new speaker's vector: "decoder" (all of
+    # it), "speaker_path" (the decoder's AdaIN style layers, which map z_s to
+    # scales and shifts) or "vector" (nothing else).
+    trainable: str = "decoder"
     seed: int = 0
     # Weights of the named terms (ADAPT_TERMS).
     lambdas: dict[str, float] = field(default_factory=lambda: {"rec/nll": 1.0, "preserve/voices": 1.0, "prior/speaker": 1.0})
@@ -68,6 +73,8 @@ class AdaptConfig:
             raise ConfigError(f"{where}.lambdas: unknown loss name(s) {', '.join(unknown)}; known are {', '.join(ADAPT_TERMS)}")
         if self.min_seconds < 0:
             raise ConfigError(f"{where}.min_seconds: must be >= 0")
+        if self.trainable not in TRAINABLE:
+            raise ConfigError(f"{where}.trainable: must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
 
 
 @dataclass
@@ -130,15 +137,20 @@ def adapt(
         mels = [frontend(u.audio.to(device)) for u in utterances]
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
     tuned = copy.deepcopy(model).train().requires_grad_(False)
-    tuned.decoder.requires_grad_(True)
+    if config.trainable == "decoder":
+        tuned.decoder.requires_grad_(True)
+    elif config.trainable == "speaker_path":
+        for block in tuned.decoder.blocks:
+            block.style.requires_grad_(True)
 
     with torch.no_grad():
         latents = torch.stack([frozen.posterior(m[None]).speaker.mu[0] for m in mels])
     z_new = torch.nn.Parameter(latents.mean(0).clone())
     known = torch.stack([vectors.speaker(s) for s in vectors.speakers if s != name]).to(device)
+    tuned_params = [p for p in tuned.decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
-            {"params": tuned.decoder.parameters(), "lr": config.lr},
+            *([{"params": tuned_params, "lr": config.lr}] if tuned_params else []),
             {"params": [z_new], "lr": config.speaker_lr, "weight_decay": 0.0},
         ]
     )
