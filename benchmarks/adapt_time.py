@@ -4,9 +4,10 @@
 
 Takes the held-out voice's first clips that make --seconds of audio (the
 `voicevae evaluate --cloning` budget), adapts the shipped model to them with
-AdaptConfig's defaults (or --steps), and prints the time of each part:
-preparing the recordings, fine-tuning, and the whole call. Goal: under
-5 minutes for 1 minute of audio on a 2-core CPU.
+AdaptConfig's defaults (or --steps), and prints how long preparing the
+recordings takes alone and how long the whole adapt() call takes (which
+prepares them again, then measures pitch and fine-tunes). Goal: adapt() on
+1 minute of audio under 5 minutes on a 2-core CPU.
 """
 
 from __future__ import annotations

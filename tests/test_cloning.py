@@ -238,3 +238,24 @@ def test_cloning_protocol_budgets_and_arguments(tone_corpus, model_dir, capsys):
     ]:
         assert main([*base, *extra]) == 1
         assert message in capsys.readouterr().err
+
+
+def test_adapt_never_replaces_what_is_not_an_adapted_model_folder(vc, model_dir, new_voice, tmp_path):
+    from voicevae.training.adapt import save_adapted
+
+    config = AdaptConfig(steps=2, min_seconds=1.0, segment_frames=32)
+    first = vc.adapt([new_voice], "one", out_dir=tmp_path / "one", config=config, progress=False)
+    assert (tmp_path / "one" / "matching" / "one.pt").is_file()
+    # Adapting the adapted model again keeps the earlier voice's matching set.
+    second = first.adapt([new_voice], "two", out_dir=tmp_path / "two", config=config, progress=False)
+    assert sorted(p.name for p in (tmp_path / "two" / "matching").iterdir()) == ["one.pt", "two.pt"]
+    assert {"one", "two"} <= set(second.speakers)
+    # --force replaces an adapted model folder, never the recordings, another folder, or the base model.
+    with pytest.raises(FileExistsError, match="not a model folder"):
+        vc.adapt([new_voice], "x", out_dir=new_voice, config=config, force=True, progress=False)
+    assert (new_voice / "take.wav").is_file()
+    with pytest.raises(FileExistsError, match="is the folder of the model being adapted"):
+        vc.adapt([new_voice], "x", out_dir=model_dir, config=config, force=True, progress=False)
+    adapted = adapt(vc.model, vc.vectors, [new_voice], "again", config, progress=False)
+    save_adapted(adapted, tmp_path / "one", model_dir, config, force=True)
+    assert (tmp_path / "one" / "matching" / "again.pt").is_file() and not (tmp_path / "one" / "matching" / "one.pt").exists()

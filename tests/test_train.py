@@ -184,3 +184,12 @@ def test_a_killed_checkpoint_write_is_cleaned_up(tmp_path, tone_corpus):
     train(load_config(config, ["steps=3"]), resume=True, progress=False)
     assert not stale.exists() and unrelated.read_text() == "mine"
     assert sorted(p.name for p in (tmp_path / "run").glob("ckpt-*.pt")) == ["ckpt-0000002.pt", "ckpt-0000003.pt"]
+
+
+def test_a_fresh_run_refuses_a_folder_with_logs_of_another(tmp_path, tone_corpus):
+    config = write_config(tmp_path, tone_corpus, steps=1)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "train.csv").write_text("step,rec/nll\n1,3.0\n")  # a run killed before its first checkpoint
+    with pytest.raises(FileExistsError, match=r"holds the logs of an earlier run \(train.csv\)"):
+        train(load_config(config), progress=False)
+    assert (tmp_path / "run" / "train.csv").read_text() == "step,rec/nll\n1,3.0\n"

@@ -27,22 +27,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from .audio import AudioError, load_audio
 from .batch import BatchReport
 from .batch import convert_files as _convert_files
+from .config import AdaptConfig
 from .features import MelFrontend
 from .matching import MatchingSet
-from .model import VAE
+from .model import DEFAULT_MODEL, VAE
 from .pitch import f0_stats, median_f0, semitones_between
 from .pitch import pitch_shift as shift_pitch
 from .vectors import VectorSet
-
-if TYPE_CHECKING:  # training imports the API's modules, not the other way round
-    from .training.adapt import AdaptConfig
 from .vocoder import check_compatible, load_vocoder
 
 METHODS = ("arithmetic", "stats")  # see the module docstring
@@ -55,7 +52,6 @@ def check_method(method: str) -> None:
 
 
 ASSETS = Path(__file__).parent / "assets"
-DEFAULT_MODEL = ASSETS / "default" / "model.pt"
 
 Source = str | Path | torch.Tensor
 
@@ -77,7 +73,8 @@ class VoiceConverter:
         check_compatible(vocoder.mel_config, model.mel_config)
         # A model folder may hold matching sets of its adapted voices (matching/<name>.pt).
         self.model_dir = model_dir
-        self._matching: dict[object, MatchingSet] = {}
+        self._clip_matching: dict[tuple[str, ...], MatchingSet] = {}  # per list of reference clips
+        self._voice_matching: dict[str, MatchingSet] = {}  # per named (adapted) voice
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.vectors = vectors
@@ -327,24 +324,28 @@ class VoiceConverter:
         """The matching set of reference clips: every frame's content key and log-mel (cached per clip list)."""
         if isinstance(clips, (str, Path, torch.Tensor)):
             clips = [clips]
-        key = tuple(str(Path(c).resolve()) if not isinstance(c, torch.Tensor) else id(c) for c in clips)
-        if key not in self._matching:
-            self._matching[key] = MatchingSet.from_mels(self.model, [self.mel(c) for c in clips])
-        return self._matching[key]
+        if any(isinstance(c, torch.Tensor) for c in clips):  # no stable key for tensors: not cached
+            return MatchingSet.from_mels(self.model, [self.mel(c) for c in clips])
+        key = tuple(str(Path(c).resolve()) for c in clips)  # type: ignore[arg-type]
+        if key not in self._clip_matching:
+            if len(self._clip_matching) >= 8:  # a long-running demo sees many clip sets; keep the newest few
+                del self._clip_matching[next(iter(self._clip_matching))]
+            self._clip_matching[key] = MatchingSet.from_mels(self.model, [self.mel(c) for c in clips])
+        return self._clip_matching[key]
 
     def matching_for(self, target: str | torch.Tensor | Sequence[Source]) -> MatchingSet:
         """A named voice's stored matching set (written by `adapt`), or that of reference clips."""
         if isinstance(target, str):
-            if target in self._matching:
-                return self._matching[target]
+            if target in self._voice_matching:
+                return self._voice_matching[target]
             path = self.model_dir / "matching" / f"{target}.pt" if self.model_dir is not None else None
             if path is None or not path.is_file():
                 raise ValueError(
                     f"retrieval: voice {target!r} has no matching set in this model folder; "
                     "adapt to the voice (voicevae adapt) or give its reference clips as the target"
                 )
-            self._matching[target] = MatchingSet.load(path)
-            return self._matching[target]
+            self._voice_matching[target] = MatchingSet.load(path)
+            return self._voice_matching[target]
         if isinstance(target, torch.Tensor) and target.ndim == 1:
             raise ValueError("retrieval needs the target's frames: give a named adapted voice or reference clips, not a vector")
         return self.matching_set(target)
@@ -406,24 +407,23 @@ class VoiceConverter:
         With out_dir the adapted model folder is written there (model.pt,
         vectors.pt, matching/<name>.pt), for `voicevae.load(out_dir)`.
         """
-        from .training.adapt import adapt, save_adapted
+        # The training package builds on this API's parts; the API calls into it only here.
+        from .training.adapt import adapt, check_output_folder, save_adapted
 
         if self.vectors is None:
             raise ValueError("adaptation needs the model's vector file (the other voices it must keep)")
         if isinstance(clips, (str, Path, torch.Tensor)):
             clips = [clips]
-        if out_dir is not None and Path(out_dir).exists() and not force:
-            raise FileExistsError(f"{out_dir}: exists; choose another output folder or pass force=True")
-        from .training.adapt import AdaptConfig
-
+        if out_dir is not None:
+            check_output_folder(Path(out_dir), self.model_dir, force)  # before minutes of fine-tuning
         config = config or AdaptConfig()
         adapted = adapt(
             self.model, self.vectors, list(clips), name, config, progress=progress, max_minutes=max_minutes, force=force
         )
-        new = VoiceConverter(adapted.model, adapted.vectors, self.vocoder, self.device, model_dir=None)
-        new._matching[name] = MatchingSet.from_mels(adapted.model, adapted.mels)
+        new = VoiceConverter(adapted.model, adapted.vectors, self.vocoder, self.device, model_dir=self.model_dir)
+        new._voice_matching[name] = adapted.matching
         if out_dir is not None:
-            new.model_dir = save_adapted(adapted, out_dir, str(self.model_dir or "in-memory model"), config, force=force)
+            new.model_dir = save_adapted(adapted, out_dir, self.model_dir, config, force=force)
         return new
 
     def vocode_many(self, mels: Sequence[torch.Tensor]) -> list[torch.Tensor]:

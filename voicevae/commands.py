@@ -46,6 +46,17 @@ def add_arguments_convert(p: argparse.ArgumentParser) -> None:
     target.add_argument("--random-voice", type=int, metavar="SEED", help="a new voice sampled from the aggregated posterior")
     add_conversion_settings(p)
     p.add_argument(
+        "--retrieval",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="0..1: blend each frame with the target's own nearest frames (an adapted voice, or --target-clips)",
+    )
+    p.add_argument("--match-pitch", action="store_true", help="move the output's median pitch to the target's")
+    p.add_argument(
+        "--pitch-shift", type=float, default=0.0, metavar="SEMITONES", help="shift the output's pitch (after --match-pitch)"
+    )
+    p.add_argument(
         "--attribute",
         action="append",
         default=[],
@@ -58,15 +69,6 @@ def add_conversion_settings(p: argparse.ArgumentParser) -> None:
     """--strength and --method, shared by `voicevae convert` and `voicevae evaluate`."""
     p.add_argument("--strength", type=float, default=1.0, help="0 keeps the source voice, 1 reaches the target (default 1)")
     p.add_argument("--method", choices=METHODS, default="arithmetic", help="latent arithmetic or speaker-statistics transfer")
-    p.add_argument(
-        "--retrieval",
-        type=float,
-        default=0.0,
-        metavar="R",
-        help="0..1: blend each frame with the target's own nearest frames (an adapted voice, or --target-clips)",
-    )
-    p.add_argument("--pitch-shift", type=float, default=0.0, metavar="SEMITONES", help="shift the source's pitch first")
-    p.add_argument("--match-pitch", action="store_true", help="move the source's median pitch to the target's")
 
 
 def add_arguments_resynth(p: argparse.ArgumentParser) -> None:

@@ -415,6 +415,39 @@ class VocoderConfig:
             self.mel.scaled(*scale).validate(f"{where}.mel_scales[{i}]")
 
 
+ADAPT_TERMS = ("rec/nll", "preserve/voices", "prior/speaker")
+ADAPT_TRAINABLE = ("decoder", "speaker_path", "vector")
+
+
+@dataclass
+class AdaptConfig:
+    """How to adapt a model to one new voice (training/adapt.py); stored in the adapted model.pt under "adapt"."""
+
+    steps: int = 400
+    lr: float = 3e-4  # decoder
+    speaker_lr: float = 1e-2  # the new speaker's vector
+    segment_frames: int = 128
+    batch_size: int = 8
+    min_seconds: float = 10.0  # less speech than this is refused
+    # What is fine-tuned besides the new speaker's vector: "decoder" (all of
+    # it), "speaker_path" (the decoder's AdaIN style layers, which map z_s to
+    # scales and shifts) or "vector" (nothing else).
+    trainable: str = "decoder"
+    seed: int = 0
+    # Weights of the named terms (ADAPT_TERMS).
+    lambdas: dict[str, float] = field(default_factory=lambda: {"rec/nll": 1.0, "preserve/voices": 1.0, "prior/speaker": 1.0})
+
+    def validate(self, where: str = "adapt") -> None:
+        for name in ("steps", "segment_frames", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: must be >= 1, got {getattr(self, name)}")
+        _check_lambdas(self.lambdas, ADAPT_TERMS, where)
+        if self.min_seconds < 0:
+            raise ConfigError(f"{where}.min_seconds: must be >= 0")
+        if self.trainable not in ADAPT_TRAINABLE:
+            raise ConfigError(f"{where}.trainable: must be one of {', '.join(ADAPT_TRAINABLE)}, got {self.trainable!r}")
+
+
 # Named losses each training loop computes (training/elbo.py, training/vocoder.py).
 VAE_TERMS = ("rec/nll", "kl/content", "kl/speaker", "cycle/content", "sf/reinforce")
 VOCODER_GENERATOR_TERMS = ("mel/l1", "stft/sc", "stft/mag", "phase/ip", "phase/gd", "phase/iaf", "adv/gen", "fm", "mel/multi")

@@ -134,6 +134,8 @@ class Demo:
         # One converter at a time: a model plus HiFi-GAN is large, and switching is rare.
         self._loaded: tuple[tuple[str, str], VoiceConverter] | None = None
         self._lock = threading.Lock()
+        # Adaptation takes minutes: its own lock, so conversions go on meanwhile.
+        self._adapt_lock = threading.Lock()
         # Outputs go under the system temp folder, one of the places Gradio may serve files from.
         self.out_dir = Path(tempfile.mkdtemp(prefix="voicevae-demo-"))
         self._counter = 0
@@ -232,9 +234,7 @@ class Demo:
         endpoints that predate them (sliders last) still work.
         """
         amounts = [float(a) for a in rest[:MAX_ATTRIBUTE_SLIDERS]]
-        retrieval, pitch, match = (list(rest[MAX_ATTRIBUTE_SLIDERS:]) + [0.0, 0.0, False][len(rest) - MAX_ATTRIBUTE_SLIDERS :])[
-            :3
-        ]
+        retrieval, pitch, match = [*rest[MAX_ATTRIBUTE_SLIDERS:], 0.0, 0.0, False][:3]
         return amounts, {"retrieval": float(retrieval or 0.0), "pitch_shift": float(pitch or 0.0), "match_pitch": bool(match)}
 
     # ----- handlers -----------------------------------------------------------------
@@ -258,9 +258,7 @@ class Demo:
             status += f" Only the first {MAX_ATTRIBUTE_SLIDERS} attributes have sliders."
         return (speaker_update, *sliders, status)
 
-    def on_adapt(
-        self, recordings: Sequence[str] | None, name: str, model: str, vocoder: str, progress: Any = None
-    ) -> tuple[Any, Any, str]:
+    def on_adapt(self, recordings: Sequence[str] | None, name: str, model: str, vocoder: str) -> tuple[Any, Any, str]:
         """Adapt the chosen model to uploaded recordings of one voice: (model list, speaker list, status).
 
         The adapted model is written to models_dir/<name>/ and selected, with
@@ -277,14 +275,14 @@ class Demo:
                 raise DemoError(f"a model named {name!r} exists already; choose another name")
             paths = [self.check_upload(p, "recording") for p in recordings]
             vc = self.converter(model, vocoder)
-            with self._lock:  # one adaptation at a time: it takes the CPU for minutes
-                vc.adapt(paths, name, out_dir=folder, max_minutes=self.config.adapt_minutes)
-        except (DemoError, ValueError, KeyError, OSError) as e:
+            with self._adapt_lock:  # one adaptation at a time: it takes the CPU for minutes
+                adapted = vc.adapt(paths, name, out_dir=folder, max_minutes=self.config.adapt_minutes)
+        except (DemoError, ValueError, KeyError, OSError, RuntimeError) as e:
             return gr.update(), gr.update(), f"**Error:** {_message(e, list(recordings or []))}"
         self.models = find_models(self.config.models_dir, self.config.model)
         label = next(k for k, v in self.models.items() if v == folder)
         status = f"Adapted **{label}** to {len(paths)} recording(s): the voice **{name}** is now the target."
-        return gr.update(choices=list(self.models), value=label), gr.update(choices=[name], value=name), status
+        return gr.update(choices=list(self.models), value=label), gr.update(choices=adapted.speakers, value=name), status
 
     def on_rescan(self, current: str) -> Any:
         """Re-list the model folders (new training runs copied into models_dir appear)."""
@@ -549,7 +547,8 @@ class Demo:
             vocoder.change(self.on_model_change, [model, vocoder, speaker], model_outputs, api_visibility="private")
 
             def adapt_with_progress(files, name, model_label, vocoder_name, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
-                return self.on_adapt(files, name, model_label, vocoder_name, progress)
+                # gr.Progress(track_tqdm=True) shows the adaptation's tqdm bar while it runs.
+                return self.on_adapt(files, name, model_label, vocoder_name)
 
             adapt_btn.click(
                 adapt_with_progress, [adapt_files, adapt_name, model, vocoder], [model, speaker, adapt_status], api_name="adapt"

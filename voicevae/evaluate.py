@@ -26,6 +26,7 @@ training voices) and `test_voice` (held-out voices):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -259,6 +260,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out and Path(args.out).exists():  # refused before the minutes of scoring, not after
+        raise FileExistsError(f"{args.out}: exists; choose another --out")
     vc = load(args.model, vocoder=args.vocoder, device=args.device)
     if args.cloning:
         return run_cloning(args, vc)
@@ -297,15 +300,18 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
         ) from None
     if any(not 0 < r <= 1 for r in ratios):
         raise ValueError(f"--cloning-retrieval {args.cloning_retrieval!r}: each ratio must be in (0, 1]")
-    if out := (Path(args.out) if args.out else None):
-        if out.exists():
-            raise FileExistsError(f"{out}: exists; choose another --out")
     settings = {} if args.adapt_steps is None else {"steps": args.adapt_steps}
     config = from_dict(AdaptConfig, apply_overrides(settings, args.adapt_set), "--adapt-set")
     report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, ratios, config)
     table = f"Settings: {args.manifest}, vocoder {args.vocoder}, adaptation {config}.\n\n" + cloning_markdown(report)
     print(table)
-    if out:
+    if args.out:
+        out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(table)
+        rows = [
+            {"budget": b, "measure": m, "condition": c, "baseline": base, **dataclasses.asdict(d)}
+            for b, m, c, base, d in report["differences"]
+        ]
+        out.with_suffix(".json").write_text(json.dumps({**report, "differences": rows}, indent=2))
     return 0

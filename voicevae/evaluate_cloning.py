@@ -8,7 +8,7 @@ budget of B seconds of T's recordings (T's first clips, as many as make B):
 - adapted + retrieval R: the same, each frame blended with T's nearest
   frames at ratio R, for each R of `--cloning-retrieval` (default 0.25,0.5,1),
   so the word error rate can be read against the ratio;
-- adapted + match_pitch: the same, the source's median F0 moved to T's first.
+- adapted + match_pitch: the same, the output's median F0 moved to T's.
 
 The sources are clips of the other held-out voices (never T's), so every
 conversion is between two voices the model never trained on. The judges:
@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from .api import VoiceConverter
 from .corpora import Utterance, read_manifest
-from .metrics import SpeakerEncoder, Transcriber, f0_correlation, paired_difference, word_errors
+from .metrics import Difference, SpeakerEncoder, Transcriber, f0_correlation, paired_difference, word_errors
 from .pitch import median_f0, semitones_between
 from .training.adapt import AdaptConfig
 
@@ -129,11 +129,14 @@ def evaluate_cloning(
 
     results: dict[float, dict[str, Scores]] = {}
     adapt_seconds: dict[float, list[float]] = {}
+    audio_seconds: dict[float, list[float]] = {}  # what each budget really got (a short pool gives less)
     for budget in budgets:
         results[budget] = {c: Scores() for c in conditions(retrieval)}
         adapt_seconds[budget] = []
+        audio_seconds[budget] = []
         for target in tqdm(voices, desc=f"cloning {budget:g} s", disable=not progress):
             clips = budget_clips(pool[target], budget)
+            audio_seconds[budget].append(sum(clip_seconds(u) for u in clips))
             zero_shot = vc.speaker_vector([u.path for u in clips])
             started = time.perf_counter()
             adapted = vc.adapt([u.path for u in clips], f"{target}_adapted", config=adapt_config, progress=False)
@@ -165,22 +168,21 @@ def evaluate_cloning(
                         )
                         s.f0_corr.append(f0_correlation(src, out, rate))
     n_source = sum(n for _, n in source_words.values())
-    # Weighted as the conversions are: each target voice once per source clip of the other voices.
-    n_conv = {v: sources_per_voice * (len(voices) - 1) for v in voices}
-    own = [c for v in voices for c in own_words[v] * n_conv[v]]
+    own = [c for v in voices for c in own_words[v]]  # every voice is the target of as many conversions
     return {
         "target WER": sum(e for e, _ in own) / max(sum(n for _, n in own), 1),
         "budgets": {b: {c: s.summary() for c, s in per.items()} for b, per in results.items()},
         "differences": differences(results),
         "source WER": sum(e for e, _ in source_words.values()) / max(n_source, 1),
         "adaptation seconds": {b: float(np.mean(t)) for b, t in adapt_seconds.items()},
+        "audio seconds": {b: float(np.mean(t)) for b, t in audio_seconds.items()},
         "conversions per condition": len(next(iter(results.values()))["zero-shot"].to_target),
     }
 
 
-def differences(results: dict[float, dict[str, Scores]]) -> list[tuple[float, str, str, str, object]]:
+def differences(results: dict[float, dict[str, Scores]]) -> list[tuple[float, str, str, str, Difference]]:
     """(budget, measure, condition, baseline, Difference) for the comparisons the protocol claims."""
-    rows: list[tuple[float, str, str, str, object]] = []
+    rows: list[tuple[float, str, str, str, Difference]] = []
     for budget, per in results.items():
         base, adapted = per["zero-shot"], per["adapted"]
         rows.append(
@@ -229,6 +231,9 @@ def to_markdown(report: dict) -> str:
     lines += [
         "",
         "Adaptation time per voice: "
-        + ", ".join(f"{b:g} s of audio: {t:.0f} s" for b, t in report["adaptation seconds"].items()),
+        + ", ".join(
+            f"{b:g} s budget ({report['audio seconds'][b]:.0f} s of clips): {t:.0f} s"
+            for b, t in report["adaptation seconds"].items()
+        ),
     ]
     return "\n".join(lines) + "\n"

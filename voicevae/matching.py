@@ -63,13 +63,20 @@ class MatchingSet:
         keys, mels = self.keys.to(device), self.mels.to(device)
         k = min(k, len(self))
         out = torch.empty_like(converted)
-        # Chunks bound the (F, N) similarity matrix for long inputs.
-        for start in range(0, converted.shape[-1], chunk):
-            piece = converted[:, start : start + chunk]
+        # Chunks bound the (F, N) similarity matrix for long inputs; a short
+        # last chunk joins the one before, since the content encoder's instance
+        # normalisation would give a few frames poor keys.
+        frames = converted.shape[-1]
+        starts = list(range(0, frames, chunk))
+        if len(starts) > 1 and frames - starts[-1] < chunk // 4:
+            starts.pop()
+        for i, start in enumerate(starts):
+            stop = starts[i + 1] if i + 1 < len(starts) else frames
+            piece = converted[:, start:stop]
             query = F.normalize(rearrange(model.content_features(piece[None])[0], "c f -> f c"), dim=-1)
             nearest = (query @ keys.T).topk(k, dim=-1).indices  # (f, k)
             matched = rearrange(mels[nearest].mean(1), "f m -> m f")
-            out[:, start : start + chunk] = (1 - ratio) * piece + ratio * matched
+            out[:, start:stop] = (1 - ratio) * piece + ratio * matched
         return out
 
     def save(self, path: str | Path) -> Path:

@@ -47,6 +47,9 @@ from .distributions import (
     standard_normal_log_prob,
 )
 
+# The small model trained on the synthetic corpus, shipped with the package (README).
+DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default" / "model.pt"
+
 
 class ResBlock(nn.Module):
     """x + conv1x1(gelu(conv_k(norm(x)))): (B, C, L) -> (B, C, L).

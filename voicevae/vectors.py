@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,7 +203,10 @@ def compute_vectors(
         rate = model.mel_config.sample_rate
         for s in tqdm(labels["speaker"].means, desc="pitch", disable=not progress, leave=False):
             clips = [u.path for u in utterances if u.speaker == s][:f0_clips]
-            f0[s] = f0_stats([load_audio(p, rate) for p in clips], rate)
+            try:
+                f0[s] = f0_stats([load_audio(p, rate) for p in clips], rate)
+            except ValueError as e:  # whispered or unvoiced clips: that voice cannot match_pitch
+                warnings.warn(f"speaker {s!r}: no F0 statistics ({e}); match_pitch will refuse it", stacklevel=2)
     return VectorSet(model_fingerprint(model), model.mel_config, labels, directions, mu, logvar, torch.tensor(scores), f0)
 
 

@@ -4,9 +4,11 @@
     elbo.py     the VAE's objective as a module (named ELBO terms)
     vae.py      `voicevae train`
     vocoder.py  `voicevae train-vocoder`
+    adapt.py    `voicevae adapt`: fine-tuning a trained VAE to one new voice
 
-Their run configs (TrainConfig, VocoderConfig) live in voicevae/config.py with
-the model configs. Outside this package only the CLI imports it, and
-vocoder/evaluate.py, which scores vocoders through the same VAE transform
-(`vae_mel_transform`) that fine-tuning on VAE output uses.
+Their configs (TrainConfig, VocoderConfig, AdaptConfig) live in
+voicevae/config.py with the model configs. Imports flow into this package:
+it builds on the model, data, vocoder and audio modules, none of which
+imports it. Outside it, only the CLI, `VoiceConverter.adapt` (a lazy import
+in the one method that trains) and the cloning protocol call into it.
 """

@@ -27,64 +27,31 @@ import argparse
 import copy
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from einops import repeat
 from tqdm import tqdm
 
-from ..config import ConfigError, from_dict, to_dict
+from ..config import AdaptConfig, ConfigError, apply_overrides, from_dict, to_dict
 from ..features import MelFrontend
-from ..model import VAE
+from ..matching import MatchingSet
+from ..model import DEFAULT_MODEL, VAE
 from ..pitch import f0_stats
 from ..recordings import RecordingSettings, Utterance, prepare_recordings, total_seconds
 from ..vectors import LabelStats, VectorSet, model_fingerprint
 from .state import Deadline, check_max_minutes, weighted_loss
 
-ADAPT_TERMS = ("rec/nll", "preserve/voices", "prior/speaker")
-TRAINABLE = ("decoder", "speaker_path", "vector")
-
-
-@dataclass
-class AdaptConfig:
-    """How to adapt; stored in the adapted model.pt under "adapt"."""
-
-    steps: int = 400
-    lr: float = 3e-4  # decoder
-    speaker_lr: float = 1e-2  # the new speaker's vector
-    segment_frames: int = 128
-    batch_size: int = 8
-    min_seconds: float = 10.0  # less speech than this is refused
-    # What is fine-tuned besides the new speaker's vector: "decoder" (all of
-    # it), "speaker_path" (the decoder's AdaIN style layers, which map z_s to
-    # scales and shifts) or "vector" (nothing else).
-    trainable: str = "decoder"
-    seed: int = 0
-    # Weights of the named terms (ADAPT_TERMS).
-    lambdas: dict[str, float] = field(default_factory=lambda: {"rec/nll": 1.0, "preserve/voices": 1.0, "prior/speaker": 1.0})
-
-    def validate(self, where: str = "adapt") -> None:
-        for name in ("steps", "segment_frames", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}.{name}: must be >= 1, got {getattr(self, name)}")
-        unknown = sorted(set(self.lambdas) - set(ADAPT_TERMS))
-        if unknown:
-            raise ConfigError(f"{where}.lambdas: unknown loss name(s) {', '.join(unknown)}; known are {', '.join(ADAPT_TERMS)}")
-        if self.min_seconds < 0:
-            raise ConfigError(f"{where}.min_seconds: must be >= 0")
-        if self.trainable not in TRAINABLE:
-            raise ConfigError(f"{where}.trainable: must be one of {', '.join(TRAINABLE)}, got {self.trainable!r}")
-
 
 @dataclass
 class Adapted:
-    """The result: the fine-tuned model, its vector file, and the clips' log-mels (for a matching set)."""
+    """The result: the fine-tuned model, its vector file, and the voice's matching set."""
 
     model: VAE
     vectors: VectorSet
     name: str
-    mels: list[torch.Tensor]  # (n_mels, F_i) of the cleaned utterances
+    matching: MatchingSet  # the cleaned utterances' frames, for retrieval
     utterances: list[Utterance]
     seconds: float
     log: list[dict[str, float]]
@@ -131,6 +98,13 @@ def adapt(
             f"need at least {config.min_seconds:g} s (a minute or more works best)"
         )
 
+    # Measured before training: recordings with too little voiced speech are
+    # refused now, not after minutes of fine-tuning.
+    try:
+        pitch = f0_stats([u.audio for u in utterances], rate)
+    except ValueError as e:
+        raise ValueError(f"{', '.join(sorted({str(u.source) for u in utterances}))}: {e}") from None
+
     device = model.mel_mean.device
     frontend = MelFrontend(model.mel_config).to(device)
     with torch.inference_mode():
@@ -146,7 +120,10 @@ def adapt(
     with torch.no_grad():
         latents = torch.stack([frozen.posterior(m[None]).speaker.mu[0] for m in mels])
     z_new = torch.nn.Parameter(latents.mean(0).clone())
-    known = torch.stack([vectors.speaker(s) for s in vectors.speakers if s != name]).to(device)
+    others_named = [vectors.speaker(s) for s in vectors.speakers if s != name]
+    # With no other named voice (a model of one voice, replaced), draws from the aggregated posterior stand alone.
+    known = torch.stack(others_named).to(device) if others_named else None
+    preserve = bool(config.lambdas.get("preserve/voices", 0.0)) and config.trainable != "vector"
     tuned_params = [p for p in tuned.decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
@@ -167,26 +144,28 @@ def adapt(
         xn, frames = frozen.prepare(mel)
         with torch.no_grad():
             z_c = frozen.content_encoder(xn).rsample()
-            # The other voices: known speaker vectors and draws from the aggregated posterior, half each.
-            others = torch.cat(
-                [
-                    known[torch.randint(len(known), (config.batch_size // 2 + 1,), generator=g)],
-                    posterior.sample(config.batch_size // 2 + 1, generator=g).to(device),
-                ]
-            )[: config.batch_size]
-            reference = frozen.decoder(z_c, others)
         mu = tuned.decoder(z_c, repeat(z_new, "d -> b d", b=mel.shape[0]))
         n_frames = mel.shape[0] * frames
         terms = {
             "rec/nll": -tuned.log_likelihood(xn, mu, frames).sum() / n_frames,
-            # The frozen decoder's output as data for the tuned one, in the same
-            # units as rec/nll (a Gaussian with the model's sigma), so weight 1
-            # makes the other voices count as much as the new one.
-            "preserve/voices": -tuned.log_likelihood(reference, tuned.decoder(z_c, others), frames).sum() / n_frames
-            + frozen.log_likelihood(reference, reference, frames).sum() / n_frames,
             # -log N(z_new; 0, I) spread over the clips' frames: the MAP estimate's prior term.
             "prior/speaker": 0.5 * z_new.square().sum() / n_speech_frames,
         }
+        if preserve:  # a frozen decoder (trainable="vector") keeps every voice by construction
+            with torch.no_grad():
+                # The other voices: known speaker vectors and draws from the aggregated posterior, half each.
+                draws = [posterior.sample(config.batch_size // 2 + 1, generator=g).to(device)]
+                if known is not None:
+                    draws.insert(0, known[torch.randint(len(known), (config.batch_size // 2 + 1,), generator=g)])
+                others = torch.cat(draws)[: config.batch_size]
+                reference = frozen.decoder(z_c, others)
+            # The frozen decoder's output as data for the tuned one, in the same
+            # units as rec/nll (a Gaussian with the model's sigma), so weight 1
+            # makes the other voices count as much as the new one.
+            terms["preserve/voices"] = (
+                -tuned.log_likelihood(reference, tuned.decoder(z_c, others), frames).sum() / n_frames
+                + frozen.log_likelihood(reference, reference, frames).sum() / n_frames
+            )
         loss = weighted_loss(terms, config.lambdas)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -194,8 +173,8 @@ def adapt(
         log.append({"step": step + 1, **{k: float(v.detach()) for k, v in terms.items()}})
     tuned.eval().requires_grad_(False)
     voices = add_voice(vectors, tuned, name, z_new.detach(), latents)
-    voices.f0[name] = f0_stats([u.audio for u in utterances], rate)
-    return Adapted(tuned, voices, name, mels, utterances, seconds, log)
+    voices.f0[name] = pitch
+    return Adapted(tuned, voices, name, MatchingSet.from_mels(tuned, mels), utterances, seconds, log)
 
 
 def add_voice(vectors: VectorSet, model: VAE, name: str, vector: torch.Tensor, latents: torch.Tensor) -> VectorSet:
@@ -218,17 +197,34 @@ def add_voice(vectors: VectorSet, model: VAE, name: str, vector: torch.Tensor, l
     )
 
 
-def save_adapted(adapted: Adapted, out_dir: str | Path, base: str | Path, config: AdaptConfig, force: bool = False) -> Path:
-    """Write OUT_DIR/model.pt, vectors.pt and matching/<name>.pt; refuse an existing folder unless force.
-
-    Written into a temporary sibling folder first and renamed into place, so
-    an interrupted write leaves no half-written model folder.
-    """
-    from ..matching import MatchingSet
-
-    out = Path(out_dir)
-    if out.exists() and not force:
+def check_output_folder(out: Path, base: Path | None, force: bool) -> None:
+    """Refuse an output folder that would lose something: any existing one without force, and with force
+    anything but an earlier adapted model folder that is not the model being adapted."""
+    if not out.exists():
+        return
+    if not force:
         raise FileExistsError(f"{out}: exists; choose another output folder or pass --force to replace it")
+    if not out.is_dir() or not (out / "model.pt").is_file():
+        raise FileExistsError(
+            f"{out}: exists and is not a model folder (no model.pt inside); --force replaces only model folders"
+        )
+    if base is not None and out.resolve() == base.resolve():
+        raise FileExistsError(f"{out}: is the folder of the model being adapted; write the adapted model elsewhere")
+
+
+def save_adapted(
+    adapted: Adapted, out_dir: str | Path, base: str | Path | None, config: AdaptConfig, force: bool = False
+) -> Path:
+    """Write OUT_DIR/model.pt, vectors.pt and matching/<name>.pt (see `check_output_folder`).
+
+    The base model folder's matching sets (voices adapted before) come along,
+    so every adapted voice keeps its retrieval. Written into a temporary
+    sibling folder first and renamed into place, so an interrupted write
+    leaves no half-written model folder.
+    """
+    out = Path(out_dir)
+    base_dir = Path(base) if base is not None else None
+    check_output_folder(out, base_dir, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -236,7 +232,9 @@ def save_adapted(adapted: Adapted, out_dir: str | Path, base: str | Path, config
             tmp / "model.pt",
             adapt={"base": str(base), "name": adapted.name, "seconds": adapted.seconds, "config": to_dict(config)},
         )
-        MatchingSet.from_mels(adapted.model, adapted.mels).save(tmp / "matching" / f"{adapted.name}.pt")
+        if base_dir is not None and (base_dir / "matching").is_dir():
+            shutil.copytree(base_dir / "matching", tmp / "matching")
+        adapted.matching.save(tmp / "matching" / f"{adapted.name}.pt")
         adapted.vectors.save(tmp / "vectors.pt")
         if out.exists():
             shutil.rmtree(out)
@@ -270,20 +268,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import load
-    from ..config import apply_overrides
-
     check_max_minutes(args.max_minutes)
     config = from_dict(AdaptConfig, apply_overrides({"steps": args.steps}, args.overrides), "adapt")
+    model_path = DEFAULT_MODEL if args.model in (None, "default") else Path(args.model)
+    if model_path.is_dir():
+        model_path = model_path / "model.pt"
     out = Path(args.out_dir)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out}: exists; choose another output folder or pass --force to replace it")
-    vc = load(args.model, vocoder="griffinlim", device=args.device)
-    if vc.vectors is None:
-        raise FileNotFoundError(f"{args.model}: no vectors.pt beside the model; run `voicevae vectors` first")
+    check_output_folder(out, model_path.parent, args.force)
+    model = VAE.load(model_path).to(args.device)
+    vectors_path = model_path.parent / "vectors.pt"
+    if not vectors_path.is_file():
+        raise FileNotFoundError(f"{vectors_path}: no vector file beside the model; run `voicevae vectors` first")
     adapted = adapt(
-        vc.model,
-        vc.vectors,
+        model,
+        VectorSet.load(vectors_path, model),
         args.clips,
         args.name,
         config,
@@ -291,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         force=args.force,
     )
-    save_adapted(adapted, out, args.model or "default", config, force=args.force)
+    save_adapted(adapted, out, model_path.parent, config, force=args.force)
     last = adapted.log[-1] if adapted.log else {}
     print(
         f"{out}: voice {args.name!r} adapted on {adapted.seconds:.1f} s of speech in {len(adapted.log)} steps"

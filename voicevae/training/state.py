@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -38,17 +38,6 @@ from ..config import ConfigError, load_yaml, to_dict
 CKPT_PATTERN = re.compile(r"^ckpt-(\d+)\.pt$")
 # save_checkpoint writes ".<name>.<random>.tmp" beside the target, then renames it.
 TEMP_GLOB = ".ckpt-*.pt.*.tmp"
-
-
-class RunConfig(Protocol):
-    """The settings every training run has (TrainConfig, VocoderConfig)."""
-
-    out_dir: str
-    seed: int
-    steps: int
-    keep_last: int
-
-    def lr_at(self, step: int) -> float: ...
 
 
 C = TypeVar("C")
@@ -91,6 +80,12 @@ class RunFolder:
         """
         self.remove_stale_temp_files()
         last = self.latest()
+        logs = [p.name for p in (self.path / "train.csv", self.path / "valid.csv") if p.exists()]
+        if last is None and logs and not resume:
+            raise FileExistsError(
+                f"{self.path}: holds the logs of an earlier run ({', '.join(logs)}) but no checkpoint; "
+                "move them away or choose another out_dir"
+            )
         if last is not None and not resume:
             raise FileExistsError(
                 f"{self.path}: already holds checkpoints ({last.name}); pass --resume to continue it or choose another out_dir"
@@ -102,14 +97,14 @@ class RunFolder:
     def remove_stale_temp_files(self) -> list[Path]:
         """Delete temporary checkpoint files that a killed write (kill -9, power loss) left behind.
 
-        Only one process writes checkpoints into a run folder (rank 0), and
-        it is this one, before it writes any: every such file is stale.
+        Only rank 0 writes checkpoints into a run folder, and not before the
+        run has started: every such file is stale.
         """
         if not self.path.is_dir():
             return []
         stale = sorted(self.path.glob(TEMP_GLOB))
         for p in stale:
-            p.unlink()
+            p.unlink(missing_ok=True)  # under torchrun every rank looks; the first one removes it
         return stale
 
     def save(self, step: int, payload: dict[str, Any]) -> Path:

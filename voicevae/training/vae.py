@@ -170,6 +170,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
     )
     bar = tqdm(total=cfg.steps, initial=state.step, disable=not progress or rank != 0, desc="train")
     sums: dict[str, float] = {}
+    count = 0  # steps in `sums`: a resumed run's first window can be short
     data_time = step_time = 0.0
     model.train()
     saved_step = -1
@@ -202,6 +203,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
         for k, v in terms.items():
             # float() is a CPU-GPU sync point; fine at this model size.
             sums[k] = sums.get(k, 0.0) + float(v)
+        count += 1
         t2 = time.perf_counter()
         data_time += t1 - t0
         step_time += t2 - t0
@@ -209,19 +211,19 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
         step = state.step
 
         if step % cfg.log_every == 0 or step == cfg.steps:
-            n = cfg.log_every if step % cfg.log_every == 0 else step % cfg.log_every
+            n = count
             values = {k: v / n for k, v in sums.items()}
             values.update(
                 {
                     "kl_weight": kl_weight(step - 1, cfg.kl_warmup_steps),
-                    "lr": cfg.lr_at(step),
+                    "lr": cfg.lr_at(step - 1),  # the rate the step just taken used
                     "frames_per_s": mel.numel() / mel.shape[1] * world * n / step_time,
                     "data_fraction": data_time / step_time,
                 }
             )
             bar.set_postfix({"elbo": f"{values['elbo']:.2f}", "nll": f"{values['rec/nll']:.2f}"})
             log.write("train", step, values)
-            sums, data_time, step_time = {}, 0.0, 0.0
+            sums, count, data_time, step_time = {}, 0, 0.0, 0.0
         if valid_set is not None and rank == 0 and (step % cfg.valid_every == 0 or step == cfg.steps):
             values = validate(model, valid_set, device)
             state.best_valid = max(state.best_valid, values["valid/elbo"])

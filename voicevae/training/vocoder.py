@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,10 @@ from tqdm import tqdm
 
 from ..audio import load_audio
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..config import VOCODER_GENERATOR_TERMS, ConfigError, MelConfig, VocoderConfig, VocoderDataConfig, from_dict, to_dict
+from ..config import VOCODER_GENERATOR_TERMS, ConfigError, VocoderConfig, VocoderDataConfig, from_dict, to_dict
 from ..corpora import ManifestError, read_manifest
 from ..features import MelFrontend
-from ..model import VAE
-from ..vocoder.base import check_compatible
+from ..vocoder.base import MelTransform, check_compatible, vae_mel_transform
 from ..vocoder.discriminators import Discriminators
 from ..vocoder.losses import (
     MelL1Loss,
@@ -61,8 +59,6 @@ from .state import (
 
 KIND = "vocoder"
 PHASE_TERMS = ("phase/ip", "phase/gd", "phase/iaf")
-
-MelTransform = Callable[[torch.Tensor], torch.Tensor]
 
 
 # ------------------------------------------------------------------ data
@@ -260,18 +256,6 @@ def export_checkpoint(src: str | Path, dst: str | Path) -> Path:
     return save_checkpoint(dst, KIND, {"config": data["config"], "model": weights, "step": data.get("step", 0)})
 
 
-def vae_mel_transform(path: str | Path, device: torch.device, mel_config: MelConfig) -> MelTransform:
-    """logmel -> VAE reconstruction of it, from a VAE checkpoint."""
-    vae = VAE.load(path).to(device)
-    check_compatible(mel_config, vae.mel_config)
-
-    @torch.no_grad()
-    def transform(logmel: torch.Tensor) -> torch.Tensor:
-        return vae.reconstruct(logmel.to(device))
-
-    return transform
-
-
 # ------------------------------------------------------------------ the loop
 
 
@@ -369,8 +353,7 @@ def train(
             last_path = folder.save(state.step, checkpoint_payload(state))
     bar.close()
     log.close()
-    if last_path is None:
-        raise CheckpointError(f"{folder.path}: nothing to do, the run is already at step {state.step} of {config.steps}")
+    assert last_path is not None  # a resumed run has one, and every fresh run writes one (steps >= 1)
     return last_path
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from einops import rearrange
 from torch import nn
 
 from ..config import MelConfig
+from ..model import VAE
 
 
 class IncompatibleMelError(ValueError):
@@ -154,3 +157,22 @@ class Vocoder(nn.Module):
         if audio.shape[-1] >= length:
             return audio[..., :length]
         return nn.functional.pad(audio, (0, length - audio.shape[-1]))
+
+
+MelTransform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def vae_mel_transform(path: str | Path, device: torch.device, mel_config: MelConfig) -> MelTransform:
+    """logmel (B, n_mels, F) -> the VAE's reconstruction of it, from a VAE checkpoint.
+
+    What a vocoder hears in conversion: fine-tuning on it (train-vocoder
+    --vae-checkpoint) and scoring on it (eval-vocoder --vae) use this one.
+    """
+    vae = VAE.load(path).to(device)
+    check_compatible(mel_config, vae.mel_config)
+
+    @torch.no_grad()
+    def transform(logmel: torch.Tensor) -> torch.Tensor:
+        return vae.reconstruct(logmel.to(device))
+
+    return transform

@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
 
     mel_transform = None
     if args.vae:
-        from ..training.vocoder import vae_mel_transform
+        from .base import vae_mel_transform
 
         first = next(iter(vocoders.values()))
         mel_transform = vae_mel_transform(args.vae, torch.device(args.device), first.mel_config)
