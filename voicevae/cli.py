@@ -14,6 +14,7 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "make-corpus": ("voicevae.synthetic", "synthesise the offline multi-speaker corpus with Debian voices"),
+    "make-recorded": ("voicevae.recorded", "corpus of real recorded speech from installed Debian packages"),
     "scan": ("voicevae.corpora", "write a manifest for a VCTK / LibriTTS / LibriSpeech / folder corpus"),
     "train": ("voicevae.training.vae", "train the VAE from a YAML config"),
     "train-vocoder": ("voicevae.training.vocoder", "train the fast Vocos-style vocoder"),
