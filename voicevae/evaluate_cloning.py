@@ -8,7 +8,8 @@ budget of B seconds of T's recordings (T's first clips, as many as make B):
 - adapted + retrieval R: the same, each frame blended with T's nearest
   frames at ratio R, for each R of `--cloning-retrieval` (default 0.25,0.5,1),
   so the word error rate can be read against the ratio;
-- adapted + match_pitch: the same, the output's median F0 moved to T's.
+- adapted + match_pitch (and zero-shot + match_pitch): the output's median
+  F0 moved to T's when more than `match_pitch_tolerance` semitones off.
 
 The sources are clips of the other held-out voices (never T's), so every
 conversion is between two voices the model never trained on. The judges:
@@ -41,7 +42,13 @@ from .training.adapt import AdaptConfig
 
 
 def conditions(ratios: Sequence[float]) -> tuple[str, ...]:
-    return ("zero-shot", "adapted", *(f"adapted + retrieval {r:g}" for r in ratios), "adapted + match_pitch")
+    return (
+        "zero-shot",
+        "zero-shot + match_pitch",
+        "adapted",
+        *(f"adapted + retrieval {r:g}" for r in ratios),
+        "adapted + match_pitch",
+    )
 
 
 JUDGE_CLIPS = 8  # the last clips of each voice: the judges' references, never adapted on
@@ -138,12 +145,15 @@ def evaluate_cloning(
             clips = budget_clips(pool[target], budget)
             audio_seconds[budget].append(sum(clip_seconds(u) for u in clips))
             zero_shot = vc.speaker_vector([u.path for u in clips])
+            clips_hz = vc.target_f0([u.path for u in clips])["median_hz"]
             started = time.perf_counter()
             adapted = vc.adapt([u.path for u in clips], f"{target}_adapted", config=adapt_config, progress=False)
             adapt_seconds[budget].append(time.perf_counter() - started)
             name = f"{target}_adapted"
             runs: dict[str, tuple[VoiceConverter, str | torch.Tensor, dict]] = {
                 "zero-shot": (vc, zero_shot, {}),
+                # A vector target has no F0 statistics of its own: the clips' median F0 (measured once) stands in.
+                "zero-shot + match_pitch": (vc, zero_shot, {"match_pitch": True, "target_hz": clips_hz}),
                 "adapted": (adapted, name, {}),
                 **{f"adapted + retrieval {r:g}": (adapted, name, {"retrieval": r}) for r in retrieval},
                 "adapted + match_pitch": (adapted, name, {"match_pitch": True}),
@@ -194,14 +204,19 @@ def differences(results: dict[float, dict[str, Scores]]) -> list[tuple[float, st
             wer = [e / max(n, 1) for e, n in zip(s.errors, s.words)]
             wer_base = [e / max(n, 1) for e, n in zip(adapted.errors, adapted.words)]
             rows.append((budget, "WER per clip", cond, "adapted", paired_difference(wer, wer_base)))
-        pitch = per["adapted + match_pitch"]
+        for cond, base_name in (("adapted + match_pitch", "adapted"), ("zero-shot + match_pitch", "zero-shot")):
+            baseline = per[base_name]
+            shifted = per[cond]
+            rows.append(
+                (budget, "|F0 error| (semitones)", cond, base_name, paired_difference(shifted.f0_error, baseline.f0_error))
+            )
         rows.append(
             (
                 budget,
-                "|F0 error| (semitones)",
-                "adapted + match_pitch",
-                "adapted",
-                paired_difference(pitch.f0_error, adapted.f0_error),
+                "similarity to target",
+                "zero-shot + match_pitch",
+                "zero-shot",
+                paired_difference(per["zero-shot + match_pitch"].to_target, base.to_target),
             )
         )
     return rows
