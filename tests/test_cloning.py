@@ -219,9 +219,11 @@ def test_match_pitch_moves_the_output_to_the_targets_median(vc, monkeypatch):
         vc.adjust_pitch(out, vc.vectors.speaker("spk0"), match_pitch=True)
     # convert hands its pitch settings to adjust_pitch with the target.
     calls = []
-    monkeypatch.setattr(vc, "adjust_pitch", lambda audio, target, shift, match: calls.append((target, shift, match)) or audio)
+    monkeypatch.setattr(
+        vc, "adjust_pitch", lambda audio, target, shift, match, hz: calls.append((target, shift, match, hz)) or audio
+    )
     vc.convert(torch.from_numpy(tone(165, 1.0)), "spk2", pitch_shift=-2.0, match_pitch=True)
-    assert calls == [("spk2", -2.0, True)]
+    assert calls == [("spk2", -2.0, True, None)]
     # F0 statistics round-trip through the vector file.
     assert VectorSet.load(vc.model_dir / "vectors.pt").f0 == vc.vectors.f0
 

@@ -254,6 +254,7 @@ class VoiceConverter:
         retrieval: float = 0.0,
         pitch_shift: float = 0.0,
         match_pitch: bool = False,
+        target_hz: float | None = None,
     ) -> torch.Tensor:
         """Convert a clip to the target voice: (T,) audio -> (T',) audio, T' = F * hop.
 
@@ -263,12 +264,13 @@ class VoiceConverter:
         match_pitch: move the output's median F0 to the target's (the target's
         F0 statistics: a named voice in the vector file, or the clips).
         pitch_shift: semitones added on top (after match_pitch when both).
+        target_hz: the target's median F0 when already known, in place of its statistics.
         Both act on the converted audio (`adjust_pitch`): the decoder sets the
         pitch register from the speaker latent, so shifting its input barely
         moves the output's pitch.
         """
         mel = self.convert_mel(wav, target, strength, attributes, method, source_speaker, retrieval=retrieval)
-        return self.adjust_pitch(self.vocode_many([mel])[0], target, pitch_shift, match_pitch)
+        return self.adjust_pitch(self.vocode_many([mel])[0], target, pitch_shift, match_pitch, target_hz)
 
     @torch.inference_mode()
     def resynthesize(self, wav: Source) -> torch.Tensor:
