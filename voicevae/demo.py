@@ -230,8 +230,8 @@ class Demo:
     def _controls(rest: Sequence[Any]) -> tuple[list[float], dict[str, Any]]:
         """Split the trailing inputs: the attribute sliders, then retrieval, pitch shift and match pitch.
 
-        The three controls come after the sliders, so callers of the API
-        endpoints that predate them (sliders last) still work.
+        The page always sends all three; calls from Python that stop after
+        the sliders get the defaults (no retrieval, no shift).
         """
         amounts = [float(a) for a in rest[:MAX_ATTRIBUTE_SLIDERS]]
         retrieval, pitch, match = [*rest[MAX_ATTRIBUTE_SLIDERS:], 0.0, 0.0, False][:3]
