@@ -57,3 +57,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tone_corpus) -> Path:
+    """A tiny (untrained) model with its vector file, saved like a real one (one per test module)."""
+    from voicevae.config import VAEConfig
+    from voicevae.corpora import read_manifest
+    from voicevae.model import VAE
+    from voicevae.vectors import compute_vectors
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("model")
+    VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4)).save(out / "model.pt")
+    compute_vectors(VAE.load(out / "model.pt"), read_manifest(tone_corpus), is_samples=2, progress=False).save(out / "vectors.pt")
+    return out

@@ -1,7 +1,5 @@
 """Attribute vectors, conversion by latent arithmetic, batch resynthesis and their CLI."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -14,19 +12,8 @@ from voicevae.cli import main
 from voicevae.config import VAEConfig
 from voicevae.corpora import read_manifest
 from voicevae.model import VAE
-from voicevae.vectors import VectorSet, attribute_directions, compute_vectors
+from voicevae.vectors import VectorSet, attribute_directions
 from voicevae.vocoder import load_vocoder
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tone_corpus) -> Path:
-    """A tiny (untrained) model with its vector file, saved like a real one."""
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("model")
-    model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
-    model.save(out / "model.pt")
-    compute_vectors(VAE.load(out / "model.pt"), read_manifest(tone_corpus), is_samples=2, progress=False).save(out / "vectors.pt")
-    return out
 
 
 @pytest.fixture(scope="module")

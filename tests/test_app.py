@@ -13,7 +13,6 @@ import soundfile as sf
 import torch
 
 from voicevae.api import VoiceConverter
-from voicevae.config import VAEConfig
 from voicevae.corpora import read_manifest
 from voicevae.demo import (
     MAX_ATTRIBUTE_SLIDERS,
@@ -25,20 +24,8 @@ from voicevae.demo import (
     find_models,
     mel_image,
 )
-from voicevae.model import VAE
-from voicevae.vectors import compute_vectors
 
 RATE = 22050
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tone_corpus) -> Path:
-    """A tiny (untrained) model with its vector file, saved like a real one."""
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("model")
-    VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4)).save(out / "model.pt")
-    compute_vectors(VAE.load(out / "model.pt"), read_manifest(tone_corpus), is_samples=2, progress=False).save(out / "vectors.pt")
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,14 @@ import torchaudio
 
 from voicevae.api import VoiceConverter, load
 from voicevae.cli import main
-from voicevae.config import ConfigError, VAEConfig
+from voicevae.config import ConfigError
 from voicevae.corpora import read_manifest
 from voicevae.matching import MatchingSet
 from voicevae.model import VAE
 from voicevae.pitch import f0_stats, median_f0, pitch_shift, semitones_between
 from voicevae.recordings import RecordingSettings, prepare_recordings
 from voicevae.training.adapt import AdaptConfig, adapt
-from voicevae.vectors import VectorSet, compute_vectors, model_fingerprint
+from voicevae.vectors import VectorSet, model_fingerprint
 
 RATE = 22050
 
@@ -30,18 +30,6 @@ def tone(f0: float, seconds: float, level: float = 0.2, seed: int = 0) -> np.nda
     wav = sum(np.sin(2 * np.pi * k * f0 * np.cumsum(vib) / RATE) / k for k in range(1, 6))
     noise = 0.003 * np.random.default_rng(seed).standard_normal(t.size)
     return (level * wav / np.abs(wav).max() + noise).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tone_corpus) -> Path:
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("model")
-    model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
-    model.save(out / "model.pt")
-    compute_vectors(VAE.load(out / "model.pt"), read_manifest(tone_corpus), is_samples=2, progress=False, f0_clips=2).save(
-        out / "vectors.pt"
-    )
-    return out
 
 
 @pytest.fixture(scope="module")
