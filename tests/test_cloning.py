@@ -203,6 +203,9 @@ def test_match_pitch_moves_the_output_to_the_targets_median(vc, monkeypatch):
     # Already within match_pitch_tolerance of the target: left alone (every shift costs quality).
     close = torch.from_numpy(tone(goal * 2 ** (0.4 / 12), 1.5))
     assert vc.adjust_pitch(close, "spk2", match_pitch=True) is close
+    silent = torch.zeros(RATE)
+    with pytest.warns(UserWarning, match="no voiced frames"):
+        assert vc.adjust_pitch(silent, "spk2", match_pitch=True) is silent
     with pytest.raises(ValueError, match="match_pitch needs the target's pitch"):
         vc.adjust_pitch(out, vc.vectors.speaker("spk0"), match_pitch=True)
     # convert hands its pitch settings to adjust_pitch with the target.

@@ -25,6 +25,7 @@ z_s' = v_target + (z_s - v_source) * std_target / std_source.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -380,10 +381,12 @@ class VoiceConverter:
                 target_hz = self.target_f0(target)["median_hz"]
             out_hz = median_f0(audio, self.sample_rate)
             if not math.isfinite(out_hz):
-                raise AudioError("match_pitch: the converted clip has no voiced frames to measure its pitch")
-            off = semitones_between(out_hz, target_hz)
-            if abs(off) > self.match_pitch_tolerance:
-                semitones += off
+                # Nothing voiced to measure (whisper, noise): no pitch to move; pitch_shift still applies.
+                warnings.warn("match_pitch: the converted clip has no voiced frames; its pitch is left as it is", stacklevel=2)
+            else:
+                off = semitones_between(out_hz, target_hz)
+                if abs(off) > self.match_pitch_tolerance:
+                    semitones += off
         return shift_pitch(audio, self.sample_rate, semitones) if semitones else audio
 
     def target_f0(self, target: str | torch.Tensor | Sequence[Source]) -> dict[str, float]:
