@@ -37,6 +37,11 @@ def test_attribute_direction_is_difference_of_means():
     d = attribute_directions(z, "gender", ["f", "f", "m"])
     torch.testing.assert_close(d["gender=f"], torch.tensor([2.0, -2.0]))
     torch.testing.assert_close(d["gender=m"], torch.tensor([-2.0, 2.0]))
+    # An unknown (empty) label is on neither side and makes no direction of its own.
+    z4 = torch.cat([z, torch.tensor([[100.0, 100.0]])])
+    d4 = attribute_directions(z4, "gender", ["f", "f", "m", ""])
+    assert set(d4) == {"gender=f", "gender=m"}
+    torch.testing.assert_close(d4["gender=f"], torch.tensor([2.0, -2.0]))
 
 
 def test_vectors_of_another_model_are_refused(model_dir):

@@ -85,3 +85,54 @@ def test_sources_cover_every_voice_before_repeating_one():
     assert [u.speaker for u in chosen] == ["a", "b", "c", "a", "b"]
     assert [u.path.name for u in chosen[:2]] == ["a_0.wav", "b_0.wav"] and chosen[3].path.name == "a_1.wav"
     assert len(spread(utts, 100)) == len(utts) and spread([], 4) == []
+
+
+def _heldout_tone_corpus(root):
+    """Four tone voices with four clips each; spk2 and spk3 are held out from training."""
+    import csv
+
+    from conftest import make_tone_corpus
+
+    manifest = make_tone_corpus(root, speakers=4, clips=4)
+    rows = list(csv.DictReader(manifest.open()))
+    for r in rows:
+        if r["speaker"] in ("spk2", "spk3"):
+            r["split"] = "test_voice"
+    with manifest.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return manifest
+
+
+@pytest.mark.slow
+def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path):
+    from voicevae.evaluate_unseen import compare, heldout_clips, to_markdown, unseen_protocol
+
+    manifest = _heldout_tone_corpus(tmp_path / "c")
+    converters = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
+        vectors = compute_vectors(model, read_manifest(manifest, split="train"), is_samples=2, progress=False)
+        converters.append(VoiceConverter(model, vectors, load_vocoder("griffinlim")))
+    clips = heldout_clips(converters[0], manifest, per_voice=5, with_packaged=False)
+    assert [c.speaker for c in clips] == ["spk2"] * 4 + ["spk3"] * 4
+    assert all(c.kind == "real" and c.text is not None for c in clips)  # no engine label, English by default
+    a, b = (unseen_protocol(vc, clips, manifest, named=["spk0"], is_samples=2, progress=False) for vc in converters)
+    per = a["clips"]
+    # Three clips of each voice are its reference: only the fourth is scored.
+    assert len(per["resynth/similarity"]) == 2
+    assert len(per["fewshot/closer"]) == 2  # two targets, each from the other voice's scored clip
+    assert len(per["named/closer"]) == 2
+    few = a["summary"]["few-shot cloning of held-out voices"]
+    assert few["closer to target (share)"] == pytest.approx(sum(per["fewshot/closer"]) / 2)
+    anomaly = a["summary"]["anomaly score"]
+    assert anomaly["real clips"] == 8 and 0 <= anomaly["real clips flagged unlike the training data"] <= 8
+    assert 0.0 <= anomaly["AUROC real speech vs non-speech"] <= 1.0
+    # A model against itself differs by nothing; two models differ clip by clip.
+    assert all(d.mean == 0 for _, d in compare(a, a))
+    diffs = dict(compare(a, b))
+    assert diffs["resynthesis: similarity to original"].n == 2 and diffs["resynthesis: similarity to original"].mean != 0
+    table = to_markdown(a, b, ("new", "old"))
+    assert "paired differences, new - old" in table and "| few-shot: similarity to target |" in table

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "make-corpus": ("voicevae.synthetic", "synthesise the offline multi-speaker corpus with Debian voices"),
     "make-recorded": ("voicevae.recorded", "corpus of real recorded speech from installed Debian packages"),
     "scan": ("voicevae.corpora", "write a manifest for a VCTK / LibriTTS / LibriSpeech / folder corpus"),
+    "merge-manifests": ("voicevae.corpora", "merge manifests of several corpora into one (speakers must not clash)"),
     "train": ("voicevae.training.vae", "train the VAE from a YAML config"),
     "train-vocoder": ("voicevae.training.vocoder", "train the fast Vocos-style vocoder"),
     "eval-vocoder": ("voicevae.vocoder.evaluate", "copy-synthesis evaluation of the vocoders"),

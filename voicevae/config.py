@@ -204,6 +204,42 @@ class DataConfig:
     speakers_per_batch: int = 8
     clips_per_speaker: int = 2
     num_workers: int = 0
+    # Clips whose `bandwidth_hz` label is below mel.f_max (telephone prompts):
+    # "mask" scores only the bins below their band, "drop" leaves them out,
+    # "keep" treats them as full-band (data.py).
+    band_limited: str = "mask"
+
+    def validate(self, where: str = "data") -> None:
+        if self.band_limited not in ("mask", "drop", "keep"):
+            raise ConfigError(f"{where}.band_limited: must be 'mask', 'drop' or 'keep', got {self.band_limited!r}")
+
+
+@dataclass
+class ChannelConfig:
+    """Random recording conditions applied to what the encoders see (augment.py).
+
+    The reconstruction target stays the clean clip, so the encoders learn to
+    read the same voice and words through a different microphone, room or
+    line. Each effect is applied to a clip with its own probability.
+    """
+
+    p_gain: float = 0.0
+    gain_db: float = 10.0  # level change, uniform in [-gain_db, gain_db]
+    p_noise: float = 0.0
+    snr_db: tuple[float, float] = (5.0, 40.0)  # noise below the clip's mean level
+    p_reverb: float = 0.0
+    rt60_s: tuple[float, float] = (0.1, 0.6)  # decay time of the room tail
+    p_band: float = 0.0
+    band_hz: tuple[float, float] = (3400.0, 7000.0)  # cut-off of a band limit
+
+    def validate(self, where: str = "channel") -> None:
+        for name in ("p_gain", "p_noise", "p_reverb", "p_band"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{where}.{name}: a probability must be in [0, 1]")
+        for name in ("snr_db", "rt60_s", "band_hz"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ConfigError(f"{where}.{name}: expected [low, high] with 0 < low <= high, got {[lo, hi]}")
 
 
 @dataclass
@@ -229,6 +265,11 @@ class TrainConfig:
     # Voice perturbation of the content encoder's input (augment.py): the
     # largest mel-axis warp, 0.15 = factors in [1/1.15, 1.15]; 0 turns it off.
     content_warp: float = 0.0
+    # Pseudo-speakers (augment.py): each speaker of a batch gets its own
+    # mel-axis warp in [1/(1 + r), 1 + r], applied to input and target alike,
+    # so the speaker latent sees a continuum of voices; 0 turns it off.
+    speaker_warp: float = 0.0
+    channel: ChannelConfig = field(default_factory=ChannelConfig)
     # Weights of the named loss terms (training/elbo.py); a term without a
     # weight is logged, not optimised. A positive "cycle/content" turns on the
     # content-consistency term; "sf/reinforce" trains a categorical content latent.
@@ -255,8 +296,9 @@ class TrainConfig:
             )
         if self.n_samples < 1:
             raise ConfigError(f"{where}.n_samples: must be >= 1")
-        if not 0.0 <= self.content_warp < 1.0:
-            raise ConfigError(f"{where}.content_warp: must be in [0, 1), got {self.content_warp}")
+        for name in ("content_warp", "speaker_warp"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{where}.{name}: must be in [0, 1), got {getattr(self, name)}")
         if self.lambdas.get("cycle/content", 0.0) > 0 and self.model.content_latent != "gaussian":
             raise ConfigError(f"{where}.lambdas.cycle/content: needs model.content_latent 'gaussian'")
         if self.model.n_mels != self.mel.n_mels:
@@ -449,7 +491,7 @@ class AdaptConfig:
 
 
 # Named losses each training loop computes (training/elbo.py, training/vocoder.py).
-VAE_TERMS = ("rec/nll", "kl/content", "kl/speaker", "cycle/content", "sf/reinforce")
+VAE_TERMS = ("rec/nll", "kl/content", "kl/speaker", "cycle/content", "speaker/consistency", "sf/reinforce")
 VOCODER_GENERATOR_TERMS = ("mel/l1", "stft/sc", "stft/mag", "phase/ip", "phase/gd", "phase/iaf", "adv/gen", "fm", "mel/multi")
 
 

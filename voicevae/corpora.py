@@ -392,3 +392,48 @@ def run_scan(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+# ---------------------------------------------------------------- merging
+
+
+def merge_manifests(paths: Sequence[str | os.PathLike]) -> list[Utterance]:
+    """The clips of several manifests as one corpus, each labelled `corpus` = its manifest's folder name.
+
+    Speakers must be unique across the inputs: two corpora that both call a
+    speaker "p225" are different people, and merging them silently would
+    average two voices into one vector. A clash is an error naming both files.
+    """
+    if len(paths) < 2:
+        raise ValueError("merge needs at least two manifests")
+    owner: dict[str, Path] = {}
+    merged: list[Utterance] = []
+    for path in map(Path, paths):
+        utts = read_manifest(path)
+        corpus = path.resolve().parent.name
+        for s in sorted({u.speaker for u in utts}):
+            if s in owner:
+                raise ManifestError(f"speaker {s!r} is in both {owner[s]} and {path}; rename it in one of them")
+            owner[s] = path
+        merged += [dataclasses.replace(u, labels={**u.labels, "corpus": corpus}) for u in utts]
+    return merged
+
+
+def add_arguments_merge_manifests(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifests", nargs="+", type=Path, help="manifest CSVs to merge (two or more)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="manifest CSV to write")
+    parser.add_argument("-f", "--force", action="store_true", help="overwrite an existing manifest")
+
+
+def run_merge_manifests(args: argparse.Namespace) -> int:
+    if args.output.exists() and not args.force:
+        raise FileExistsError(f"{args.output}: exists; pass --force to replace it")
+    utterances = merge_manifests(args.manifests)
+    write_manifest(args.output, utterances, overwrite=args.force)
+    counts = {s: sum(u.split == s for u in utterances) for s in SPLITS}
+    n_speakers = len({u.speaker for u in utterances})
+    print(
+        f"{args.output}: {len(utterances)} clips, {n_speakers} speakers, " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+        file=sys.stderr,
+    )
+    return 0

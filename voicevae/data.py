@@ -6,13 +6,20 @@ starts at once and a changed manifest or mel setting never reuses stale
 features. Batches are drawn in memory: each holds `speakers_per_batch`
 speakers with `clips_per_speaker` random crops each, so every batch shows the
 model the contrast between voices that the speaker latent must capture.
+
+Band-limited clips (a manifest's `bandwidth_hz` label, e.g. 4000 for an 8 kHz
+telephone prompt resampled to the model rate) have nothing in their top mel
+bins. `data.band_limited` says what training does with them: "mask" (the
+default) keeps them and scores only the bins below their bandwidth, so the
+decoder is never taught that this voice has an empty top band; "drop" leaves
+them out; "keep" treats them as full-band.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,19 +29,28 @@ from .audio import AudioError, load_audio
 from .checkpoint import save_checkpoint
 from .config import DataConfig, MelConfig, to_dict
 from .corpora import Utterance, read_manifest
-from .features import MelFrontend
+from .features import MelFrontend, bins_below
 
 CACHE_VERSION = 1
 
 
 @dataclass
 class MelCorpus:
-    """Log-mels of one split: `mels[i]` is (n_mels, F_i) float16, `speakers[i]` its speaker."""
+    """Log-mels of one split: `mels[i]` is (n_mels, F_i) float16, `speakers[i]` its speaker.
+
+    band_bins[i]: how many mel bins from the bottom hold clip i's signal
+    (n_mels for a full-band clip; see `data.band_limited`); empty means all.
+    """
 
     mels: list[torch.Tensor]
     speakers: list[str]
     texts: list[str]
     paths: list[str]
+    band_bins: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.band_bins:
+            self.band_bins = [m.shape[0] for m in self.mels]
 
     def __len__(self) -> int:
         return len(self.mels)
@@ -65,6 +81,10 @@ def load_corpus(
     since a clip that short is almost always a broken file, not speech.
     """
     utts = read_manifest(manifest, split=split)
+    bins = [_band_bins(u, mel_config, data_config.band_limited) for u in utts]
+    if data_config.band_limited == "drop":
+        utts = [u for u, b in zip(utts, bins) if b == mel_config.n_mels]
+        bins = [mel_config.n_mels] * len(utts)
     if not utts:
         raise ValueError(f"{manifest}: no clips in split {split!r}")
     key = _cache_key(utts, mel_config)
@@ -72,7 +92,7 @@ def load_corpus(
     if cache.is_file():
         data = torch.load(cache, weights_only=True)
         if data.get("version") == CACHE_VERSION:
-            return MelCorpus(data["mels"], data["speakers"], data["texts"], data["paths"])
+            return MelCorpus(data["mels"], data["speakers"], data["texts"], data["paths"], bins)
     frontend = MelFrontend(mel_config)
     mels = []
     for u in tqdm(utts, desc=f"mel cache {split or 'all'}", disable=not progress, leave=False):
@@ -86,7 +106,7 @@ def load_corpus(
             )
         with torch.no_grad():
             mels.append(frontend(wav).to(torch.float16))
-    corpus = MelCorpus(mels, [u.speaker for u in utts], [u.text for u in utts], [str(u.path) for u in utts])
+    corpus = MelCorpus(mels, [u.speaker for u in utts], [u.text for u in utts], [str(u.path) for u in utts], bins)
     # Written atomically like a checkpoint, so parallel ranks never read half a file.
     save_checkpoint(
         cache,
@@ -96,16 +116,32 @@ def load_corpus(
     return corpus
 
 
+def _band_bins(u: Utterance, mel: MelConfig, policy: str) -> int:
+    value = u.labels.get("bandwidth_hz", "")
+    if policy == "keep" or not value:
+        return mel.n_mels
+    try:
+        return bins_below(mel, float(value))
+    except ValueError:
+        raise ValueError(f"{u.path}: bandwidth_hz {value!r} is not a number") from None
+
+
 def mel_statistics(corpus: MelCorpus) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-bin mean and standard deviation (n_mels,) over every frame of the corpus."""
+    """Per-bin mean and standard deviation (n_mels,) over every frame of the corpus.
+
+    A bin above a clip's band (`band_bins`) holds no signal and stays out of
+    that bin's statistics.
+    """
     total = torch.zeros(corpus.mels[0].shape[0], dtype=torch.float64)
     sq = torch.zeros_like(total)
-    n = 0
-    for m in corpus.mels:
-        m = m.double()
-        total += m.sum(-1)
-        sq += (m**2).sum(-1)
-        n += m.shape[-1]
+    n = torch.zeros_like(total)
+    for m, bins in zip(corpus.mels, corpus.band_bins):
+        m = m[:bins].double()
+        total[:bins] += m.sum(-1)
+        sq[:bins] += (m**2).sum(-1)
+        n[:bins] += m.shape[-1]
+    if not bool((n > 0).all()):
+        raise ValueError(f"mel bins {int((n > 0).sum())}-{n.numel() - 1} hold no full-band clip; use data.band_limited=keep")
     mean = total / n
     std = (sq / n - mean**2).clamp(min=0).sqrt()
     return mean.float(), std.float()
@@ -130,17 +166,19 @@ class SpeakerBalancedBatches:
         self.by_speaker = [by_speaker[s] for s in self.speakers]
         self.generator = torch.Generator().manual_seed(seed)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns (mels (B, n_mels, segment_frames) float32, speaker indices (B,))."""
+    def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (mels (B, n_mels, segment_frames) float32, speaker indices (B,), band bins (B,))."""
         g = self.generator
         n_spk = min(self.cfg.speakers_per_batch, len(self.speakers))
         chosen = torch.randperm(len(self.speakers), generator=g)[:n_spk]
         seg = self.cfg.segment_frames
-        crops, labels = [], []
+        crops, labels, bins = [], [], []
         for s in chosen.tolist():
             clips = self.by_speaker[s]
             for _ in range(self.cfg.clips_per_speaker):
-                mel = self.corpus.mels[clips[int(torch.randint(len(clips), (1,), generator=g))]]
+                i = clips[int(torch.randint(len(clips), (1,), generator=g))]
+                mel = self.corpus.mels[i]
+                bins.append(self.corpus.band_bins[i])
                 frames = mel.shape[-1]
                 if frames > seg:
                     start = int(torch.randint(frames - seg + 1, (1,), generator=g))
@@ -149,7 +187,7 @@ class SpeakerBalancedBatches:
                     crop = torch.nn.functional.pad(mel, (0, seg - frames), value=self.floor)
                 crops.append(crop)
                 labels.append(s)
-        return torch.stack(crops).float(), torch.tensor(labels)
+        return torch.stack(crops).float(), torch.tensor(labels), torch.tensor(bins)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"generator": self.generator.get_state()}

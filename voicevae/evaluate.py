@@ -255,6 +255,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="any AdaptConfig setting, e.g. trainable=speaker_path",
     )
+    p.add_argument(
+        "--unseen",
+        action="store_true",
+        help="instead: the unseen-voices protocol on test_voice clips and packaged real recordings (evaluate_unseen.py)",
+    )
+    p.add_argument("--baseline", help="with --unseen: also run this model (folder or model.pt) and pair the two clip by clip")
+    p.add_argument("--named", default="flite_slt,flite_rms", help="with --unseen: voices real speech is converted to")
+    p.add_argument("--per-voice", type=int, default=8, help="with --unseen: clips per held-out voice (default 8)")
+    p.add_argument("--sources-per-target", type=int, default=6, help="with --unseen: conversions per target (default 6)")
     p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
     p.add_argument("--device", default=None)
 
@@ -265,6 +274,8 @@ def run(args: argparse.Namespace) -> int:
     vc = load(args.model, vocoder=args.vocoder, device=args.device)
     if args.cloning:
         return run_cloning(args, vc)
+    if args.unseen:
+        return run_unseen(args, vc)
     results = evaluate(
         vc, args.manifest, args.max_pairs, args.ref_clips, group_by=args.group_by, strength=args.strength, method=args.method
     )
@@ -314,4 +325,33 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
             for b, m, c, base, d in report["differences"]
         ]
         out.with_suffix(".json").write_text(json.dumps({**report, "differences": rows}, indent=2))
+    return 0
+
+
+def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
+    from .evaluate_unseen import heldout_clips, unseen_protocol
+    from .evaluate_unseen import to_markdown as unseen_markdown
+
+    named = [n for n in args.named.split(",") if n]
+    base = load(args.baseline, vocoder=args.vocoder, device=args.device) if args.baseline else None
+    for model, converter in ((args.model or "the shipped model", vc), (args.baseline, base)):
+        missing = [n for n in named if converter is not None and n not in converter.speakers]
+        if missing:
+            raise ValueError(f"--named: {', '.join(missing)} not a voice of {model}")
+    clips = heldout_clips(vc, args.manifest, args.per_voice)
+    settings = dict(named=named, sources_per_target=args.sources_per_target)
+    report = unseen_protocol(vc, clips, args.manifest, **settings)
+    baseline = unseen_protocol(base, clips, args.manifest, **settings) if base is not None else None
+    names = (Path(args.model).name if args.model else "shipped", Path(args.baseline).name if args.baseline else "")
+    table = (
+        f"Settings: {args.manifest} test_voice (up to {args.per_voice} clips per voice) and packaged recordings, "
+        f"{len(clips)} clips; vocoder {args.vocoder}; 3 reference clips per voice; named voices {', '.join(named)}.\n\n"
+        + unseen_markdown(report, baseline, names)
+    )
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table)
+        out.with_suffix(".json").write_text(json.dumps({"model": report, "baseline": baseline}, indent=2))
     return 0

@@ -18,6 +18,21 @@ from torch import nn
 from .config import MelConfig
 
 
+def bins_below(config: MelConfig, bandwidth_hz: float) -> int:
+    """How many mel bins (from the bottom) lie wholly below `bandwidth_hz`.
+
+    A bin counts when the upper edge of its triangular filter is at or under
+    the bandwidth: an 8 kHz telephone clip (bandwidth 4000) has real energy
+    only there, and the bins above hold the silence floor, not its voice.
+    """
+    edges = torchaudio.functional.melscale_fbanks(
+        config.n_fft // 2 + 1, config.f_min, config.f_max, config.n_mels, config.sample_rate, norm="slaney", mel_scale="slaney"
+    )  # (freqs, n_mels)
+    freqs = torch.linspace(0, config.sample_rate / 2, edges.shape[0])
+    upper = torch.stack([freqs[col > 0].max() for col in edges.T])  # top frequency each filter reads
+    return int((upper <= bandwidth_hz).sum())
+
+
 class MelFrontend(nn.Module):
     """Log-mel analysis as a module, so it moves with `.to(device)`.
 

@@ -258,12 +258,19 @@ class VAE(nn.Module):
         mel = self._denormalize(self.decode_normalized(z_c, z_s))
         return mel if frames is None else mel[..., :frames]
 
-    def log_likelihood(self, xn: torch.Tensor, mu: torch.Tensor, frames: int) -> torch.Tensor:
+    def log_likelihood(
+        self, xn: torch.Tensor, mu: torch.Tensor, frames: int, band_bins: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """log p(x | z) in standardised units, summed over bins and the first `frames` frames.
 
-        xn (B, n_mels, F'), mu (..., B, n_mels, F') -> (..., B).
+        xn (B, n_mels, F'), mu (..., B, n_mels, F') -> (..., B). band_bins
+        (B,): only the lowest band_bins[b] bins of clip b count (a
+        band-limited recording has no signal above them to reconstruct).
         """
         nll = gaussian_nll(xn[..., :frames], mu[..., :frames], self.log_sigma[:, None])
+        if band_bins is not None:
+            inside = torch.arange(xn.shape[1], device=xn.device)[None, :] < band_bins[:, None].to(xn.device)  # (B, M)
+            nll = nll * inside[:, :, None]
         return -nll.flatten(start_dim=-2).sum(-1)
 
     def sample_content(self, q: DiagonalGaussian | Categorical, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -155,13 +155,19 @@ def label_stats(latents: torch.Tensor, values: list[str]) -> LabelStats:
 
 
 def attribute_directions(latents: torch.Tensor, column: str, values: list[str]) -> dict[str, torch.Tensor]:
-    """mean(latents with value) - mean(latents without it), for every value that has both."""
+    """mean(latents with value) - mean(latents with another value), for every value that has both.
+
+    An empty value means the label is unknown for that clip (a merged corpus
+    where only some sources name a gender): such clips are on neither side.
+    """
     out = {}
-    for v in sorted(set(values)):
+    known = torch.tensor([x != "" for x in values])
+    for v in sorted(set(values) - {""}):
         has = torch.tensor([x == v for x in values])
-        if has.all() or not has.any():
+        other = known & ~has
+        if not other.any():
             continue
-        out[f"{column}={v}"] = latents[has].mean(0) - latents[~has].mean(0)
+        out[f"{column}={v}"] = latents[has].mean(0) - latents[other].mean(0)
     return out
 
 

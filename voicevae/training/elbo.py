@@ -17,6 +17,7 @@ the model itself knows nothing of its objective.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange, reduce
 from torch import nn
 
@@ -58,6 +59,9 @@ def elbo_terms(
     baseline: MovingAverageBaseline | None = None,
     content_warp: float = 0.0,
     content_cycle: bool = False,
+    encoder_input: torch.Tensor | None = None,
+    band_bins: torch.Tensor | None = None,
+    speakers: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Named ELBO terms for a batch of log-mels (B, n_mels, F), each in nats per frame.
 
@@ -66,6 +70,12 @@ def elbo_terms(
     content_cycle adds "cycle/content" (see content_cycle_loss): not part of
     the ELBO, a regulariser for what the ELBO never sees, a decode with
     another utterance's voice.
+    encoder_input (B, n_mels, F): what both encoders see when it differs from
+    the target `mel` (channel augmentation); the posterior is then
+    q(z | x~) with x~ a noisy function of x, still a lower bound on log p(x).
+    band_bins (B,): bins of each clip the reconstruction scores (data.py).
+    speakers (B,): speaker labels; with them "speaker/consistency"
+    (speaker_consistency_loss) is computed.
 
     Returns scalars:
       "rec/nll"      -E_q[log p(x|z)] (K-sample average)
@@ -77,13 +87,15 @@ def elbo_terms(
     """
     xn, frames = model.prepare(mel)
     n_frames = mel.shape[0] * frames
-    q_s = model.speaker_encoder(xn)
-    q_c = model.content_encoder(model.prepare(random_warp(mel, content_warp))[0] if content_warp > 0 else xn)
+    seen = mel if encoder_input is None else encoder_input
+    seen_n = xn if encoder_input is None else model.prepare(encoder_input)[0]
+    q_s = model.speaker_encoder(seen_n)
+    q_c = model.content_encoder(model.prepare(random_warp(seen, content_warp))[0] if content_warp > 0 else seen_n)
     z_s = q_s.rsample(n_samples)  # (K, B, Ds)
     z_c, index = model.sample_content(q_c, n_samples)  # (K, B, Dc, L)
     mu = model.decoder(rearrange(z_c, "k b d l -> (k b) d l"), rearrange(z_s, "k b d -> (k b) d"))
     mu = rearrange(mu, "(k b) m f -> k b m f", k=n_samples)
-    log_lik = model.log_likelihood(xn, mu, frames)  # (K, B)
+    log_lik = model.log_likelihood(xn, mu, frames, band_bins)  # (K, B)
 
     if isinstance(q_c, Categorical):
         kl_c_raw = q_c.kl_uniform()
@@ -104,6 +116,8 @@ def elbo_terms(
     }
     if content_cycle:
         terms["cycle/content"] = content_cycle_loss(model, q_c.mu, z_c[0], z_s[0]) / n_frames
+    if speakers is not None:
+        terms["speaker/consistency"] = speaker_consistency_loss(q_s.mu, speakers)
     if index is not None:
         # REINFORCE for the discrete content codes with h = log p(x|z) (the KL is
         # in closed form above). Baseline: with K > 1 samples, the mean of the
@@ -141,6 +155,29 @@ def content_cycle_loss(model: VAE, content_mean: torch.Tensor, z_c: torch.Tensor
     return (q_back.mu - content_mean.detach()).square().sum()
 
 
+def speaker_consistency_loss(speaker_mean: torch.Tensor, speakers: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Clips of one speaker should get nearby speaker latents; a mean over the clips that have a partner.
+
+    speaker_mean (B, Ds): the speaker posterior means; speakers (B,) labels.
+    A supervised contrastive loss on cosine similarity: each clip must pick
+    out the other clips of its speaker among all the batch's clips, as
+    FHVAE's discriminative term asks each sequence-level latent to identify
+    its own sequence. The ELBO alone never compares two clips, so nothing
+    else pulls one talker's utterances together or pushes two talkers apart.
+    """
+    z = F.normalize(speaker_mean, dim=-1)
+    logits = z @ z.T / temperature
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_mask, -torch.inf)
+    positive = (speakers[:, None] == speakers[None, :]) & ~self_mask
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    has = positive.any(1)
+    if not bool(has.any()):
+        return speaker_mean.sum() * 0.0
+    per_clip = -(log_prob.masked_fill(~positive, 0.0).sum(1) / positive.sum(1).clamp(min=1))
+    return per_clip[has].mean()
+
+
 class ELBO(nn.Module):
     """The objective as a module: forward(mel) -> named terms (see `elbo_terms`).
 
@@ -165,6 +202,23 @@ class ELBO(nn.Module):
         self.content_cycle = content_cycle
         self.baseline = baseline
 
-    def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
-        """mel (B, n_mels, F) -> scalar terms in nats per frame."""
-        return elbo_terms(self.model, mel, self.n_samples, self.free_bits, self.baseline, self.content_warp, self.content_cycle)
+    def forward(
+        self,
+        mel: torch.Tensor,
+        encoder_input: torch.Tensor | None = None,
+        band_bins: torch.Tensor | None = None,
+        speakers: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """mel (B, n_mels, F) -> scalar terms in nats per frame (the optional inputs: see `elbo_terms`)."""
+        return elbo_terms(
+            self.model,
+            mel,
+            self.n_samples,
+            self.free_bits,
+            self.baseline,
+            self.content_warp,
+            self.content_cycle,
+            encoder_input,
+            band_bins,
+            speakers,
+        )

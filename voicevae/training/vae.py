@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..augment import channel, speaker_warp
 from ..config import VAE_TERMS, TrainConfig, from_dict, load_yaml, to_dict
 from ..data import MelCorpus, SpeakerBalancedBatches, load_corpus, mel_statistics
 from ..distributions import MovingAverageBaseline
@@ -70,17 +71,20 @@ class State:
     best_valid: float = -math.inf
 
 
-def train_step(state: State, objective: torch.nn.Module, mel: torch.Tensor) -> dict[str, torch.Tensor]:
+def train_step(
+    state: State, objective: torch.nn.Module, mel: torch.Tensor, **inputs: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
     """One optimiser step on a batch of log-mels (B, n_mels, F); returns the named terms (detached).
 
     objective: `state.objective`, or its DistributedDataParallel wrapper.
+    inputs: the objective's optional inputs (encoder_input, band_bins, speakers).
     """
     cfg = state.config
     for group in state.optimizer.param_groups:
         group["lr"] = cfg.lr_at(state.step)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and mel.device.type == "cuda" else nullcontext()
     with autocast:
-        terms = objective(mel)
+        terms = objective(mel, **inputs)
     # The KL terms carry the warm-up weight on top of their lambdas.
     loss = weighted_loss(terms, cfg.lambdas, {"kl/": kl_weight(state.step, cfg.kl_warmup_steps)})
     state.optimizer.zero_grad(set_to_none=True)
@@ -97,10 +101,10 @@ def validate(model: VAE, corpus: MelCorpus, device: torch.device, max_clips: int
     model.eval()
     objective = ELBO(model)
     elbo, log_px, frames = 0.0, 0.0, 0
-    for mel in corpus.mels[:max_clips]:
+    for mel, bins in zip(corpus.mels[:max_clips], corpus.band_bins):
         x = mel.float().unsqueeze(0).to(device)
         n = x.shape[-1]
-        elbo += float(objective(x)["elbo"]) * n
+        elbo += float(objective(x, band_bins=torch.tensor([bins]))["elbo"]) * n
         log_px += float(model.log_px(x, n_samples=is_samples).sum())
         frames += n
     model.train()
@@ -174,6 +178,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
     data_time = step_time = 0.0
     model.train()
     saved_step = -1
+    ch = cfg.channel
+    with_channel = max(ch.p_gain, ch.p_noise, ch.p_reverb, ch.p_band) > 0
+    with_consistency = cfg.lambdas.get("speaker/consistency", 0.0) > 0
 
     def checkpoint() -> None:
         # Every rank's sampler and RNG state goes into the checkpoint so a
@@ -196,10 +203,20 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
                 print(f"train: --max-minutes {max_minutes:g} spent at step {state.step}; --resume continues")
             break
         t0 = time.perf_counter()
-        mel, _ = state.batches.next()
+        mel, speakers, bins = state.batches.next()
+        mel, bins = speaker_warp(mel, speakers, bins, cfg.speaker_warp)
+        # The encoders see the clip through a random channel; the target stays clean.
+        seen = channel(mel, cfg.channel, cfg.mel, model.floor) if with_channel else None
         mel = mel.to(device, non_blocking=True)
         t1 = time.perf_counter()
-        terms = train_step(state, ddp, mel)
+        terms = train_step(
+            state,
+            ddp,
+            mel,
+            encoder_input=None if seen is None else seen.to(device),
+            band_bins=bins.to(device),
+            speakers=speakers.to(device) if with_consistency else None,
+        )
         for k, v in terms.items():
             # float() is a CPU-GPU sync point; fine at this model size.
             sums[k] = sums.get(k, 0.0) + float(v)
@@ -246,6 +263,8 @@ def terms_logged(cfg: TrainConfig) -> tuple[str, ...]:
     computed = {"rec/nll", "kl/content", "kl/speaker"}
     if cfg.lambdas.get("cycle/content", 0.0) > 0:
         computed.add("cycle/content")
+    if cfg.lambdas.get("speaker/consistency", 0.0) > 0:
+        computed.add("speaker/consistency")
     if cfg.model.content_latent == "categorical":
         computed.add("sf/reinforce")
     return (*(t for t in VAE_TERMS if t in computed), "elbo")

@@ -1,0 +1,291 @@
+"""`voicevae evaluate --unseen`: voices and clips held out from all training.
+
+The protocol of the unseen-voices work. Every clip comes from a voice no
+training run saw: the manifest's `test_voice` split (held-out synthetic
+voices and held-out recorded talkers) and the real recordings that ship in
+installed packages (`realclips.py`: a LibriVox reader, card-game phrases,
+CMU ARCTIC clips). Each voice's first `ref_clips` clips are its reference
+clips (the only clips the model sees of it); the rest are the clips it is
+scored on.
+
+1. Resynthesis: each scored clip encoded, decoded and vocoded with its own
+   latents; Resemblyzer similarity to the original, WER where an English
+   transcript exists.
+2. Few-shot cloning: each held-out voice is a target, its vector the mean
+   speaker latent of its reference clips; sources are scored clips of the
+   other held-out voices, round-robin. Similarity of the output to the target
+   (mean embedding of the target's scored clips) and to the source (mean
+   embedding of the source voice's other clips), share closer to the target,
+   WER against the source's own, F0 correlation with the source.
+3. Real speech converted to named voices: the real scored clips converted to
+   `named` voices of the vector file; the judges' reference of a named voice
+   is its `train` clips in the manifest.
+4. Anomaly score: log p(x) per frame of every held-out clip against the
+   non-speech sounds of `evaluate.non_speech_clips`; AUROC per kind and the
+   number of real clips under the vector file's anomaly threshold.
+
+Word error rates are by source kind (the `engine` label of synthetic clips,
+"real" for recordings); only English clips with a transcript count. Every
+per-clip value is kept, so that `compare` can pair two models' scores clip by
+clip (the same clips, the same order) with 95% intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .api import VoiceConverter
+from .corpora import read_manifest
+from .evaluate import non_speech_clips
+from .metrics import Difference, SpeakerEncoder, Transcriber, auroc, f0_correlation, paired_difference, word_errors
+from .realclips import load_real_clip, real_clips
+
+ENGLISH = ("", "en", "en-US", "en-GB")
+
+
+@dataclass
+class Clip:
+    """One held-out clip. kind: a synthetic engine ("flite", ...) or "real"; text: English words or None."""
+
+    name: str
+    speaker: str
+    kind: str
+    audio: torch.Tensor  # (T,) at the model rate
+    text: str | None
+
+
+def heldout_clips(vc: VoiceConverter, manifest: str | Path, per_voice: int = 8, with_packaged: bool = True) -> list[Clip]:
+    """Up to `per_voice` clips of each test_voice speaker, then the packaged real recordings."""
+    clips: list[Clip] = []
+    taken: dict[str, int] = {}
+    for u in read_manifest(manifest, split="test_voice"):
+        if taken.get(u.speaker, 0) >= per_voice:
+            continue
+        taken[u.speaker] = taken.get(u.speaker, 0) + 1
+        english = u.labels.get("language", "") in ENGLISH and bool(u.text.strip())
+        kind = u.labels.get("engine") or "real"
+        clips.append(Clip(u.path.stem, u.speaker, kind, vc.load_audio(u.path), u.text if english else None))
+    if with_packaged:
+        for c in real_clips():
+            # One voice per recording set: the LibriVox reader, the card-game talker, each ARCTIC clip's talker.
+            speaker = {"librivox": "librivox_reader", "cards": "cards_talker"}.get(c.path.parent.name, f"{c.source}_{c.name}")
+            clips.append(Clip(c.name, speaker, "real", load_real_clip(c, vc.sample_rate), c.transcript))
+    if not clips:
+        raise ValueError(f"{manifest}: no test_voice clips and no packaged recordings to evaluate on")
+    return clips
+
+
+def unseen_protocol(
+    vc: VoiceConverter,
+    clips: Sequence[Clip],
+    manifest: str | Path,
+    named: Sequence[str] = ("flite_slt", "flite_rms"),
+    ref_clips: int = 3,
+    sources_per_target: int = 6,
+    is_samples: int = 16,
+    progress: bool = True,
+) -> dict:
+    """Run the protocol; returns {"summary": {section: {measure: value}}, "clips": {measure: [per-clip values]}}."""
+    enc, asr = SpeakerEncoder(), Transcriber()
+    rate = vc.sample_rate
+    by_voice: dict[str, list[int]] = {}
+    for i, c in enumerate(clips):
+        by_voice.setdefault(c.speaker, []).append(i)
+    refs = {s: idx[:ref_clips] for s, idx in by_voice.items() if len(idx) > ref_clips}
+    scored = [i for s, idx in by_voice.items() for i in (idx[ref_clips:] if s in refs else idx)]
+    emb = enc.embed_many([c.audio for c in clips], rate)  # (N, D), unit rows
+
+    def voice_embedding(speaker: str, exclude: set[int]) -> np.ndarray:
+        rows = [i for i in by_voice[speaker] if i not in exclude] or by_voice[speaker]
+        e = emb[rows].mean(0)
+        return e / np.linalg.norm(e)
+
+    def wer_of(c: Clip, wav: torch.Tensor) -> tuple[float, int, int]:
+        if c.text is None:
+            return math.nan, 0, 0
+        e, n = word_errors(c.text, asr.transcribe(wav, rate))
+        return e / max(n, 1), e, n
+
+    per: dict[str, list] = {}
+
+    def add(key: str, value) -> None:
+        per.setdefault(key, []).append(value)
+
+    # 1. resynthesis
+    for i in tqdm(scored, desc="resynthesize", disable=not progress):
+        c = clips[i]
+        out = vc.resynthesize(c.audio)
+        add("resynth/kind", c.kind)
+        add("resynth/similarity", float(enc.embed(out, rate) @ emb[i]))
+        w, e, n = wer_of(c, out)
+        add("resynth/wer", w)
+        add("resynth/errors", e)
+        add("resynth/words", n)
+        add("source/wer", wer_of(c, c.audio)[0])
+
+    # 2. few-shot cloning from the reference clips
+    targets = sorted(refs)
+    for t in tqdm(targets, desc="few-shot cloning", disable=not progress):
+        vector = vc.speaker_vector([clips[i].audio for i in refs[t]])
+        target_emb = voice_embedding(t, set(refs[t]))
+        others = [s for s in sorted(by_voice) if s != t]
+        pool = [[i for i in scored if clips[i].speaker == s] for s in others]
+        chosen = [q[k] for k in range(max(map(len, pool), default=0)) for q in pool if k < len(q)][:sources_per_target]
+        for i in chosen:
+            c = clips[i]
+            out = vc.convert(c.audio, target=vector)
+            e_out = enc.embed(out, rate)
+            to_t, to_s = float(e_out @ target_emb), float(e_out @ voice_embedding(c.speaker, {i}))
+            add("fewshot/kind", c.kind)
+            add("fewshot/to_target", to_t)
+            add("fewshot/to_source", to_s)
+            add("fewshot/closer", float(to_t > to_s))
+            w, e, n = wer_of(c, out)
+            add("fewshot/wer", w)
+            add("fewshot/errors", e)
+            add("fewshot/words", n)
+            add("fewshot/source_errors", wer_of(c, c.audio)[1] if c.text else 0)
+            add("fewshot/f0_corr", f0_correlation(c.audio, out, rate))
+
+    # 3. real speech to named voices
+    train = read_manifest(manifest, split="train")
+    named = [n for n in named if n in vc.speakers]
+    for name in tqdm(named, desc="real -> named voices", disable=not progress):
+        judge = [vc.load_audio(u.path) for u in train if u.speaker == name][:8]
+        if not judge:
+            raise ValueError(f"{manifest}: named voice {name!r} has no train clips for the judges' reference")
+        target_emb = enc.embed_many(judge, rate).mean(0)
+        target_emb /= np.linalg.norm(target_emb)
+        for i in scored:
+            c = clips[i]
+            if c.kind != "real":
+                continue
+            e_out = enc.embed(vc.convert(c.audio, target=name), rate)
+            to_t, to_s = float(e_out @ target_emb), float(e_out @ voice_embedding(c.speaker, {i}))
+            add("named/to_target", to_t)
+            add("named/to_source", to_s)
+            add("named/closer", float(to_t > to_s))
+
+    # 4. anomaly score
+    speech = [vc.score(c.audio, n_samples=is_samples) for c in tqdm(clips, desc="log p(x)", disable=not progress)]
+    noise = [vc.score(w, n_samples=is_samples) for w in non_speech_clips(rate).values()]
+    real = [s for s, c in zip(speech, clips) if c.kind == "real"]
+    synthetic = [s for s, c in zip(speech, clips) if c.kind != "real"]
+    threshold = vc.anomaly_threshold
+    anomaly = {
+        "AUROC real speech vs non-speech": auroc(real, noise) if real else math.nan,
+        "AUROC synthetic speech vs non-speech": auroc(synthetic, noise) if synthetic else math.nan,
+        "real clips flagged unlike the training data": float(sum(s < threshold for s in real)),
+        "real clips": float(len(real)),
+        "median log p(x) / frame, real": float(np.median(real)) if real else math.nan,
+        "highest non-speech log p(x) / frame": float(max(noise)),
+        "anomaly threshold": threshold,
+    }
+    return {"summary": summarise(per, anomaly), "clips": per}
+
+
+def _wer(errors: list[int], words: list[int], keep: list[bool]) -> float:
+    n = sum(w for w, k in zip(words, keep) if k)
+    return sum(e for e, k in zip(errors, keep) if k) / n if n else math.nan
+
+
+def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    kinds = per.get("resynth/kind", [])
+    if kinds:
+        section = {"clips": float(len(kinds))}
+        for kind in ["real", *sorted(set(kinds) - {"real"})]:
+            keep = [k == kind for k in kinds]
+            if any(keep):
+                section[f"similarity to original [{kind}]"] = float(
+                    np.mean([v for v, k in zip(per["resynth/similarity"], keep) if k])
+                )
+                section[f"WER [{kind}]"] = _wer(per["resynth/errors"], per["resynth/words"], keep)
+        out["resynthesis of held-out clips"] = section
+    kinds = per.get("fewshot/kind", [])
+    if kinds:
+        section = {
+            "conversions": float(len(kinds)),
+            "closer to target (share)": float(np.mean(per["fewshot/closer"])),
+            "similarity to target": float(np.mean(per["fewshot/to_target"])),
+            "similarity to source": float(np.mean(per["fewshot/to_source"])),
+            "F0 correlation with source": float(np.nanmean(per["fewshot/f0_corr"])),
+        }
+        for kind in ["real", *sorted(set(kinds) - {"real"})]:
+            keep = [k == kind for k in kinds]
+            if any(keep):
+                section[f"closer to target [{kind} sources]"] = float(
+                    np.mean([v for v, k in zip(per["fewshot/closer"], keep) if k])
+                )
+                section[f"WER converted [{kind}]"] = _wer(per["fewshot/errors"], per["fewshot/words"], keep)
+                section[f"WER source [{kind}]"] = _wer(per["fewshot/source_errors"], per["fewshot/words"], keep)
+        out["few-shot cloning of held-out voices"] = section
+    if per.get("named/closer"):
+        out["real speech to named voices"] = {
+            "conversions": float(len(per["named/closer"])),
+            "closer to target (share)": float(np.mean(per["named/closer"])),
+            "similarity to target": float(np.mean(per["named/to_target"])),
+            "similarity to source": float(np.mean(per["named/to_source"])),
+        }
+    out["anomaly score"] = anomaly
+    return out
+
+
+# Per-clip measures two models are compared on, and whether higher is better.
+PAIRED = {
+    "resynth/similarity": "resynthesis: similarity to original",
+    "resynth/wer": "resynthesis: WER per clip",
+    "fewshot/to_target": "few-shot: similarity to target",
+    "fewshot/closer": "few-shot: closer to target",
+    "fewshot/wer": "few-shot: WER per clip",
+    "named/to_target": "real to named: similarity to target",
+    "named/closer": "real to named: closer to target",
+}
+
+
+def compare(new: dict, old: dict) -> list[tuple[str, Difference]]:
+    """Paired per-clip differences new - old for each measure in PAIRED (same clips, same order)."""
+    rows = []
+    for key, label in PAIRED.items():
+        a, b = new["clips"].get(key, []), old["clips"].get(key, [])
+        if a and len(a) == len(b):
+            rows.append((label, paired_difference([float(x) for x in a], [float(x) for x in b])))
+    return rows
+
+
+def to_markdown(report: dict, baseline: dict | None = None, names: tuple[str, str] = ("model", "baseline")) -> str:
+    lines = []
+    sections = report["summary"]
+    for section, values in sections.items():
+        other = baseline["summary"].get(section, {}) if baseline else {}
+        head = f"| measure | {names[0]} |" + (f" {names[1]} |" if baseline else "")
+        lines += [f"**{section}**", "", head, "| --- | --- |" + (" --- |" if baseline else "")]
+        for k, v in values.items():
+            fmt = (
+                "{:.0f}"
+                if k in ("clips", "conversions", "real clips", "real clips flagged unlike the training data")
+                else "{:.3f}"
+            )
+            row = f"| {k} | {fmt.format(v)} |"
+            if baseline:
+                row += f" {fmt.format(other[k]) if k in other else '-'} |"
+            lines.append(row)
+        lines.append("")
+    if baseline:
+        lines += [
+            f"**paired differences, {names[0]} - {names[1]} (95% interval, per clip)**",
+            "",
+            "| measure | mean | 95% interval | clips up / n |",
+            "| --- | --- | --- | --- |",
+        ]
+        for label, d in compare(report, baseline):
+            lines.append(f"| {label} | {d.mean:+.3f} | [{d.low:+.3f}, {d.high:+.3f}] | {d.above} / {d.n} |")
+        lines.append("")
+    return "\n".join(lines)
