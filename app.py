@@ -16,7 +16,8 @@ from pathlib import Path
 # Gradio reads this at import time; the demo must not phone home.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from voicevae.demo import Demo, DemoConfig, DemoError  # noqa: E402  (after the environment is set)
+from voicevae.api import DEFAULT_VOCODER  # noqa: E402  (after the environment is set)
+from voicevae.demo import Demo, DemoConfig, DemoError  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,7 +28,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--models-dir", type=Path, default=Path("models"), help="folder whose */model.pt are offered in the model picker"
     )
     p.add_argument("--model", type=Path, default=None, help="a model folder (model.pt + vectors.pt) selected at start")
-    p.add_argument("--vocoder", default="hifigan", help="vocoder selected at start: hifigan, griffinlim or fast")
+    p.add_argument(
+        "--vocoder",
+        default=DEFAULT_VOCODER,
+        help=f"vocoder selected at start: fast, hifigan or griffinlim (default {DEFAULT_VOCODER})",
+    )
     p.add_argument("--device", default=None, help="torch device (default: cuda when available)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="uploads larger than this are refused")
     p.add_argument("--max-seconds", type=float, default=60.0, help="clips longer than this are refused")

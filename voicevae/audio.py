@@ -16,6 +16,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from .checkpoint import follow_umask
+
 # Sample rates accepted at input; outside this band is almost surely a mistake
 # (a wrong header, a raw file) rather than speech.
 MIN_RATE, MAX_RATE = 8000, 192000
@@ -58,6 +60,10 @@ def to_model_audio(wav: np.ndarray | torch.Tensor, rate: int, target_rate: int, 
 def load_audio(path: str | os.PathLike, target_rate: int) -> torch.Tensor:
     """Read any soundfile-supported file as mono float32 at `target_rate`. Returns (T,)."""
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(
+            f"{path}: is a folder; convert one clip at a time here, or a folder with convert_files / `voicevae convert`"
+        )
     if not path.is_file():
         raise AudioError(f"{path}: no such file")
     try:
@@ -69,18 +75,34 @@ def load_audio(path: str | os.PathLike, target_rate: int) -> torch.Tensor:
     return to_model_audio(wav, rate, target_rate, str(path))
 
 
+# Output formats by file suffix: what soundfile writes, each with its usual encoding.
+_FORMATS: dict[str, dict[str, str]] = {
+    "wav": {"format": "WAV", "subtype": "PCM_16"},
+    "flac": {"format": "FLAC", "subtype": "PCM_16"},
+    "ogg": {"format": "OGG", "subtype": "VORBIS"},
+}
+OUTPUT_FORMATS = tuple(_FORMATS)
+
+
 def save_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, rate: int, overwrite: bool = False) -> Path:
-    """Write (T,) float audio as 16-bit PCM WAV, atomically; refuses to overwrite unless asked."""
+    """Write (T,) float audio atomically, as the suffix says (.wav 16-bit PCM, .flac, .ogg Vorbis); refuses to overwrite unless asked.
+
+    The file gets the mode the umask gives any new file.
+    """
     path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in _FORMATS:
+        raise AudioError(f"{path}: cannot write {path.suffix or 'files without a suffix'}; choose .{', .'.join(OUTPUT_FORMATS)}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists; pass overwrite=True (or --force) to replace it")
     x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
     x = np.clip(x.astype(np.float32).reshape(-1), -1.0, 1.0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".wav")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     try:
-        sf.write(tmp, x, rate, subtype="PCM_16", format="WAV")
+        sf.write(tmp, x, rate, **_FORMATS[fmt])
+        follow_umask(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

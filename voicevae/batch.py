@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 
 import soundfile as sf
 import torch
+import torchaudio.functional as AF
 from tqdm import tqdm
 
-from .audio import AUDIO_SUFFIXES, save_audio
+from .audio import AUDIO_SUFFIXES, MAX_RATE, MIN_RATE, OUTPUT_FORMATS, save_audio
 
 if TYPE_CHECKING:  # api imports this module; the converter is only a type here
     from .api import Source, VoiceConverter
@@ -35,6 +36,8 @@ class BatchReport:
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    # What was done to an input that its owner may not expect (downmixing, resampling).
+    notes: list[str] = field(default_factory=list)
 
 
 def collect_inputs(items: Sequence[str | Path]) -> list[tuple[Path, Path]]:
@@ -60,10 +63,19 @@ def collect_inputs(items: Sequence[str | Path]) -> list[tuple[Path, Path]]:
     return found
 
 
-def output_path(path: Path, out_dir: Path, root: Path | None = None) -> Path:
-    """Where the conversion of `path` goes: its path relative to `root` (default: its name) under out_dir, as .wav."""
+def output_path(path: Path, out_dir: Path, root: Path | None = None, fmt: str = "wav") -> Path:
+    """Where the conversion of `path` goes: its path relative to `root` (default: its name) under out_dir, with suffix `fmt`."""
     rel = path.relative_to(root) if root is not None else Path(path.name)
-    return (out_dir / rel).with_suffix(".wav")
+    return (out_dir / rel).with_suffix(f".{fmt}")
+
+
+def check_unique_outputs(pairs: Sequence[tuple[Path, Path]]) -> None:
+    """Refuse two inputs that would be written to one output (src.flac and src.ogg both -> src.wav)."""
+    seen: dict[Path, Path] = {}
+    for src, out in pairs:
+        if out in seen and seen[out] != src:
+            raise ValueError(f"{seen[out]} and {src} would both be written to {out}; convert them in separate runs or rename one")
+        seen[out] = src
 
 
 def convert_files(
@@ -81,15 +93,22 @@ def convert_files(
     retrieval: float = 0.0,
     pitch_shift: float = 0.0,
     match_pitch: bool = False,
+    fmt: str = "wav",
+    sample_rate: int | None = None,
 ) -> BatchReport:
     """Convert (or, with target=None, resynthesize) many files into out_dir.
 
     Output paths mirror the inputs' paths relative to `root` (default: flat
-    names); see `convert_pairs` for the rest.
+    names), with the suffix of `fmt` (wav, flac or ogg); two inputs that would
+    share an output are refused before anything runs. See `convert_pairs`
+    for the rest.
     """
     out_dir = Path(out_dir)
     root = Path(root) if root is not None else None
-    pairs = [(Path(p), output_path(Path(p), out_dir, root)) for p in paths]
+    if fmt not in OUTPUT_FORMATS:
+        raise ValueError(f"output format {fmt!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
+    pairs = [(Path(p), output_path(Path(p), out_dir, root, fmt)) for p in paths]
+    check_unique_outputs(pairs)
     return convert_pairs(
         vc,
         pairs,
@@ -103,6 +122,7 @@ def convert_files(
         retrieval=retrieval,
         pitch_shift=pitch_shift,
         match_pitch=match_pitch,
+        sample_rate=sample_rate,
     )
 
 
@@ -119,8 +139,12 @@ def convert_pairs(
     retrieval: float = 0.0,
     pitch_shift: float = 0.0,
     match_pitch: bool = False,
+    sample_rate: int | None = None,
 ) -> BatchReport:
-    """Convert each (input file, output file) pair; outputs are 16-bit WAV at vc.sample_rate.
+    """Convert each (input file, output file) pair; each output's suffix picks its format (audio.save_audio).
+
+    Outputs are at `sample_rate` (default vc.sample_rate, the model's own).
+    `report.notes` says which inputs were mixed down to mono or resampled.
 
     Existing outputs are refused unless force=True; a file that fails is
     reported and the rest still run. `report.written` lists outputs in the
@@ -137,6 +161,9 @@ def convert_pairs(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     report = BatchReport()
+    out_rate = sample_rate or vc.sample_rate
+    if not MIN_RATE <= out_rate <= MAX_RATE:
+        raise ValueError(f"output sample rate {out_rate} Hz: choose one in {MIN_RATE}..{MAX_RATE}")
     # Reference clips are encoded once for the whole batch; names stay names
     # so the "stats" method can use the named speaker's spread.
     target_vec = target if target is None or isinstance(target, str) else vc.target_vector(target)
@@ -161,7 +188,9 @@ def convert_pairs(
             for (path, out, _), wav in zip(pending, audios):
                 try:
                     wav = vc.adjust_pitch(wav, target_vec, pitch_shift, match_pitch, target_hz)
-                    report.written.append(save_audio(out, wav, vc.sample_rate, overwrite=force))
+                    if out_rate != vc.sample_rate:
+                        wav = AF.resample(wav, vc.sample_rate, out_rate)
+                    report.written.append(save_audio(out, wav, out_rate, overwrite=force))
                 except (ValueError, OSError) as e:
                     fail(path, out, e)
         bar.update(len(pending))
@@ -172,6 +201,9 @@ def convert_pairs(
             try:
                 if out.exists() and not force:
                     raise FileExistsError(f"{out}: exists; pass --force to overwrite")
+                note = _input_note(path, vc.sample_rate)
+                if note:
+                    report.notes.append(note)
                 pending.append(
                     (
                         path,
@@ -187,6 +219,20 @@ def convert_pairs(
         if pending:
             flush()
     return report
+
+
+def _input_note(path: Path, rate: int) -> str | None:
+    """'x.wav: 2 channels mixed down to mono, 44100 Hz resampled to 22050 Hz', or None when neither applies."""
+    try:
+        info = sf.info(str(path))
+    except Exception:  # noqa: BLE001 - an unreadable file fails in the conversion, with its reason
+        return None
+    done = []
+    if info.channels > 1:
+        done.append(f"{info.channels} channels mixed down to mono")
+    if info.samplerate != rate:
+        done.append(f"{info.samplerate} Hz resampled to {rate} Hz")
+    return f"{path}: {', '.join(done)}" if done else None
 
 
 def _duration(path: Path) -> float:

@@ -13,6 +13,7 @@ target, so a crash mid-write never leaves a truncated checkpoint behind.
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,13 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, of another kind or of another version."""
 
 
+def follow_umask(path: str | os.PathLike) -> None:
+    """Give a file written through tempfile.mkstemp (always 0600) the mode a plain open() would: 0666 & ~umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> Path:
     """Atomically write `payload` (plus format, version and kind) to `path`."""
     path = Path(path)
@@ -38,6 +46,7 @@ def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any])
             torch.save(data, f)
             f.flush()
             os.fsync(f.fileno())
+        follow_umask(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -53,6 +62,13 @@ def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...], map_lo
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # PyTorch's message advises retrying with weights_only=False, which runs
+        # whatever code the file holds: never the advice for a stranger's file.
+        raise CheckpointError(
+            f"{path}: holds Python objects other than tensors and plain values, which voicevae does not load "
+            "(unpickling them could run code); it is not a voicevae checkpoint"
+        ) from None
     except Exception as e:
         raise CheckpointError(f"{path}: not a readable checkpoint ({e.__class__.__name__}: {e})") from e
     if not isinstance(data, dict) or data.get("format") != FORMAT:

@@ -25,12 +25,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("voicevae.commands", "convert clips to a target voice"),
     "resynth": ("voicevae.commands", "encode, decode and vocode a folder of clips"),
     "score": ("voicevae.commands", "importance-sampled log p(x) per clip"),
+    "voices": ("voicevae.commands", "list a model's voices (and with --attributes its attribute directions)"),
     "evaluate": ("voicevae.evaluate", "objective voice-conversion evaluation protocol"),
 }
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("voicevae")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, str | None]:
     parser = argparse.ArgumentParser(prog="voicevae", description="voice cloning and resynthesis with a VAE")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in argv if not a.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():

@@ -1,4 +1,4 @@
-"""`voicevae convert`, `voicevae resynth` and `voicevae score`: the API over files and folders.
+"""`voicevae convert`, `resynth`, `score` and `voices`: the API over files and folders.
 
 Inputs may be files or folders (searched recursively for audio by
 `batch.collect_inputs`); outputs mirror each folder's tree under --out-dir.
@@ -15,15 +15,20 @@ from pathlib import Path
 
 import torch
 
-from .api import METHODS, VoiceConverter, load
-from .audio import AudioError
+from .api import DEFAULT_VOCODER, METHODS, VoiceConverter, load
+from .audio import OUTPUT_FORMATS, AudioError
 from .batch import collect_inputs
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, vocoder: bool = True) -> None:
     p.add_argument("--model", default=None, help="model.pt or a folder with model.pt + vectors.pt (default: the shipped model)")
     p.add_argument("--vectors", default=None, help="vector file (default: vectors.pt beside the model)")
-    p.add_argument("--vocoder", default="hifigan", help="hifigan, griffinlim, fast, or a vocoder checkpoint")
+    if vocoder:  # scoring never makes audio
+        p.add_argument(
+            "--vocoder",
+            default=DEFAULT_VOCODER,
+            help=f"fast, hifigan, griffinlim, or a vocoder checkpoint (default {DEFAULT_VOCODER})",
+        )
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
 
 
@@ -33,6 +38,8 @@ def _io(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--batch-size", type=int, default=None, help="clips vocoded together (default: 16 on a GPU, 1 on the CPU)")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, default="wav", help="output format (default wav, 16-bit PCM)")
+    p.add_argument("--sample-rate", type=int, default=None, help="output sample rate in Hz (default: the model's, 22050)")
 
 
 def add_arguments_convert(p: argparse.ArgumentParser) -> None:
@@ -78,7 +85,7 @@ def add_arguments_resynth(p: argparse.ArgumentParser) -> None:
 
 def add_arguments_score(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="audio files or folders")
-    _common(p)
+    _common(p, vocoder=False)
     p.add_argument("--samples", type=int, default=32, help="importance samples per clip (default 32)")
 
 
@@ -97,7 +104,8 @@ def parse_attributes(items: list[str]) -> dict[str, float]:
 
 
 def _converter(args: argparse.Namespace) -> VoiceConverter:
-    return load(args.model, vocoder=args.vocoder, device=args.device, vectors=args.vectors)
+    # Griffin-Lim has no weights to load: the cheapest stand-in where no audio is made.
+    return load(args.model, vocoder=getattr(args, "vocoder", "griffinlim"), device=args.device, vectors=args.vectors)
 
 
 def _run_batch(args: argparse.Namespace, vc: VoiceConverter, target: str | torch.Tensor | list[Path] | None) -> int:
@@ -105,6 +113,14 @@ def _run_batch(args: argparse.Namespace, vc: VoiceConverter, target: str | torch
     for f, root in collect_inputs(args.inputs):
         groups.setdefault(root, []).append(f)
     attrs = parse_attributes(getattr(args, "attribute", []))
+    # Names are checked once, before any file: a typo fails in a line, not once per clip.
+    if isinstance(target, str):
+        vc.target_vector(target)
+    unknown = [a for a in attrs if a not in vc.attributes]
+    if unknown:
+        from .vectors import unknown_message
+
+        raise ValueError(unknown_message("attribute", unknown[0], vc.attributes, "voicevae voices --attributes"))
     failed = 0
     for root, files in groups.items():
         report = vc.convert_files(
@@ -121,7 +137,11 @@ def _run_batch(args: argparse.Namespace, vc: VoiceConverter, target: str | torch
             retrieval=getattr(args, "retrieval", 0.0),
             pitch_shift=getattr(args, "pitch_shift", 0.0),
             match_pitch=getattr(args, "match_pitch", False),
+            fmt=args.format,
+            sample_rate=args.sample_rate,
         )
+        for note in report.notes:
+            print(f"note: {note}", file=sys.stderr)
         for _, reason in report.failed:
             print(f"failed: {reason}", file=sys.stderr)
         failed += len(report.failed)
@@ -161,3 +181,24 @@ def run_score(args: argparse.Namespace) -> int:
             continue
         print(f"{f}\t{s:.3f}\t{'unlike training data' if s < threshold else 'ok'}")
     return 1 if failed else 0
+
+
+def add_arguments_voices(p: argparse.ArgumentParser) -> None:
+    _common(p, vocoder=False)
+    p.add_argument("--attributes", action="store_true", help="list the attribute directions too")
+
+
+def run_voices(args: argparse.Namespace) -> int:
+    """Print the model's voices (one per line, with clip counts) and, with --attributes, its directions."""
+    vc = _converter(args)
+    if vc.vectors is None:
+        raise ValueError(f"{args.model or 'the model'}: has no vector file, so no named voices; give --vectors")
+    counts = vc.vectors.labels["speaker"].counts
+    print(f"# {len(vc.speakers)} voices (clips averaged into each vector)")
+    for s in vc.speakers:
+        print(f"{s}\t{counts[s]}")
+    if args.attributes:
+        print(f"# {len(vc.attributes)} attributes (use as --attribute NAME=AMOUNT)")
+        for a in vc.attributes:
+            print(a)
+    return 0

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import AUDIO_SUFFIXES
+from .checkpoint import follow_umask
 
 REQUIRED_COLUMNS = ("path", "speaker", "text", "split")
 SPLITS = ("train", "valid", "test_voice")
@@ -137,6 +138,7 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance], ove
                 audio = Path(u.path).resolve()
                 shown = audio.relative_to(root) if audio.is_relative_to(root) else audio
                 writer.writerow([shown.as_posix(), u.speaker, u.text, u.split, *(u.labels.get(n, "") for n in label_names)])
+        follow_umask(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

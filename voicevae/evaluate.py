@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .api import VoiceConverter, check_method, load
+from .api import DEFAULT_VOCODER, VoiceConverter, check_method, load
 from .commands import add_conversion_settings
 from .corpora import Utterance, read_manifest
 from .metrics import SpeakerEncoder, Transcriber, auroc, f0_correlation, word_errors
@@ -233,7 +233,7 @@ def to_markdown(results: dict[str, dict[str, float]]) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model.pt or folder (default: the shipped model)")
     p.add_argument("--manifest", default="data/synthetic/manifest.csv", help="manifest with train/valid/test_voice splits")
-    p.add_argument("--vocoder", default="hifigan")
+    p.add_argument("--vocoder", default=DEFAULT_VOCODER, help=f"default {DEFAULT_VOCODER}")
     p.add_argument(
         "--max-pairs", type=int, default=32, help="source clips per condition, round-robin over the voices (default 32)"
     )

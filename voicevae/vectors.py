@@ -16,6 +16,7 @@ another model is refused, because latents of two models share no axes.
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import math
 import warnings
@@ -45,6 +46,21 @@ def model_fingerprint(model: VAE) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
+
+
+class UnknownName(ValueError):
+    """A voice or attribute name the vector file does not hold."""
+
+
+def unknown_message(what: str, name: str, known: list[str], listing: str) -> str:
+    """'unknown voice 'Flite_SLT'; did you mean 'flite_slt'? ...' with close matches (case-insensitive)."""
+    lower = {k.lower(): k for k in known}
+    close = [lower[m] for m in difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.6)]
+    shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
+    known_part = f"known {what}s: {shown or 'none'} (list them with `{listing}`)"
+    if close:
+        return f"unknown {what} {name!r}; did you mean {' or '.join(map(repr, close))}? The {known_part}"
+    return f"unknown {what} {name!r}; {known_part}"
 
 
 @dataclass
@@ -78,7 +94,7 @@ class VectorSet:
         try:
             return self.labels["speaker"].means[name]
         except KeyError:
-            raise KeyError(f"unknown speaker {name!r}; known: {', '.join(self.speakers)}") from None
+            raise UnknownName(unknown_message("voice", name, self.speakers, "voicevae voices")) from None
 
     @property
     def within_speaker_std(self) -> torch.Tensor:
