@@ -84,15 +84,21 @@ _FORMATS: dict[str, dict[str, str]] = {
 OUTPUT_FORMATS = tuple(_FORMATS)
 
 
+def output_format(path: Path) -> dict[str, str]:
+    """soundfile's format and subtype for an output file, from its suffix; AudioError for others."""
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in _FORMATS:
+        raise AudioError(f"{path}: cannot write {path.suffix or 'files without a suffix'}; choose .{', .'.join(OUTPUT_FORMATS)}")
+    return _FORMATS[fmt]
+
+
 def save_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, rate: int, overwrite: bool = False) -> Path:
     """Write (T,) float audio atomically, as the suffix says (.wav 16-bit PCM, .flac, .ogg Vorbis); refuses to overwrite unless asked.
 
     The file gets the mode the umask gives any new file.
     """
     path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in _FORMATS:
-        raise AudioError(f"{path}: cannot write {path.suffix or 'files without a suffix'}; choose .{', .'.join(OUTPUT_FORMATS)}")
+    fmt = output_format(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: exists; pass overwrite=True (or --force) to replace it")
     x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
@@ -101,7 +107,7 @@ def save_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, rate: in
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)
     try:
-        sf.write(tmp, x, rate, **_FORMATS[fmt])
+        sf.write(tmp, x, rate, **fmt)
         follow_umask(tmp)
         os.replace(tmp, path)
     finally:

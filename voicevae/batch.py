@@ -25,6 +25,10 @@ import torchaudio.functional as AF
 from tqdm import tqdm
 
 from .audio import AUDIO_SUFFIXES, MAX_RATE, MIN_RATE, OUTPUT_FORMATS, save_audio
+from .streaming import convert_file
+
+# Files longer than this are converted block by block, in constant memory.
+STREAM_SECONDS = 30.0
 
 if TYPE_CHECKING:  # api imports this module; the converter is only a type here
     from .api import Source, VoiceConverter
@@ -157,6 +161,7 @@ def convert_pairs(
     so little of a batch is padding.
     """
     jobs = [(Path(path), Path(out)) for path, out in pairs]
+    seconds = {path: _duration(path) for path, _ in jobs}
     batch_size = batch_size or (16 if vc.device.type == "cuda" else 1)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -193,17 +198,37 @@ def convert_pairs(
                     report.written.append(save_audio(out, wav, out_rate, overwrite=force))
                 except (ValueError, OSError) as e:
                     fail(path, out, e)
-        bar.update(len(pending))
+        bar.update(sum(seconds[path] for path, _, _ in pending))
         pending.clear()
 
-    with tqdm(total=len(jobs), desc="converting", disable=not progress) as bar:
-        for path, out in sorted(jobs, key=lambda job: _duration(job[0])) if batch_size > 1 else jobs:
+    # Long files stream through block by block (streaming.py: the same samples
+    # in constant memory) unless an option needs the whole clip at once.
+    whole_clip_options = bool(retrieval or pitch_shift or match_pitch)
+    total = sum(seconds.values())
+    with tqdm(total=round(total, 1), desc="converting", unit="s audio", disable=not progress) as bar:
+        for path, out in sorted(jobs, key=lambda job: seconds[job[0]]) if batch_size > 1 else jobs:
             try:
                 if out.exists() and not force:
                     raise FileExistsError(f"{out}: exists; pass --force to overwrite")
                 note = _input_note(path, vc.sample_rate)
                 if note:
                     report.notes.append(note)
+                if seconds[path] > STREAM_SECONDS and not whole_clip_options:
+                    done = 0.0
+
+                    def advance(s: float) -> None:
+                        nonlocal done
+                        done += s
+                        bar.update(s)
+
+                    try:
+                        written = convert_file(
+                            vc, path, out, target_vec, strength, attributes, method, out_rate, force, on_progress=advance
+                        )
+                    finally:
+                        bar.update(max(0.0, seconds[path] - done))  # the bar moves on past a failed file too
+                    report.written.append(written)
+                    continue
                 pending.append(
                     (
                         path,
@@ -213,7 +238,8 @@ def convert_pairs(
                 )
             except (ValueError, OSError) as e:  # AudioError, FileExistsError, unreadable files
                 fail(path, out, e)
-                bar.update(1)
+                if seconds[path] <= STREAM_SECONDS or whole_clip_options:
+                    bar.update(seconds[path])
             if len(pending) >= batch_size:
                 flush()
         if pending:
