@@ -229,13 +229,19 @@ def test_page_offers_example_clips(model_dir, tmp_path):
     assert len(datasets) == 1 and datasets[0]["props"]["sample_labels"] == ["awb", "slt"]
 
 
-def test_mel_image_puts_low_frequencies_at_the_bottom():
-    mel = torch.full((80, 10), -10.0)
-    mel[0] = 0.0  # loud lowest bin
-    img = mel_image(mel, row_height=2, min_width=25)
-    assert img.shape == (160, 30, 3)  # each frame 3 px wide
-    # The colour map runs from near-black to pale yellow.
-    assert (img[-2:] == [252, 253, 191]).all() and (img[:-2] == [0, 0, 4]).all()
+def test_mel_image_has_axes_and_puts_low_frequencies_at_the_bottom():
+    from voicevae.config import MelConfig
+
+    low, high = torch.full((80, 200), -10.0), torch.full((80, 200), -10.0)
+    low[:10], high[-10:] = 0.0, 0.0  # loud lowest or highest bins
+    a, b = mel_image(low, MelConfig()), mel_image(high, MelConfig())
+    assert a.dtype == np.uint8 and a.ndim == 3 and a.shape[2] == 3 and a.shape[0] > 150 and a.shape[1] > 500
+    h, w = a.shape[:2]
+    plot = slice(int(0.3 * w), int(0.6 * w))  # inside the axes, left of the colour bar
+    bottom, top = slice(int(0.72 * h), int(0.76 * h)), slice(int(0.05 * h), int(0.1 * h))  # lowest and highest bins
+    # Bright (pale yellow) where the energy is, dark elsewhere.
+    assert a[bottom, plot].mean() > a[top, plot].mean() + 50
+    assert b[top, plot].mean() > b[bottom, plot].mean() + 50
 
 
 def test_adapt_makes_a_new_model_whose_voice_is_the_target(demo, tmp_path):
@@ -264,3 +270,13 @@ def test_adapt_makes_a_new_model_whose_voice_is_the_target(demo, tmp_path):
     assert "a name of letters" in demo.on_adapt(recordings, "new voice", demo.default_model, "griffinlim")[-1]
     assert "upload recordings" in demo.on_adapt([], "other", demo.default_model, "griffinlim")[-1]
     assert "too little speech" in demo.on_adapt(recordings[:1], "short", demo.default_model, "griffinlim")[-1]
+
+
+def test_target_controls_follow_the_mode_and_the_default_target_is_a_clear_voice():
+    from voicevae.demo import TARGET_CLIPS, TARGET_RANDOM, TARGET_SPEAKER, default_target
+
+    for mode, shown in ((TARGET_SPEAKER, 0), (TARGET_CLIPS, 1), (TARGET_RANDOM, 2)):
+        updates = Demo.on_mode_change(mode)
+        assert [u["visible"] for u in updates] == [i == shown for i in range(3)]
+    assert default_target(["espeak_gb_f1", "flite_rms", "flite_slt"]) == "flite_slt"
+    assert default_target(["a", "b"]) == "a" and default_target([]) is None

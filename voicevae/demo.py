@@ -24,13 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import librosa.display
 import numpy as np
 import soundfile as sf
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from .api import DEFAULT_MODEL, DEFAULT_VOCODER, VoiceConverter, load
 from .audio import save_audio
 from .batch import convert_pairs
+from .config import MelConfig
 from .vocoder import FAST_ASSET
 
 DEFAULT_LABEL = "default (shipped)"
@@ -44,10 +48,12 @@ TARGET_SPEAKER = "named speaker"
 TARGET_CLIPS = "reference clips"
 TARGET_RANDOM = "random voice"
 TARGET_MODES = (TARGET_SPEAKER, TARGET_CLIPS, TARGET_RANDOM)
+# The target offered first: a clear recorded voice, not whichever name sorts first.
+PREFERRED_TARGETS = ("flite_slt", "flite_rms")
 
-# Anchor colours of matplotlib's "magma" at 0, 1/4, 1/2, 3/4, 1: perceptually
-# ordered, so the spectrogram reads correctly without pulling in matplotlib.
-_MAGMA = np.array([[0, 0, 4], [81, 18, 124], [183, 55, 121], [252, 137, 97], [252, 253, 191]], dtype=np.float64)
+
+def default_target(speakers: Sequence[str]) -> str | None:
+    return next((s for s in PREFERRED_TARGETS if s in speakers), speakers[0] if speakers else None)
 
 
 @dataclass
@@ -91,22 +97,35 @@ def available_vocoders() -> list[str]:
     return names
 
 
-def mel_image(mel: torch.Tensor, dynamic_range: float = 10.0, row_height: int = 3, min_width: int = 720) -> np.ndarray:
-    """Log-mel (n_mels, F) -> RGB image (n_mels * row_height, F * k, 3) uint8, low frequencies at the bottom.
+def mel_image(mel: torch.Tensor, config: MelConfig, dynamic_range: float = 10.0) -> np.ndarray:
+    """Log-mel (n_mels, F) -> RGB image (H, W, 3) uint8: a labelled spectrogram with time and mel-frequency axes and a colour bar.
 
-    Each frame is drawn k = ceil(min_width / F) pixels wide so a short clip
-    still fills the panel (Gradio keeps the aspect ratio). Values more than
-    `dynamic_range` natural-log units below the peak are drawn black, so
-    silence does not wash out the colour scale.
+    Drawn by librosa.display on a matplotlib figure (Agg, no display needed).
+    Values more than `dynamic_range` natural-log units below the peak are
+    drawn at the bottom of the scale, so silence does not wash out the colours.
     """
     x = mel.detach().float().cpu().numpy()
     hi = float(x.max())
-    lo = max(float(x.min()), hi - dynamic_range)
-    t = (np.clip(x, lo, hi) - lo) / max(hi - lo, 1e-6)
-    t = np.repeat(np.repeat(t[::-1], row_height, axis=0), -(-min_width // t.shape[1]), axis=1)
-    stops = np.linspace(0.0, 1.0, len(_MAGMA))
-    rgb = np.stack([np.interp(t, stops, _MAGMA[:, c]) for c in range(3)], axis=-1)
-    return rgb.round().astype(np.uint8)
+    fig = Figure(figsize=(7.2, 2.4), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    img = librosa.display.specshow(
+        x,
+        sr=config.sample_rate,
+        hop_length=config.hop_length,
+        x_axis="time",
+        y_axis="mel",
+        fmin=config.f_min,
+        fmax=config.f_max,
+        htk=False,
+        cmap="magma",
+        vmin=hi - dynamic_range,
+        vmax=hi,
+        ax=ax,
+    )
+    fig.colorbar(img, ax=ax, label="log magnitude (nats)")
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()  # type: ignore[attr-defined]
 
 
 def _slug(text: str) -> str:
@@ -237,6 +256,15 @@ class Demo:
 
     # ----- handlers -----------------------------------------------------------------
 
+    @staticmethod
+    def on_mode_change(mode: str) -> tuple[Any, Any, Any]:
+        """Show the control of the chosen target mode only: (speaker, reference clips, seed)."""
+        return (
+            gr.update(visible=mode == TARGET_SPEAKER),
+            gr.update(visible=mode == TARGET_CLIPS),
+            gr.update(visible=mode == TARGET_RANDOM),
+        )
+
     def on_model_change(self, model: str, vocoder: str, current: str | None = None) -> tuple[Any, ...]:
         """Load the chosen model: new speaker list (keeping `current` when the model has it), sliders, and a status line."""
         try:
@@ -244,7 +272,7 @@ class Demo:
         except DemoError as e:
             return (gr.update(), *[gr.update() for _ in range(MAX_ATTRIBUTE_SLIDERS)], f"**Error:** {e}")
         speakers = vc.speakers
-        chosen = current if current in speakers else (speakers[0] if speakers else None)
+        chosen = current if current in speakers else default_target(speakers)
         speaker_update = gr.update(choices=speakers, value=chosen)
         attrs = vc.attributes
         sliders = [
@@ -329,7 +357,7 @@ class Demo:
             score_note = self._score_note(vc, wav)
             out = vc.convert(wav, target=target, strength=float(strength), attributes=self._amounts(vc, amounts), **controls)
             path = save_audio(self._next_path(f"{Path(source).stem}_to_{target_name}", ".wav"), out, vc.sample_rate)
-            images = mel_image(vc.mel(wav)), mel_image(vc.mel(out))
+            images = mel_image(vc.mel(wav), vc.model.mel_config), mel_image(vc.mel(out), vc.model.mel_config)
         except (DemoError, ValueError, KeyError, OSError) as e:  # AudioError is a ValueError
             return None, None, None, score_note, f"**Error:** {_message(e, [p for p in (source, *(refs or [])) if p])}"
         status = f"Converted {wav.shape[0] / vc.sample_rate:.1f} s to **{target_name}** (strength {float(strength):g})."
@@ -449,17 +477,19 @@ class Demo:
                         )
                     mode = gr.Radio(list(TARGET_MODES), value=TARGET_SPEAKER, label="Target voice from", elem_id="mode")
                     speaker = gr.Dropdown(
-                        vc.speakers, value=vc.speakers[0] if vc.speakers else None, label="Target speaker", elem_id="speaker"
+                        vc.speakers, value=default_target(vc.speakers), label="Target speaker", elem_id="speaker"
                     )
+                    # Each mode shows its own control only (on_mode_change).
                     refs = gr.File(
                         file_count="multiple",
                         file_types=["audio"],
                         label="Reference clips of the target voice (few-shot cloning)",
                         elem_id="refs",
                         height=140,
+                        visible=False,
                     )
                     with gr.Row():
-                        seed = gr.Number(value=0, precision=0, label="Random voice seed", elem_id="seed")
+                        seed = gr.Number(value=0, precision=0, label="Random voice seed", elem_id="seed", visible=False)
                         random_btn = gr.Button("Random new voice", elem_id="random")
                     strength = gr.Slider(
                         0.0,
@@ -540,6 +570,7 @@ class Demo:
             # Choosing a speaker or uploading reference clips says which target is meant.
             speaker.input(self.on_speaker_chosen, None, mode, api_visibility="private")
             refs.upload(self.on_refs_uploaded, None, mode, api_visibility="private")
+            mode.change(self.on_mode_change, mode, [speaker, refs, seed], api_visibility="private")
             model_outputs = [speaker, *sliders, status]
             model.change(self.on_model_change, [model, vocoder, speaker], model_outputs, api_name="load_model")
             vocoder.change(self.on_model_change, [model, vocoder, speaker], model_outputs, api_visibility="private")
