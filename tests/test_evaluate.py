@@ -136,3 +136,20 @@ def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path):
     assert diffs["resynthesis: similarity to original"].n == 2 and diffs["resynthesis: similarity to original"].mean != 0
     table = to_markdown(a, b, ("new", "old"))
     assert "paired differences, new - old" in table and "| few-shot: similarity to target |" in table
+
+
+def test_compare_pairs_two_saved_reports(tmp_path, capsys):
+    import json
+
+    from voicevae.cli import main
+
+    def report(sims):
+        return {"model": {"summary": {"resynthesis of held-out clips": {"clips": 3.0}}, "clips": {"resynth/similarity": sims}}}
+
+    new, old = tmp_path / "new.json", tmp_path / "old.json"
+    new.write_text(json.dumps(report([0.9, 0.8, 0.85])))
+    old.write_text(json.dumps(report([0.7, 0.7, 0.8])))
+    assert main(["evaluate", "--unseen", "--compare", str(new), str(old)]) == 0
+    out = capsys.readouterr().out
+    assert "paired differences, new - old" in out
+    assert "| resynthesis: similarity to original | +0.117 |" in out and "| 3 / 3 |" in out

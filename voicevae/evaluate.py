@@ -260,7 +260,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="instead: the unseen-voices protocol on test_voice clips and packaged real recordings (evaluate_unseen.py)",
     )
-    p.add_argument("--baseline", help="with --unseen: also run this model (folder or model.pt) and pair the two clip by clip")
+    p.add_argument(
+        "--baseline",
+        help="with --unseen: also run this model (folder or model.pt), or read its earlier --out JSON, and pair the two clip by clip",
+    )
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("NEW_JSON", "OLD_JSON"),
+        help="with --unseen: no run, only the paired table of two earlier --out JSON files",
+    )
     p.add_argument("--named", default="flite_slt,flite_rms", help="with --unseen: voices real speech is converted to")
     p.add_argument("--per-voice", type=int, default=8, help="with --unseen: clips per held-out voice (default 8)")
     p.add_argument("--sources-per-target", type=int, default=6, help="with --unseen: conversions per target (default 6)")
@@ -271,6 +280,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).exists():  # refused before the minutes of scoring, not after
         raise FileExistsError(f"{args.out}: exists; choose another --out")
+    if args.compare:
+        from .evaluate_unseen import to_markdown as unseen_markdown
+
+        new, old = (json.loads(Path(p).read_text())["model"] for p in args.compare)
+        table = unseen_markdown(new, old, (Path(args.compare[0]).stem, Path(args.compare[1]).stem))
+        print(table)
+        if args.out:
+            Path(args.out).write_text(table)
+        return 0
     vc = load(args.model, vocoder=args.vocoder, device=args.device)
     if args.cloning:
         return run_cloning(args, vc)
@@ -333,7 +351,8 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
     from .evaluate_unseen import to_markdown as unseen_markdown
 
     named = [n for n in args.named.split(",") if n]
-    base = load(args.baseline, vocoder=args.vocoder, device=args.device) if args.baseline else None
+    from_json = bool(args.baseline) and Path(args.baseline).suffix == ".json"
+    base = load(args.baseline, vocoder=args.vocoder, device=args.device) if args.baseline and not from_json else None
     for model, converter in ((args.model or "the shipped model", vc), (args.baseline, base)):
         missing = [n for n in named if converter is not None and n not in converter.speakers]
         if missing:
@@ -342,6 +361,11 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
     settings = dict(named=named, sources_per_target=args.sources_per_target)
     report = unseen_protocol(vc, clips, args.manifest, **settings)
     baseline = unseen_protocol(base, clips, args.manifest, **settings) if base is not None else None
+    if from_json:
+        # An earlier run of the same protocol: the same clips in the same order, or the pairing is meaningless.
+        baseline = json.loads(Path(args.baseline).read_text())["model"]
+        if any(len(baseline["clips"].get(k, [])) != len(v) for k, v in report["clips"].items()):
+            raise ValueError(f"--baseline {args.baseline}: scored other clips than this run (another manifest or settings?)")
     names = (Path(args.model).name if args.model else "shipped", Path(args.baseline).name if args.baseline else "")
     table = (
         f"Settings: {args.manifest} test_voice (up to {args.per_voice} clips per voice) and packaged recordings, "
