@@ -143,13 +143,18 @@ def test_compare_pairs_two_saved_reports(tmp_path, capsys):
 
     from voicevae.cli import main
 
-    def report(sims):
-        return {"model": {"summary": {"resynthesis of held-out clips": {"clips": 3.0}}, "clips": {"resynth/similarity": sims}}}
+    def report(sims, keys=("a", "b", "c")):
+        clips = {"resynth/similarity": sims, "resynth/key": list(keys)}
+        return {"model": {"summary": {"resynthesis of held-out clips": {"clips": 3.0}}, "clips": clips}}
 
-    new, old = tmp_path / "new.json", tmp_path / "old.json"
+    new, old, other = tmp_path / "new.json", tmp_path / "old.json", tmp_path / "other.json"
     new.write_text(json.dumps(report([0.9, 0.8, 0.85])))
     old.write_text(json.dumps(report([0.7, 0.7, 0.8])))
+    other.write_text(json.dumps(report([0.7, 0.7, 0.8], keys=("a", "c", "b"))))
     assert main(["evaluate", "--unseen", "--compare", str(new), str(old)]) == 0
     out = capsys.readouterr().out
     assert "paired differences, new - old" in out
     assert "| resynthesis: similarity to original | +0.117 |" in out and "| 3 / 3 |" in out
+    # Reports of other clips (or another order) are not paired.
+    assert main(["evaluate", "--unseen", "--compare", str(new), str(other)]) == 1
+    assert "scored other clips" in capsys.readouterr().err

@@ -33,11 +33,14 @@ def speechlike(seconds: float, rate: int, channels: int = 1) -> np.ndarray:
     return np.stack([w, 0.5 * w], axis=1) if channels == 2 else w
 
 
-@pytest.mark.parametrize(("orig", "new"), [(44100, 22050), (16000, 22050), (22050, 16000), (22050, 22050)])
-def test_resampler_gives_the_whole_signal_samples(orig, new):
+@pytest.mark.parametrize(
+    ("orig", "new"), [(44100, 22050), (16000, 22050), (22050, 16000), (22050, 22050), (8000, 22050), (48000, 22050)]
+)
+@pytest.mark.parametrize("sizes", [[5000, 1, 7777, 20000, 3], [2400]])  # mixed, and short blocks from the start
+def test_resampler_gives_the_whole_signal_samples(orig, new, sizes):
     x = torch.randn(orig * 3 + 17)
     r, pieces, i = Resampler(orig, new), [], 0
-    for size in [5000, 1, 7777, 20000, 3] * 10:
+    for size in sizes * 200:
         if i >= x.numel():
             break
         pieces.append(r.feed(x[i : i + size], last=i + size >= x.numel()))
@@ -56,18 +59,20 @@ def test_mel_stream_frames_equal_the_frontend(vc):
     torch.testing.assert_close(torch.cat(pieces, dim=-1), vc.frontend(x), atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("seconds", [1.0, 9.0])  # inside one window, and across many
-def test_streamed_file_matches_the_whole_file_path(vc, tmp_path, seconds):
+# Inside one window; just over a window, where decode_with_speaker still takes the clip whole
+# (172 frames <= chunk 128 + 2 x 32), with blocks that end past a window first; across many.
+@pytest.mark.parametrize(("seconds", "block"), [(1.0, 0.7), (2.0, 0.1), (9.0, 0.7)])
+def test_streamed_file_matches_the_whole_file_path(vc, tmp_path, seconds, block):
     src = tmp_path / "src.wav"
     sf.write(src, speechlike(seconds, 44100, channels=2), 44100)
     target = torch.randn(4)
     whole = vc.vocode_many([vc.convert_mel(src, target, strength=0.7)])[0].numpy()
-    out = convert_file(vc, src, tmp_path / "out.wav", target, strength=0.7, block_seconds=0.7)
+    out = convert_file(vc, src, tmp_path / "out.wav", target, strength=0.7, block_seconds=block)
     got, rate = sf.read(out, dtype="float32")
     assert rate == 22050 and got.shape == whole.shape
     np.testing.assert_allclose(got, whole, atol=1e-4)  # 16-bit rounding of the file
     # An output at another rate is the whole output resampled.
-    flac = convert_file(vc, src, tmp_path / "out.flac", target, strength=0.7, sample_rate=16000, block_seconds=0.7)
+    flac = convert_file(vc, src, tmp_path / "out.flac", target, strength=0.7, sample_rate=16000, block_seconds=block)
     got16, rate = sf.read(flac, dtype="float32")
     want16 = AF.resample(torch.from_numpy(whole), 22050, 16000).clamp(-1, 1).numpy()
     assert rate == 16000 and got16.shape == want16.shape

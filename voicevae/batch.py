@@ -207,6 +207,7 @@ def convert_pairs(
     total = sum(seconds.values())
     with tqdm(total=round(total, 1), desc="converting", unit="s audio", disable=not progress) as bar:
         for path, out in sorted(jobs, key=lambda job: seconds[job[0]]) if batch_size > 1 else jobs:
+            streamed = False
             try:
                 if out.exists() and not force:
                     raise FileExistsError(f"{out}: exists; pass --force to overwrite")
@@ -214,7 +215,7 @@ def convert_pairs(
                 if note:
                     report.notes.append(note)
                 if seconds[path] > STREAM_SECONDS and not whole_clip_options:
-                    done = 0.0
+                    streamed, done = True, 0.0
 
                     def advance(s: float) -> None:
                         nonlocal done
@@ -236,9 +237,9 @@ def convert_pairs(
                         vc.convert_mel(path, target_vec, strength, attributes, method, retrieval=retrieval, matching=matching),
                     )
                 )
-            except (ValueError, OSError) as e:  # AudioError, FileExistsError, unreadable files
+            except (ValueError, OSError, RuntimeError) as e:  # AudioError, FileExistsError, unreadable files
                 fail(path, out, e)
-                if seconds[path] <= STREAM_SECONDS or whole_clip_options:
+                if not streamed:  # a streamed file's seconds are on the bar already
                     bar.update(seconds[path])
             if len(pending) >= batch_size:
                 flush()

@@ -102,10 +102,16 @@ def unseen_protocol(
     scored = [i for s, idx in by_voice.items() for i in (idx[ref_clips:] if s in refs else idx)]
     emb = enc.embed_many([c.audio for c in clips], rate)  # (N, D), unit rows
 
-    def voice_embedding(speaker: str, exclude: set[int]) -> np.ndarray:
-        rows = [i for i in by_voice[speaker] if i not in exclude] or by_voice[speaker]
+    def voice_embedding(speaker: str, exclude: set[int]) -> np.ndarray | None:
+        """Mean embedding of the voice's other clips; None for a voice with no other clip."""
+        rows = [i for i in by_voice[speaker] if i not in exclude]
+        if not rows:
+            return None
         e = emb[rows].mean(0)
         return e / np.linalg.norm(e)
+
+    def similarity(e: np.ndarray, ref: np.ndarray | None) -> float:
+        return float(e @ ref) if ref is not None else math.nan
 
     def wer_of(c: Clip, wav: torch.Tensor) -> tuple[float, int, int]:
         if c.text is None:
@@ -122,6 +128,7 @@ def unseen_protocol(
     for i in tqdm(scored, desc="resynthesize", disable=not progress):
         c = clips[i]
         out = vc.resynthesize(c.audio)
+        add("resynth/key", c.name)
         add("resynth/kind", c.kind)
         add("resynth/similarity", float(enc.embed(out, rate) @ emb[i]))
         w, e, n = wer_of(c, out)
@@ -135,6 +142,7 @@ def unseen_protocol(
     for t in tqdm(targets, desc="few-shot cloning", disable=not progress):
         vector = vc.speaker_vector([clips[i].audio for i in refs[t]])
         target_emb = voice_embedding(t, set(refs[t]))
+        assert target_emb is not None  # a target has clips beyond its references
         others = [s for s in sorted(by_voice) if s != t]
         pool = [[i for i in scored if clips[i].speaker == s] for s in others]
         chosen = [q[k] for k in range(max(map(len, pool), default=0)) for q in pool if k < len(q)][:sources_per_target]
@@ -142,11 +150,13 @@ def unseen_protocol(
             c = clips[i]
             out = vc.convert(c.audio, target=vector)
             e_out = enc.embed(out, rate)
-            to_t, to_s = float(e_out @ target_emb), float(e_out @ voice_embedding(c.speaker, {i}))
+            # A source voice with one clip has nothing else to judge "closer to the source" by: NaN, left out.
+            to_t, to_s = float(e_out @ target_emb), similarity(e_out, voice_embedding(c.speaker, {i}))
+            add("fewshot/key", f"{c.name}->{t}")
             add("fewshot/kind", c.kind)
             add("fewshot/to_target", to_t)
             add("fewshot/to_source", to_s)
-            add("fewshot/closer", float(to_t > to_s))
+            add("fewshot/closer", math.nan if math.isnan(to_s) else float(to_t > to_s))
             w, e, n = wer_of(c, out)
             add("fewshot/wer", w)
             add("fewshot/errors", e)
@@ -168,10 +178,11 @@ def unseen_protocol(
             if c.kind != "real":
                 continue
             e_out = enc.embed(vc.convert(c.audio, target=name), rate)
-            to_t, to_s = float(e_out @ target_emb), float(e_out @ voice_embedding(c.speaker, {i}))
+            to_t, to_s = float(e_out @ target_emb), similarity(e_out, voice_embedding(c.speaker, {i}))
+            add("named/key", f"{c.name}->{name}")
             add("named/to_target", to_t)
             add("named/to_source", to_s)
-            add("named/closer", float(to_t > to_s))
+            add("named/closer", math.nan if math.isnan(to_s) else float(to_t > to_s))
 
     # 4. anomaly score
     speech = [vc.score(c.audio, n_samples=is_samples) for c in tqdm(clips, desc="log p(x)", disable=not progress)]
@@ -213,9 +224,9 @@ def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict
     if kinds:
         section = {
             "conversions": float(len(kinds)),
-            "closer to target (share)": float(np.mean(per["fewshot/closer"])),
+            "closer to target (share)": float(np.nanmean(per["fewshot/closer"])),
             "similarity to target": float(np.mean(per["fewshot/to_target"])),
-            "similarity to source": float(np.mean(per["fewshot/to_source"])),
+            "similarity to source": float(np.nanmean(per["fewshot/to_source"])),
             "F0 correlation with source": float(np.nanmean(per["fewshot/f0_corr"])),
         }
         for kind in ["real", *sorted(set(kinds) - {"real"})]:
@@ -230,9 +241,9 @@ def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict
     if per.get("named/closer"):
         out["real speech to named voices"] = {
             "conversions": float(len(per["named/closer"])),
-            "closer to target (share)": float(np.mean(per["named/closer"])),
+            "closer to target (share)": float(np.nanmean(per["named/closer"])),
             "similarity to target": float(np.mean(per["named/to_target"])),
-            "similarity to source": float(np.mean(per["named/to_source"])),
+            "similarity to source": float(np.nanmean(per["named/to_source"])),
         }
     out["anomaly score"] = anomaly
     return out
@@ -251,12 +262,20 @@ PAIRED = {
 
 
 def compare(new: dict, old: dict) -> list[tuple[str, Difference]]:
-    """Paired per-clip differences new - old for each measure in PAIRED (same clips, same order)."""
+    """Paired per-clip differences new - old for each measure in PAIRED.
+
+    Each section's clips are named (`<section>/key`: clip, or clip->target);
+    two reports that scored other clips, or in another order, are refused.
+    """
     rows = []
     for key, label in PAIRED.items():
         a, b = new["clips"].get(key, []), old["clips"].get(key, [])
-        if a and len(a) == len(b):
-            rows.append((label, paired_difference([float(x) for x in a], [float(x) for x in b])))
+        if not a or not b:
+            continue
+        section = key.split("/")[0]
+        if new["clips"].get(f"{section}/key") != old["clips"].get(f"{section}/key"):
+            raise ValueError(f"the two reports scored other clips in {section!r}: run both with the same manifest and settings")
+        rows.append((label, paired_difference([float(x) for x in a], [float(x) for x in b])))
     return rows
 
 

@@ -55,29 +55,28 @@ class Resampler:
         # Input samples of context kept on each side: torchaudio's kernel reaches
         # lowpass_filter_width (6) zero crossings, a few samples; 1024 is ample.
         self.context = self.o * math.ceil(1024 / self.o)
-        self.buffer = torch.zeros(0)
-        self.consumed = 0  # input samples before buffer[0] whose output is already out (a multiple of o)
+        self.buffer = torch.zeros(0)  # [held samples of left context][samples not yet resampled]
+        self.held = 0  # a multiple of o, so the buffer starts on the output grid
+        self.consumed = 0  # input samples whose output is out (a multiple of o)
         self.emitted = 0
 
     def feed(self, x: torch.Tensor, last: bool = False) -> torch.Tensor:
         if self.orig == self.new:
             return x
         self.buffer = torch.cat([self.buffer, x])
-        left = min(self.consumed, self.context)  # context before the part to emit
+        start = self.held * self.n // self.o  # output index of the first new sample
         if last:
             # Everything left: the end is the signal's end, zero-padded as the whole-signal call pads it.
-            out = AF.resample(self.buffer, self.orig, self.new)
-            total = math.ceil((self.consumed + self.buffer.numel() - left) * self.n / self.o)
-            return out[left * self.n // self.o :][: total - self.emitted]
-        # Emit output for input up to `stop` (a multiple of o), keeping `context` after it.
-        usable = (self.buffer.numel() - left - self.context) // self.o * self.o
+            total = math.ceil((self.consumed + self.buffer.numel() - self.held) * self.n / self.o)
+            return AF.resample(self.buffer, self.orig, self.new)[start:][: total - self.emitted]
+        # Resample what has `context` samples after it, in whole periods of o input samples.
+        usable = (self.buffer.numel() - self.held - self.context) // self.o * self.o
         if usable <= 0:
             return torch.zeros(0)
-        out = AF.resample(self.buffer, self.orig, self.new)
-        start = left * self.n // self.o
-        piece = out[start : start + usable * self.n // self.o]
-        keep_from = left + usable - self.context  # next call's left context starts here
-        self.buffer = self.buffer[keep_from:]
+        piece = AF.resample(self.buffer, self.orig, self.new)[start : start + usable * self.n // self.o]
+        behind = self.held + usable  # samples now behind the next new one
+        self.held = min(self.context, behind)
+        self.buffer = self.buffer[behind - self.held :]
         self.consumed += usable
         self.emitted += piece.numel()
         return piece
@@ -95,7 +94,10 @@ def read_blocks(path: Path, rate: int, block_seconds: float = BLOCK_SECONDS) -> 
         resampler = Resampler(f.samplerate, rate)
         block = max(1, int(block_seconds * f.samplerate))
         while True:
-            data = f.read(block, dtype="float32", always_2d=True)
+            try:
+                data = f.read(block, dtype="float32", always_2d=True)
+            except RuntimeError as e:  # libsndfile's error mid-file
+                raise AudioError(f"{path}: cannot read audio ({e})") from e
             last = f.tell() >= f.frames or data.shape[0] < block
             x = torch.from_numpy(data).mean(dim=1)
             if not torch.isfinite(x).all():
@@ -282,6 +284,17 @@ class VocoderStream:
         return torch.cat(pieces) if pieces else torch.zeros(0)
 
 
+def _window_ready(start: int, end: int, chunk: int, pad: int, last: bool) -> bool:
+    """Whether the VAE window [start - pad, start + chunk + pad) can run with `end` frames in.
+
+    It needs its right context; the first one also needs the file to be known
+    too long for decode_with_speaker's single window (chunk + 2 pad frames).
+    """
+    if last:
+        return True
+    return start + chunk + pad <= end and (start > 0 or end > chunk + 2 * pad)
+
+
 def convert_file(
     vc: VoiceConverter,
     path: str | Path,
@@ -324,8 +337,7 @@ def convert_file(
                 converted = []
                 if last and next_start == 0 and mels.end <= chunk + 2 * pad:
                     chunk = mels.end  # short enough that decode_with_speaker takes it whole
-                # A window [start - pad, start + chunk + pad) once its right context is in.
-                while next_start < mels.end and (last or next_start + chunk + pad <= mels.end):
+                while next_start < mels.end and _window_ready(next_start, mels.end, chunk, pad, last):
                     lo, hi = max(0, next_start - pad), min(mels.end, next_start + chunk + pad)
                     with torch.inference_mode():
                         piece = vc.model.convert(mels.window(lo, hi).to(vc.device).unsqueeze(0), z_s)[0].cpu()
@@ -335,7 +347,7 @@ def convert_file(
                     mels.drop_before(next_start - pad)
                 frames = torch.cat(converted, dim=-1) if converted else torch.zeros(mel.shape[0], 0)
                 audio = vocoder.feed(frames, last)
-                sink.write(resample_out.feed(audio, last).numpy().astype(np.float32))
+                sink.write(resample_out.feed(audio, last).clamp(-1.0, 1.0).numpy().astype(np.float32))
                 if on_progress is not None:
                     now = seen / vc.sample_rate
                     on_progress(now - reported)
