@@ -14,7 +14,7 @@ APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k fest
 PYTEST_ARGS ?=
 LOCK := requirements.lock
 
-.PHONY: setup apt demo test check lock convert-example corpus train-default default-model clean
+.PHONY: setup apt demo test check lock convert-example corpus corpus-recorded train-default default-model clean
 
 setup: apt $(VENV)/.installed
 
@@ -58,6 +58,16 @@ lock:
 
 corpus: setup
 	$(BIN)/voicevae make-corpus data/synthetic
+
+# Real recorded talkers from Debian main (recipes/recorded/README.md), merged with the synthetic corpus.
+RECORDED_PACKAGES := festvox-ru asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
+	asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-core-sounds-en asterisk-core-sounds-es \
+	asterisk-core-sounds-fr asterisk-core-sounds-it asterisk-core-sounds-ru asterisk-prompt-it-menardi-wav \
+	fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl hedgewars-data codec2-examples
+corpus-recorded: corpus
+	$(MAKE) apt APT_PACKAGES="$(RECORDED_PACKAGES)"
+	$(BIN)/voicevae make-recorded data/recorded
+	$(BIN)/voicevae merge-manifests data/synthetic/manifest.csv data/recorded/manifest.csv -o data/combined/manifest.csv --force
 
 train-default: setup
 	$(BIN)/voicevae train --config recipes/synthetic/config.yaml

@@ -190,3 +190,15 @@ def test_batched_files_match_one_by_one(vc, tone_corpus, tmp_path):
     alone = vc.convert(paths[0], target="spk1").numpy()
     x, _ = sf.read(tmp_path / "one" / paths[0].relative_to(root))
     np.testing.assert_allclose(alone, x, atol=1e-4)
+
+
+def test_vectors_for_chosen_label_columns(model_dir, tone_corpus):
+    from voicevae.vectors import compute_vectors
+
+    model = VAE.load(model_dir / "model.pt")
+    utts = read_manifest(tone_corpus, split="train")
+    assert compute_vectors(model, utts, is_samples=2, progress=False, f0_clips=0, label_columns=[]).directions == {}
+    chosen = compute_vectors(model, utts, is_samples=2, progress=False, f0_clips=0, label_columns=["gender"])
+    assert set(chosen.directions) == {"gender=f", "gender=m"}
+    with pytest.raises(ValueError, match="accent not a label column"):
+        compute_vectors(model, utts, is_samples=2, progress=False, f0_clips=0, label_columns=["accent"])

@@ -195,8 +195,13 @@ def compute_vectors(
     is_samples: int = 16,
     progress: bool = True,
     f0_clips: int = 20,
+    label_columns: list[str] | None = None,
 ) -> VectorSet:
     """Encode every utterance and build speaker vectors, attribute directions, score and F0 stats.
+
+    label_columns: the manifest labels that get attribute directions (default
+    all); a merged corpus has bookkeeping columns (licence, source) that make
+    no useful direction.
 
     f0_clips: clips per speaker whose pitch is tracked for its F0 statistics
     (pYIN is the slow part; 20 clips pin a median well); 0 skips them.
@@ -215,7 +220,13 @@ def compute_vectors(
     mu, logvar = torch.stack(mus), torch.stack(logvars)
     labels = {"speaker": label_stats(mu, [u.speaker for u in utterances])}
     directions: dict[str, torch.Tensor] = {}
-    columns = sorted({k for u in utterances for k in u.labels})
+    present = {k for u in utterances for k in u.labels}
+    missing = sorted(set(label_columns or []) - present)
+    if missing:
+        raise ValueError(
+            f"--labels: {', '.join(missing)} not a label column of the manifest (it has {', '.join(sorted(present))})"
+        )
+    columns = sorted(present if label_columns is None else set(label_columns))
     for col in columns:
         values = [u.labels.get(col, "") for u in utterances]
         labels[col] = label_stats(mu, values)
@@ -240,6 +251,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing vector file")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--f0-clips", type=int, default=20, help="clips per speaker for its F0 statistics (0: none)")
+    p.add_argument("--labels", help="comma list of label columns that get attribute directions (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -248,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out}: exists; pass --force to overwrite")
     model = VAE.load(args.model)
     utts = read_manifest(args.manifest, split=None if args.split == "all" else args.split)
-    vs = compute_vectors(model, utts, args.device, f0_clips=args.f0_clips)
+    labels = [c for c in args.labels.split(",") if c] if args.labels else None
+    vs = compute_vectors(model, utts, args.device, f0_clips=args.f0_clips, label_columns=labels)
     if not math.isfinite(vs.anomaly_threshold()):
         raise ValueError(f"{args.model}: log p(x) scores of the clips are not finite; the model may be broken")
     vs.save(out)
