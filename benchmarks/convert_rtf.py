@@ -5,8 +5,10 @@
 For each vocoder: wall time of load (file read + resample), mel, encode,
 latent arithmetic, decode and vocode for a 10 s clip (best of 3), reported as
 "x faster than real time". Then one long file is converted with the fastest
-vocoder and the peak resident memory of the process is printed, with the RSS
-before conversion for comparison.
+vocoder by `convert_files` (block by block, as `voicevae convert` does) and
+the peak resident memory of the process is printed, with the RSS before
+conversion for comparison (benchmarks/long_file_memory.py measures memory
+per length in fresh processes).
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ def main() -> None:
         sf.write(long, speechlike(60 * args.long_minutes, 22050, seed=1), 22050)
         vc = voicevae.load(args.model, vocoder=fastest[0], device="cpu")
         before = current_rss_mb()
-        wall = _timed(lambda: vc.convert(long, target=vc.speakers[0]))
+        # convert_files, as `voicevae convert` runs it: a long file streams through in blocks.
+        wall = _timed(lambda: vc.convert_files([long], Path(tmp) / "out", target=vc.speakers[0], progress=False))
         print(
             f"\n{args.long_minutes:g}-minute file with {fastest[0]}: {wall:.1f} s ({60 * args.long_minutes / wall:.1f}x real time), "
             f"RSS before {before:.0f} MB, peak RSS {peak_rss_mb():.0f} MB"
