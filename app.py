@@ -19,6 +19,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from voicevae.api import DEFAULT_VOCODER  # noqa: E402  (after the environment is set)
 from voicevae.demo import Demo, DemoConfig, DemoError  # noqa: E402
 
+UPLOAD_CAP_FACTOR = 10  # Gradio's own upload cap, in multiples of --max-upload-mb
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         server_name=args.host,
         server_port=args.port,
         share=False,
-        # Enforced by Gradio's upload route, before a handler sees the file.
-        max_file_size=f"{args.max_upload_mb:g}mb",
+        # Gradio's upload route refuses only what is far over the limit (a brief
+        # toast); a file between the limit and that cap reaches the handler,
+        # whose refusal names the file and its size in the status panel.
+        max_file_size=f"{UPLOAD_CAP_FACTOR * args.max_upload_mb:g}mb",
         allowed_paths=[],
         show_error=True,
     )
