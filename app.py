@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         # whose refusal names the file and its size in the status panel.
         max_file_size=f"{UPLOAD_CAP_FACTOR * args.max_upload_mb:g}mb",
         allowed_paths=[],
-        show_error=True,
+        # Handlers put their own refusals in the page; what escapes them (Gradio's
+        # refusal of a path on the server among it) must not echo server paths.
+        show_error=False,
     )
     return 0
 
