@@ -63,11 +63,12 @@ def load_checkpoint(path: str | os.PathLike, kind: str | tuple[str, ...], map_lo
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
-        # PyTorch's message advises retrying with weights_only=False, which runs
-        # whatever code the file holds: never the advice for a stranger's file.
+        # PyTorch's message (for junk and for pickled objects alike) advises
+        # retrying with weights_only=False, which runs whatever code the file
+        # holds: never the advice for a stranger's file, so it is not passed on.
         raise CheckpointError(
-            f"{path}: holds Python objects other than tensors and plain values, which voicevae does not load "
-            "(unpickling them could run code); it is not a voicevae checkpoint"
+            f"{path}: not a readable checkpoint: not a file voicevae wrote, or one holding Python objects beyond "
+            "tensors and plain values, which voicevae does not unpickle (that could run code)"
         ) from None
     except Exception as e:
         raise CheckpointError(f"{path}: not a readable checkpoint ({e.__class__.__name__}: {e})") from e
