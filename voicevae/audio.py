@@ -8,7 +8,6 @@ sample formats or rates.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from .checkpoint import follow_umask
+from .checkpoint import atomic_write
 
 # Sample rates accepted at input; outside this band is almost surely a mistake
 # (a wrong header, a raw file) rather than speech.
@@ -103,14 +102,6 @@ def save_audio(path: str | os.PathLike, wav: torch.Tensor | np.ndarray, rate: in
         raise FileExistsError(f"{path}: exists; pass overwrite=True (or --force) to replace it")
     x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
     x = np.clip(x.astype(np.float32).reshape(-1), -1.0, 1.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_write(path, path.suffix) as tmp:
         sf.write(tmp, x, rate, **fmt)
-        follow_umask(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,29 +30,42 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, of another kind or of another version."""
 
 
-def follow_umask(path: str | os.PathLike) -> None:
-    """Give a file written through tempfile.mkstemp (always 0600) the mode a plain open() would: 0666 & ~umask."""
+def _follow_umask(path: str | os.PathLike) -> None:
+    """Give a file made by tempfile.mkstemp (always 0600) the mode a plain open() would: 0666 & ~umask."""
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(path, 0o666 & ~mask)
 
 
-def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> Path:
-    """Atomically write `payload` (plus format, version and kind) to `path`."""
-    path = Path(path)
+@contextmanager
+def atomic_write(path: Path, suffix: str) -> Iterator[str]:
+    """Yield a temporary file's name beside `path`; once the block ends without error it replaces `path`.
+
+    Every file the toolkit writes (checkpoints, audio, manifests) goes through
+    here: a crash mid-write leaves neither a truncated `path` nor the
+    temporary file (`.<name>.<random><suffix>`), and the file gets the mode
+    the umask gives any new file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"format": FORMAT, "version": VERSION, "kind": kind, **payload}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        follow_umask(tmp)
+        yield tmp
+        _follow_umask(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict[str, Any]) -> Path:
+    """Atomically write `payload` (plus format, version and kind) to `path`."""
+    path = Path(path)
+    data = {"format": FORMAT, "version": VERSION, "kind": kind, **payload}
+    with atomic_write(path, ".tmp") as tmp, open(tmp, "wb") as f:
+        torch.save(data, f)
+        f.flush()
+        os.fsync(f.fileno())
     return path
 
 

@@ -22,13 +22,12 @@ import os
 import random
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import AUDIO_SUFFIXES
-from .checkpoint import follow_umask
+from .checkpoint import atomic_write
 
 REQUIRED_COLUMNS = ("path", "speaker", "text", "split")
 SPLITS = ("train", "valid", "test_voice")
@@ -125,24 +124,16 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance], ove
                 raise ManifestError(f"{path}: label {name!r} clashes with a required column")
             if name not in label_names:
                 label_names.append(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
     root = path.resolve().parent
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".csv")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow([*REQUIRED_COLUMNS, *label_names])
-            for u in utterances:
-                if not u.speaker:
-                    raise ManifestError(f"{path}: utterance {u.path} has an empty speaker")
-                audio = Path(u.path).resolve()
-                shown = audio.relative_to(root) if audio.is_relative_to(root) else audio
-                writer.writerow([shown.as_posix(), u.speaker, u.text, u.split, *(u.labels.get(n, "") for n in label_names)])
-        follow_umask(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path, ".csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([*REQUIRED_COLUMNS, *label_names])
+        for u in utterances:
+            if not u.speaker:
+                raise ManifestError(f"{path}: utterance {u.path} has an empty speaker")
+            audio = Path(u.path).resolve()
+            shown = audio.relative_to(root) if audio.is_relative_to(root) else audio
+            writer.writerow([shown.as_posix(), u.speaker, u.text, u.split, *(u.labels.get(n, "") for n in label_names)])
     return path
 
 

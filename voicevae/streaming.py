@@ -25,8 +25,6 @@ it at the end, so an interrupted run leaves no half-written output.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +35,7 @@ import torch
 import torchaudio.functional as AF
 
 from .audio import MAX_RATE, MIN_RATE, AudioError, output_format
-from .checkpoint import follow_umask
+from .checkpoint import atomic_write
 
 if TYPE_CHECKING:
     from .api import Source, VoiceConverter
@@ -326,35 +324,26 @@ def convert_file(
     vocoder = VocoderStream(vc)
     resample_out = Resampler(vc.sample_rate, out_rate)
     next_start = 0  # next VAE window's first output frame
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=out.suffix)
-    os.close(fd)
     reported = 0.0
-    try:
-        with sf.SoundFile(tmp, "w", samplerate=out_rate, channels=1, **fmt) as sink:
-            for mel, last, seen in mel_blocks(vc, path, block_seconds):
-                mels.push(mel)
-                converted = []
-                if last and next_start == 0 and mels.end <= chunk + 2 * pad:
-                    chunk = mels.end  # short enough that decode_with_speaker takes it whole
-                while next_start < mels.end and _window_ready(next_start, mels.end, chunk, pad, last):
-                    lo, hi = max(0, next_start - pad), min(mels.end, next_start + chunk + pad)
-                    with torch.inference_mode():
-                        piece = vc.model.convert(mels.window(lo, hi).to(vc.device).unsqueeze(0), z_s)[0].cpu()
-                    stop = min(mels.end, next_start + chunk)
-                    converted.append(piece[:, next_start - lo : stop - lo])
-                    next_start = stop
-                    mels.drop_before(next_start - pad)
-                frames = torch.cat(converted, dim=-1) if converted else torch.zeros(mel.shape[0], 0)
-                audio = vocoder.feed(frames, last)
-                sink.write(resample_out.feed(audio, last).clamp(-1.0, 1.0).numpy().astype(np.float32))
-                if on_progress is not None:
-                    now = seen / vc.sample_rate
-                    on_progress(now - reported)
-                    reported = now
-        follow_umask(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(out, out.suffix) as tmp, sf.SoundFile(tmp, "w", samplerate=out_rate, channels=1, **fmt) as sink:
+        for mel, last, seen in mel_blocks(vc, path, block_seconds):
+            mels.push(mel)
+            converted = []
+            if last and next_start == 0 and mels.end <= chunk + 2 * pad:
+                chunk = mels.end  # short enough that decode_with_speaker takes it whole
+            while next_start < mels.end and _window_ready(next_start, mels.end, chunk, pad, last):
+                lo, hi = max(0, next_start - pad), min(mels.end, next_start + chunk + pad)
+                with torch.inference_mode():
+                    piece = vc.model.convert(mels.window(lo, hi).to(vc.device).unsqueeze(0), z_s)[0].cpu()
+                stop = min(mels.end, next_start + chunk)
+                converted.append(piece[:, next_start - lo : stop - lo])
+                next_start = stop
+                mels.drop_before(next_start - pad)
+            frames = torch.cat(converted, dim=-1) if converted else torch.zeros(mel.shape[0], 0)
+            audio = vocoder.feed(frames, last)
+            sink.write(resample_out.feed(audio, last).clamp(-1.0, 1.0).numpy().astype(np.float32))
+            if on_progress is not None:
+                now = seen / vc.sample_rate
+                on_progress(now - reported)
+                reported = now
     return out
