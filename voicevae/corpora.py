@@ -359,6 +359,18 @@ def scan(layout: str, root: str | os.PathLike, mic: str = "mic1") -> list[Uttera
     return utterances
 
 
+def _write_and_report(output: Path, utterances: list[Utterance], force: bool) -> int:
+    """Write a command's manifest and say on stderr what it holds (clips, speakers, clips per split)."""
+    write_manifest(output, utterances, overwrite=force)
+    counts = {s: sum(u.split == s for u in utterances) for s in SPLITS}
+    n_speakers = len({u.speaker for u in utterances})
+    print(
+        f"{output}: {len(utterances)} clips, {n_speakers} speakers, " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+        file=sys.stderr,
+    )
+    return 0
+
+
 def add_arguments_scan(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root", type=Path, help="corpus folder")
     parser.add_argument("--layout", required=True, choices=("vctk", "libritts", "librispeech", "folder"))
@@ -377,14 +389,7 @@ def run_scan(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{args.output}: exists; pass --force to replace it")
     utterances = scan(args.layout, args.root, args.mic)
     utterances = assign_splits(utterances, args.valid_fraction, args.heldout_speakers, args.seed)
-    write_manifest(args.output, utterances, overwrite=args.force)
-    counts = {s: sum(u.split == s for u in utterances) for s in SPLITS}
-    n_speakers = len({u.speaker for u in utterances})
-    print(
-        f"{args.output}: {len(utterances)} clips, {n_speakers} speakers, " + ", ".join(f"{k} {v}" for k, v in counts.items()),
-        file=sys.stderr,
-    )
-    return 0
+    return _write_and_report(args.output, utterances, args.force)
 
 
 # ---------------------------------------------------------------- merging
@@ -422,11 +427,4 @@ def run_merge_manifests(args: argparse.Namespace) -> int:
     if args.output.exists() and not args.force:
         raise FileExistsError(f"{args.output}: exists; pass --force to replace it")
     utterances = merge_manifests(args.manifests)
-    write_manifest(args.output, utterances, overwrite=args.force)
-    counts = {s: sum(u.split == s for u in utterances) for s in SPLITS}
-    n_speakers = len({u.speaker for u in utterances})
-    print(
-        f"{args.output}: {len(utterances)} clips, {n_speakers} speakers, " + ", ".join(f"{k} {v}" for k, v in counts.items()),
-        file=sys.stderr,
-    )
-    return 0
+    return _write_and_report(args.output, utterances, args.force)
