@@ -33,7 +33,7 @@ clip (the same clips, the same order) with 95% intervals.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,18 +207,27 @@ def _wer(errors: list[int], words: list[int], keep: list[bool]) -> float:
     return sum(e for e, k in zip(errors, keep) if k) / n if n else math.nan
 
 
+def _by_kind(kinds: list[str]) -> Iterator[tuple[str, list[bool]]]:
+    """(kind, which entries are of it), real recordings first, then the engines in order."""
+    for kind in ["real", *sorted(set(kinds) - {"real"})]:
+        keep = [k == kind for k in kinds]
+        if any(keep):
+            yield kind, keep
+
+
+def _mean_where(values: list[float], keep: list[bool]) -> float:
+    """Mean of the kept values, leaving out NaN (a verdict that could not be made)."""
+    return float(np.nanmean([v for v, k in zip(values, keep) if k]))
+
+
 def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     kinds = per.get("resynth/kind", [])
     if kinds:
         section = {"clips": float(len(kinds))}
-        for kind in ["real", *sorted(set(kinds) - {"real"})]:
-            keep = [k == kind for k in kinds]
-            if any(keep):
-                section[f"similarity to original [{kind}]"] = float(
-                    np.mean([v for v, k in zip(per["resynth/similarity"], keep) if k])
-                )
-                section[f"WER [{kind}]"] = _wer(per["resynth/errors"], per["resynth/words"], keep)
+        for kind, keep in _by_kind(kinds):
+            section[f"similarity to original [{kind}]"] = _mean_where(per["resynth/similarity"], keep)
+            section[f"WER [{kind}]"] = _wer(per["resynth/errors"], per["resynth/words"], keep)
         out["resynthesis of held-out clips"] = section
     kinds = per.get("fewshot/kind", [])
     if kinds:
@@ -229,14 +238,10 @@ def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict
             "similarity to source": float(np.nanmean(per["fewshot/to_source"])),
             "F0 correlation with source": float(np.nanmean(per["fewshot/f0_corr"])),
         }
-        for kind in ["real", *sorted(set(kinds) - {"real"})]:
-            keep = [k == kind for k in kinds]
-            if any(keep):
-                section[f"closer to target [{kind} sources]"] = float(
-                    np.mean([v for v, k in zip(per["fewshot/closer"], keep) if k])
-                )
-                section[f"WER converted [{kind}]"] = _wer(per["fewshot/errors"], per["fewshot/words"], keep)
-                section[f"WER source [{kind}]"] = _wer(per["fewshot/source_errors"], per["fewshot/words"], keep)
+        for kind, keep in _by_kind(kinds):
+            section[f"closer to target [{kind} sources]"] = _mean_where(per["fewshot/closer"], keep)
+            section[f"WER converted [{kind}]"] = _wer(per["fewshot/errors"], per["fewshot/words"], keep)
+            section[f"WER source [{kind}]"] = _wer(per["fewshot/source_errors"], per["fewshot/words"], keep)
         out["few-shot cloning of held-out voices"] = section
     if per.get("named/closer"):
         out["real speech to named voices"] = {
