@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import yaml
 
 
 def make_tone_corpus(root: Path, speakers: int = 3, clips: int = 3, seconds: float = 0.8) -> Path:
@@ -43,6 +44,30 @@ def make_tone_corpus(root: Path, speakers: int = 3, clips: int = 3, seconds: flo
         w.writeheader()
         w.writerows(rows)
     return manifest
+
+
+def write_train_config(tmp_path: Path, manifest: Path, **top) -> Path:
+    """A training YAML for a tiny model on `manifest`, written in tmp_path; `top` overrides top-level settings."""
+    cfg = {
+        "model": {"channels": 16, "n_blocks": 1, "content_dim": 2, "speaker_dim": 4},
+        "data": {
+            "manifest": str(manifest),
+            "cache_dir": str(tmp_path / "cache"),
+            "segment_frames": 32,
+            "speakers_per_batch": 2,
+            "clips_per_speaker": 2,
+        },
+        "out_dir": str(tmp_path / "run"),
+        "steps": 2,
+        "log_every": 1,
+        "valid_every": 2,
+        "ckpt_every": 2,
+        "kl_warmup_steps": 2,
+        **top,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
 
 
 @pytest.fixture(scope="session")

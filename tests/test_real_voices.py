@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
-from conftest import make_tone_corpus
+from conftest import make_tone_corpus, write_train_config
 
 from voicevae.augment import channel, speaker_warp
 from voicevae.cli import main
@@ -127,30 +126,17 @@ def test_band_limited_policies(tmp_path):
 
 
 def write_config(tmp_path: Path, manifest: Path, **top) -> Path:
-    cfg = {
-        "model": {"channels": 16, "n_blocks": 1, "content_dim": 2, "speaker_dim": 4},
-        "data": {
-            "manifest": str(manifest),
-            "cache_dir": str(tmp_path / "cache"),
-            "segment_frames": 32,
-            "speakers_per_batch": 2,
-            "clips_per_speaker": 2,
-        },
-        "out_dir": str(tmp_path / "run"),
-        "steps": 4,
-        "log_every": 1,
-        "valid_every": 2,
-        "ckpt_every": 2,
-        "kl_warmup_steps": 2,
-        "speaker_warp": 0.15,
-        "content_warp": 0.3,
-        "channel": {"p_gain": 0.5, "p_noise": 0.5, "p_reverb": 0.5, "p_band": 0.5},
-        "lambdas": {"rec/nll": 1.0, "kl/content": 1.0, "kl/speaker": 1.0, "speaker/consistency": 1.0},
+    """The training tests' tiny config with every augmentation and the consistency term on."""
+    return write_train_config(
+        tmp_path,
+        manifest,
+        steps=4,
+        speaker_warp=0.15,
+        content_warp=0.3,
+        channel={"p_gain": 0.5, "p_noise": 0.5, "p_reverb": 0.5, "p_band": 0.5},
+        lambdas={"rec/nll": 1.0, "kl/content": 1.0, "kl/speaker": 1.0, "speaker/consistency": 1.0},
         **top,
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    )
 
 
 def test_training_with_every_augmentation_logs_consistency_and_resumes_exactly(tmp_path):

@@ -3,40 +3,16 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from conftest import write_train_config as write_config
 
 from voicevae.cli import main
 from voicevae.config import ConfigError
 from voicevae.model import VAE
 from voicevae.training.state import read_log
 from voicevae.training.vae import load_config, train
-
-
-def write_config(tmp_path: Path, manifest: Path, **top) -> Path:
-    cfg = {
-        "model": {"channels": 16, "n_blocks": 1, "content_dim": 2, "speaker_dim": 4},
-        "data": {
-            "manifest": str(manifest),
-            "cache_dir": str(tmp_path / "cache"),
-            "segment_frames": 32,
-            "speakers_per_batch": 2,
-            "clips_per_speaker": 2,
-        },
-        "out_dir": str(tmp_path / "run"),
-        "steps": 2,
-        "log_every": 1,
-        "valid_every": 2,
-        "ckpt_every": 2,
-        "kl_warmup_steps": 2,
-        **top,
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 def test_cli_train_one_step_writes_model_and_log(tmp_path, tone_corpus):
