@@ -32,7 +32,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +40,7 @@ import soundfile as sf
 
 from .audio import AudioError, load_audio, save_audio
 from .corpora import SPLITS, Utterance, assign_splits, write_manifest
-from .synthetic import SAMPLE_RATE, condition
+from .synthetic import SAMPLE_RATE, condition, map_clips
 
 # Where the packages install their files. Module-level so that tests can
 # point them at a fixture tree (monkeypatch); every finder reads them when
@@ -520,13 +519,6 @@ class _Job:
     overwrite: bool
 
 
-def _init_worker() -> None:
-    import torch
-
-    # One torch thread per worker, so `jobs` workers do not fight over the cores.
-    torch.set_num_threads(1)
-
-
 def _run_job(job: _Job) -> tuple[float, int] | str:
     """Convert one clip. Returns (duration of the written clip in s, original sample rate) or an error message."""
     clip = job.clip
@@ -617,19 +609,7 @@ def make_recorded(
             name = f"{clip.source}_{clip.key}_{n}"
         names.add((clip.talker, name))
         work.append(_Job(clip, out_dir / "wavs" / clip.talker / f"{name}.wav", force))
-    from tqdm import tqdm
-
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
-        results = list(
-            tqdm(
-                pool.map(_run_job, work, chunksize=16),
-                total=len(work),
-                desc="make-recorded",
-                unit="clip",
-                disable=not progress,
-                file=sys.stderr,
-            )
-        )
+    results = map_clips(_run_job, work, jobs, "make-recorded", chunksize=16, progress=progress)
     by_name = {s.name: s for s in sources}
     summary = {s.name: SourceSummary() for s in sources}
     utterances = []

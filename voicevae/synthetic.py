@@ -18,10 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -223,12 +224,37 @@ class _Job:
     overwrite: bool
 
 
+J = TypeVar("J")
+R = TypeVar("R")
+
+
 def _init_worker() -> None:
     import torch
 
     # Resampling in torch would otherwise start one thread per core in each
     # worker, and `jobs` workers would fight over the same cores.
     torch.set_num_threads(1)
+
+
+def map_clips(fn: Callable[[J], R], work: list[J], jobs: int, desc: str, chunksize: int, progress: bool) -> list[R]:
+    """fn over work in `jobs` worker processes (one torch thread each), in order, with a progress bar per clip.
+
+    Shared by make-corpus and make-recorded. `chunksize` jobs go to a worker
+    at a time, to amortise the inter-process round trip.
+    """
+    from tqdm import tqdm
+
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
+        return list(
+            tqdm(
+                pool.map(fn, work, chunksize=chunksize),
+                total=len(work),
+                desc=desc,
+                unit="clip",
+                disable=not progress,
+                file=sys.stderr,
+            )
+        )
 
 
 def _run_job(job: _Job) -> float | str:
@@ -304,21 +330,8 @@ def make_corpus(
     sentences = read_sentences(sentence_file)
     plan = plan_corpus(voices, sentences, n_sentences, n_valid_sentences, test_voices, seed)
     work = [_Job(v, sentences[i], out_dir / "wavs" / v.name / f"{v.name}_{i:03d}.wav", force) for v, i, _ in plan]
-    from tqdm import tqdm
-
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
-        # Chunks amortise the inter-process round trip; festival clips take
-        # ~0.5 s, so 8 per chunk still balances well between two workers.
-        results = list(
-            tqdm(
-                pool.map(_run_job, work, chunksize=8),
-                total=len(work),
-                desc="make-corpus",
-                unit="clip",
-                disable=not progress,
-                file=sys.stderr,
-            )
-        )
+    # Festival clips take ~0.5 s, so 8 per chunk still balances well between two workers.
+    results = map_clips(_run_job, work, jobs, "make-corpus", chunksize=8, progress=progress)
     utterances, failures = [], []
     for (v, _, split), job, result in zip(plan, work, results):
         if isinstance(result, str):
