@@ -161,7 +161,9 @@ def convert_pairs(
     so little of a batch is padding.
     """
     jobs = [(Path(path), Path(out)) for path, out in pairs]
-    seconds = {path: _duration(path) for path, _ in jobs}
+    # One header read per file: its length (ordering, the progress bar, streaming) and what will be done to it.
+    inspected = {path: _inspect(path, vc.sample_rate) for path, _ in jobs}
+    seconds = {path: s for path, (s, _) in inspected.items()}
     batch_size = batch_size or (16 if vc.device.type == "cuda" else 1)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -211,7 +213,7 @@ def convert_pairs(
             try:
                 if out.exists() and not force:
                     raise FileExistsError(f"{out}: exists; pass --force to overwrite")
-                note = _input_note(path, vc.sample_rate)
+                note = inspected[path][1]
                 if note:
                     report.notes.append(note)
                 if seconds[path] > STREAM_SECONDS and not whole_clip_options:
@@ -248,24 +250,18 @@ def convert_pairs(
     return report
 
 
-def _input_note(path: Path, rate: int) -> str | None:
-    """'x.wav: 2 channels mixed down to mono, 44100 Hz resampled to 22050 Hz', or None when neither applies."""
+def _inspect(path: Path, rate: int) -> tuple[float, str | None]:
+    """(seconds of audio, a note such as 'x.wav: 2 channels mixed down to mono, 44100 Hz resampled to 22050 Hz' or None).
+
+    An unreadable file gives (0, None): it then fails in the conversion, with its reason.
+    """
     try:
         info = sf.info(str(path))
-    except Exception:  # noqa: BLE001 - an unreadable file fails in the conversion, with its reason
-        return None
+    except Exception:  # noqa: BLE001 - unreadable files are reported by the conversion itself
+        return 0.0, None
     done = []
     if info.channels > 1:
         done.append(f"{info.channels} channels mixed down to mono")
     if info.samplerate != rate:
         done.append(f"{info.samplerate} Hz resampled to {rate} Hz")
-    return f"{path}: {', '.join(done)}" if done else None
-
-
-def _duration(path: Path) -> float:
-    """Seconds of audio in a file, or 0 when it cannot be read (it then fails in order)."""
-    try:
-        info = sf.info(str(path))
-        return info.frames / info.samplerate
-    except Exception:  # noqa: BLE001 - unreadable files are reported by the conversion itself
-        return 0.0
+    return info.frames / info.samplerate, (f"{path}: {', '.join(done)}" if done else None)
