@@ -10,6 +10,8 @@ samples.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 import torchaudio
@@ -18,19 +20,27 @@ from torch import nn
 from .config import MelConfig
 
 
+@functools.lru_cache(maxsize=8)
+def _filter_tops(n_fft: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> tuple[float, ...]:
+    """The top frequency (Hz) each mel filter reads, bottom bin first."""
+    fbanks = torchaudio.functional.melscale_fbanks(
+        n_fft // 2 + 1, f_min, f_max, n_mels, sample_rate, norm="slaney", mel_scale="slaney"
+    )
+    freqs = torch.linspace(0, sample_rate / 2, fbanks.shape[0])
+    return tuple(float(freqs[col > 0].max()) for col in fbanks.T)
+
+
 def bins_below(config: MelConfig, bandwidth_hz: float) -> int:
     """How many mel bins (from the bottom) lie wholly below `bandwidth_hz`.
 
     A bin counts when the upper edge of its triangular filter is at or under
     the bandwidth: an 8 kHz telephone clip (bandwidth 4000) has real energy
     only there, and the bins above hold the silence floor, not its voice.
+    The filter edges are computed once per mel setting (this runs per clip
+    in every training batch with a band-limit augmentation).
     """
-    edges = torchaudio.functional.melscale_fbanks(
-        config.n_fft // 2 + 1, config.f_min, config.f_max, config.n_mels, config.sample_rate, norm="slaney", mel_scale="slaney"
-    )  # (freqs, n_mels)
-    freqs = torch.linspace(0, config.sample_rate / 2, edges.shape[0])
-    upper = torch.stack([freqs[col > 0].max() for col in edges.T])  # top frequency each filter reads
-    return int((upper <= bandwidth_hz).sum())
+    tops = _filter_tops(config.n_fft, config.f_min, config.f_max, config.n_mels, config.sample_rate)
+    return sum(top <= bandwidth_hz for top in tops)
 
 
 class MelFrontend(nn.Module):
