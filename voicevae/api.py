@@ -40,6 +40,7 @@ from .matching import MatchingSet
 from .model import DEFAULT_MODEL, VAE
 from .pitch import f0_stats, median_f0, semitones_between
 from .pitch import pitch_shift as shift_pitch
+from .realtime import StreamingConverter
 from .vectors import UnknownName, VectorSet, unknown_message
 from .vocoder import check_compatible, load_vocoder
 
@@ -283,6 +284,36 @@ class VoiceConverter:
         """
         mel = self.convert_mel(wav, target, strength, attributes, method, source_speaker, retrieval=retrieval)
         return self.adjust_pitch(self.vocode_many([mel])[0], target, pitch_shift, match_pitch, target_hz)
+
+    def stream(
+        self,
+        target: str | torch.Tensor | Sequence[Source],
+        block_ms: float = 35.0,
+        strength: float = 1.0,
+        attributes: dict[str, float] | None = None,
+        method: str = "arithmetic",
+        source: str | torch.Tensor | Sequence[Source] | None = None,
+        **settings: int,
+    ) -> StreamingConverter:
+        """A live converter to `target`: `process(block)` -> converted block, at a fixed delay (realtime.py).
+
+        block_ms is rounded to whole mel frames (11.6 ms at the defaults);
+        `latency_ms` of the result states the algorithmic latency. The speaker
+        latent is fixed for the stream. At strength 1 it is the target's
+        vector plus `attributes`; a partial strength mixes in the source's own
+        voice, which a stream cannot know in advance: give it as `source` (a
+        voice name, a vector or clips of the person speaking). `settings` are
+        StreamingConverter's history, lookahead and extend frames.
+        """
+        check_method(method)
+        hop_ms = 1000.0 * self.model.mel_config.hop_length / self.sample_rate
+        if not hop_ms <= block_ms <= 1000.0:
+            raise ValueError(f"block_ms must be between one mel frame ({hop_ms:.1f} ms) and 1000 ms, got {block_ms}")
+        if strength != 1.0 and source is None:
+            raise ValueError("a stream at strength < 1 needs the speaker's own voice as `source` (a voice name, vector or clips)")
+        z_source = self.target_vector(source) if source is not None else torch.zeros(self.model.config.speaker_dim)
+        speaker = self._speaker_latent(z_source.to(self.device), target, strength, attributes, method, None)
+        return StreamingConverter(self, speaker, block_frames=max(1, round(block_ms / hop_ms)), **settings)
 
     @torch.inference_mode()
     def resynthesize(self, wav: Source) -> torch.Tensor:

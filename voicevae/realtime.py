@@ -1,0 +1,198 @@
+"""Live conversion: blocks of input samples in, blocks of converted samples out, at a fixed delay.
+
+    stream = vc.stream(target="flite_slt", block_ms=35)
+    out = stream.process(block)      # as many samples as went in, in whole blocks
+    tail = stream.flush()            # the last `delay` samples at the end of the input
+
+Each block runs the stages of `VoiceConverter.convert` on a sliding window:
+
+    samples --MelStream--> log-mel history --VAE window--> converted history --vocoder window--> samples
+
+Why windows and not cached convolution states: the content encoder and the
+decoder normalise each channel over time (instance norm, AdaIN), so every
+activation depends on the whole window; a cached state would be stale one
+block later. What is held is the input each stage needs instead: the last
+`history` frames of log-mel and of converted log-mel, recomputed each block.
+Both networks look ahead too (their convolutions are centred: about 25 frames
+for the VAE and 27 for the fast vocoder), which a live path cannot wait for.
+The stream gives each only `lookahead` frames of the future and pads the rest
+by repeating its last frame, so the newest frames are estimates that offline
+conversion computes with full context; tests/test_realtime.py bounds how far
+the two differ, and benchmarks/realtime_latency.py measures it per setting.
+
+Timing (all in samples at the model rate, `hop` samples per mel frame):
+- the log-mel frame f covers samples [f * hop, (f + 1) * hop) but its analysis
+  window reaches (n_fft - hop) / 2 samples further: 2 frames at the defaults;
+- the VAE emits frame f once frames up to f + vae_lookahead are in;
+- the vocoder emits the samples of frame f once converted frames up to
+  f + vocoder_lookahead are in.
+So output sample n is input sample n - delay, delay = (2 + vae_lookahead +
+vocoder_lookahead) * hop, and the algorithmic latency (what a listener waits
+beyond compute) is a block plus that delay: `latency_ms`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from .streaming import FrameBuffer, MelStream
+
+if TYPE_CHECKING:
+    from .api import VoiceConverter
+
+
+class StreamingConverter:
+    """Block-by-block conversion to one fixed speaker latent; see the module docstring.
+
+    speaker: the decoder's speaker latent (Ds,), fixed for the stream.
+    block_frames: mel frames per block (block = block_frames * hop samples).
+    vae_history / vocoder_history: frames of past context each network sees.
+    vae_lookahead / vocoder_lookahead: frames of future each waits for.
+    extend: frames appended past the newest one (copies of it) before each
+    network runs, so their zero padding is further from the frames kept.
+    """
+
+    def __init__(
+        self,
+        vc: VoiceConverter,
+        speaker: torch.Tensor,
+        block_frames: int = 3,
+        vae_history: int = 64,
+        vocoder_history: int = 40,
+        vae_lookahead: int = 1,
+        vocoder_lookahead: int = 1,
+        extend: int = 4,
+    ) -> None:
+        for name, value, low in (
+            ("block_frames", block_frames, 1),
+            ("vae_history", vae_history, 8),
+            ("vocoder_history", vocoder_history, 8),
+            ("vae_lookahead", vae_lookahead, 0),
+            ("vocoder_lookahead", vocoder_lookahead, 0),
+            ("extend", extend, 0),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"stream: {name} must be an integer >= {low}, got {value!r}")
+        self.vc = vc
+        self.speaker = speaker.to(vc.device).reshape(1, -1)
+        self.hop = vc.model.mel_config.hop_length
+        self.block = block_frames * self.hop
+        self.vae_history, self.vocoder_history = vae_history, vocoder_history
+        self.vae_lookahead, self.vocoder_lookahead = vae_lookahead, vocoder_lookahead
+        self.extend = extend
+        # Frames the analysis window reaches past a frame's own samples, in whole frames.
+        self.mel_lookahead = math.ceil(vc.frontend.pad / self.hop)
+        self.delay = (self.mel_lookahead + vae_lookahead + vocoder_lookahead) * self.hop
+        self.reset()
+
+    # ----- what a caller needs to know ------------------------------------------------
+
+    @property
+    def sample_rate(self) -> int:
+        return self.vc.sample_rate
+
+    @property
+    def block_ms(self) -> float:
+        return 1000.0 * self.block / self.sample_rate
+
+    @property
+    def latency_ms(self) -> float:
+        """Algorithmic latency: filling a block plus the lookahead delay (compute time not included)."""
+        return 1000.0 * (self.block + self.delay) / self.sample_rate
+
+    def reset(self) -> None:
+        """Forget the input so far (a new utterance or a new microphone session)."""
+        n_mels = self.vc.model.config.n_mels
+        self.mels = MelStream(self.vc)
+        self.inputs = FrameBuffer(n_mels)  # input log-mel, from some frame on
+        self.converted = FrameBuffer(n_mels)  # converted log-mel, from some frame on
+        self.pending = torch.zeros(0)  # input samples not yet a whole block
+        self.out = torch.zeros(self.delay)  # output samples not yet handed out; starts with the delay
+        self.voiced = 0  # frames of audio made (output frame index)
+
+    # ----- processing -----------------------------------------------------------------
+
+    def process(self, block: torch.Tensor) -> torch.Tensor:
+        """Input samples (T,) at `sample_rate` -> output samples, as many as whole blocks went in.
+
+        A caller that always passes `block` samples (an audio callback) gets
+        `block` samples back from every call. Samples short of a whole block
+        are kept for the next call.
+        """
+        x = torch.as_tensor(block, dtype=torch.float32).reshape(-1).cpu()
+        if not torch.isfinite(x).all():
+            raise ValueError("stream: input block contains NaN or infinite samples")
+        self.pending = torch.cat([self.pending, x])
+        pieces = []
+        while self.pending.numel() >= self.block:
+            step, self.pending = self.pending[: self.block], self.pending[self.block :]
+            self._step(step, last=False)
+            pieces.append(self._take(self.block))
+        return torch.cat(pieces) if pieces else torch.zeros(0)
+
+    def flush(self) -> torch.Tensor:
+        """Everything still owed at the end of the input, computed with the end known.
+
+        Over the whole stream the output is the input delayed by `delay`
+        samples: output sample n is input sample n - delay, up to the input's
+        last whole frame. Call `reset` to reuse the stream.
+        """
+        if self.mels.buffer is not None or self.mels.raw.numel() + self.pending.numel() > self.mels.pad:
+            self._step(self.pending, last=True)
+        self.pending = torch.zeros(0)
+        out, self.out = self.out, torch.zeros(0)
+        return out
+
+    def _take(self, n: int) -> torch.Tensor:
+        out, self.out = self.out[:n], self.out[n:]
+        return out
+
+    def _step(self, x: torch.Tensor, last: bool) -> None:
+        self.inputs.push(self.mels.feed(x, last))
+        self._convert(last)
+        self._vocode(last)
+
+    def _extended(self, frames: torch.Tensor, last: bool) -> torch.Tensor:
+        """(n_mels, F) -> (1, n_mels, F + extend): the newest frame repeated, unless the input has ended."""
+        if last or not self.extend:
+            return frames.unsqueeze(0)
+        return F.pad(frames.unsqueeze(0), (0, self.extend), mode="replicate")
+
+    def _convert(self, last: bool) -> None:
+        """Converted frames for every input frame `vae_lookahead` frames behind the newest."""
+        upto = self.inputs.end if last else self.inputs.end - self.vae_lookahead
+        done = self.converted.end
+        if upto <= done:
+            return
+        # Windows start on the latent grid (every `downsample` frames from frame 0), as offline.
+        down = self.vc.model.config.downsample
+        lo = max(0, self.inputs.end - self.vae_history) // down * down
+        window = self.inputs.window(lo, self.inputs.end)
+        with torch.inference_mode():
+            x = self._extended(window, last).to(self.vc.device)
+            mel = self.vc.model.convert(x, self.speaker)[0].cpu()
+        self.converted.push(mel[:, done - lo : upto - lo])
+        self.inputs.drop_before(lo)
+
+    def _vocode(self, last: bool) -> None:
+        """Audio for every converted frame `vocoder_lookahead` frames behind the newest."""
+        upto = self.converted.end if last else self.converted.end - self.vocoder_lookahead
+        if upto <= self.voiced:
+            return
+        lo = max(self.converted.offset, self.converted.end - self.vocoder_history)
+        window = self.converted.window(lo, self.converted.end)
+        if last:
+            # Offline vocoding puts silence after a clip (VoiceConverter.vocode_many).
+            tail = self.vc.vocoder.batch_tail_frames
+            window = F.pad(window, (0, tail), value=self.vc.model.floor)
+        vocoder = self.vc.vocoder
+        with torch.inference_mode():
+            x = self._extended(window, last).to(vocoder.device, torch.float32)
+            audio = vocoder._fit(vocoder(x), x.shape[-1] * self.hop)[0].clamp(-1.0, 1.0).cpu()
+        self.out = torch.cat([self.out, audio[(self.voiced - lo) * self.hop : (upto - lo) * self.hop]])
+        self.voiced = upto
+        self.converted.drop_before(self.converted.end - self.vocoder_history)
