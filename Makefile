@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-	sox pocketsphinx-testdata chromium chromium-driver
+	sox pocketsphinx-testdata chromium chromium-driver libportaudio2
 PYTEST_ARGS ?=
 LOCK := requirements.lock
 
@@ -52,7 +52,7 @@ check: setup
 # Needs uv (in the dev extra). Resolves for Debian 12's Python 3.11 on x86-64
 # from PyPI alone, whatever index this machine's pip is configured with.
 lock:
-	$(BIN)/uv pip compile pyproject.toml --extra eval --extra demo --extra dev \
+	$(BIN)/uv pip compile pyproject.toml --extra eval --extra demo --extra export --extra live --extra dev \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
 		--index-url https://pypi.org/simple -c lock-constraints.txt -o $(LOCK)
 

@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("voicevae.commands", "importance-sampled log p(x) per clip"),
     "voices": ("voicevae.commands", "list a model's voices (and with --attributes its attribute directions)"),
     "evaluate": ("voicevae.evaluate", "objective voice-conversion evaluation protocol"),
+    "live": ("voicevae.live", "convert the microphone to the speakers as you speak"),
+    "export": ("voicevae.export", "write the converter as a TorchScript or ONNX graph"),
 }
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -116,7 +117,7 @@ class StreamingConverter:
 
     # ----- processing -----------------------------------------------------------------
 
-    def process(self, block: torch.Tensor) -> torch.Tensor:
+    def process(self, block: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Input samples (T,) at `sample_rate` -> output samples, as many as whole blocks went in.
 
         A caller that always passes `block` samples (an audio callback) gets

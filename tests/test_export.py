@@ -1,0 +1,104 @@
+"""`voicevae export`: TorchScript and ONNX graphs of the converter agree with PyTorch and run without voicevae."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import voicevae
+from voicevae.cli import main
+from voicevae.export import ConvISTFT, ConvLogMel, ExportableConverter, export
+from voicevae.features import MelFrontend
+
+EXAMPLES = Path(voicevae.__file__).parent / "assets" / "default" / "examples"
+
+
+@pytest.fixture(scope="module")
+def vc():
+    return voicevae.load(vocoder="fast", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def clip(vc) -> torch.Tensor:
+    return vc.load_audio(EXAMPLES / "flite_awb.wav")
+
+
+def test_fourier_convolutions_equal_the_fft_paths(vc, clip):
+    frontend = MelFrontend(vc.model.mel_config)
+    assert torch.allclose(ConvLogMel(frontend)(clip[None])[0], frontend(clip), atol=2e-4)
+    mel = frontend(clip[:40000])[None]
+    mag, phase = vc.vocoder.polar(mel)
+    head = vc.vocoder.head.istft
+    conv = ConvISTFT(head.n_fft, head.hop_length, head.window)
+    assert torch.allclose(conv(mag, phase), vc.vocoder.synthesize(mag, phase), atol=1e-5)
+    # Any spectrum, DC and Nyquist bins included (irfft weighs them apart and drops their imaginary parts).
+    g = torch.Generator().manual_seed(0)
+    mag, phase = torch.rand(2, 513, 50, generator=g), 6.3 * torch.rand(2, 513, 50, generator=g)
+    assert torch.allclose(conv(mag, phase), vc.vocoder.synthesize(mag, phase), atol=1e-5)
+
+
+def test_the_graph_gives_vc_convert_samples(vc, clip):
+    net = ExportableConverter(vc.model, vc.vocoder, MelFrontend(vc.model.mel_config)).eval()
+    for n in (clip.numel(), 30001):  # an even and an odd number of mel frames
+        with torch.no_grad():
+            out = net(clip[None, :n], vc.target_vector("flite_slt")[None], torch.ones(1))[0]
+        assert torch.allclose(out, vc.convert(clip[:n], "flite_slt").cpu(), atol=1e-4)
+    with torch.no_grad():
+        half = net(clip[None], vc.target_vector("flite_slt")[None], torch.full((1,), 0.5))[0]
+    assert torch.allclose(half, vc.convert(clip, "flite_slt", strength=0.5).cpu(), atol=1e-4)
+
+
+# Runs the exported graph with voicevae made unimportable: only torch / onnxruntime.
+RUNNER = """
+import sys, json, numpy as np
+sys.modules["voicevae"] = None
+graph, audio_path, out_path = sys.argv[1:]
+meta = json.load(open(graph.rsplit(".", 1)[0] + ".json"))
+audio = np.load(audio_path)[None].astype(np.float32)
+target = np.array([meta["voices"]["flite_slt"]], dtype=np.float32)
+strength = np.array([0.7], dtype=np.float32)
+if meta["format"] == "onnx":
+    import onnxruntime
+    out, = onnxruntime.InferenceSession(graph).run(None, {"audio": audio, "target": target, "strength": strength})
+else:
+    import torch
+    net = torch.jit.load(graph)
+    out = net(torch.from_numpy(audio), torch.from_numpy(target), torch.from_numpy(strength)).detach().numpy()
+np.save(out_path, out)
+"""
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_exported_graph_runs_without_voicevae_and_agrees_to_1e_4(vc, clip, tmp_path, fmt):
+    graph = tmp_path / f"voice.{'onnx' if fmt == 'onnx' else 'ts'}"
+    assert main(["export", "--format", fmt, "-o", str(graph)]) == 0
+    meta = json.loads(graph.with_suffix(".json").read_text())
+    assert meta["sample_rate"] == vc.sample_rate and set(meta["voices"]) == set(vc.speakers)
+    net = ExportableConverter(vc.model, vc.vocoder, MelFrontend(vc.model.mel_config)).eval()
+    (tmp_path / "runner.py").write_text(RUNNER)
+    for n in (clip.numel(), 30001):  # not the traced length: the graph's lengths are dynamic
+        np.save(tmp_path / "in.npy", clip[:n].numpy())
+        subprocess.run(
+            [sys.executable, str(tmp_path / "runner.py"), str(graph), str(tmp_path / "in.npy"), str(tmp_path / "out.npy")],
+            check=True,
+        )
+        got = torch.from_numpy(np.load(tmp_path / "out.npy"))
+        with torch.no_grad():
+            want = net(clip[None, :n], vc.target_vector("flite_slt")[None], torch.full((1,), 0.7))
+        assert got.shape == want.shape
+        assert float((got - want).abs().max()) < 1e-4
+
+
+def test_export_refuses_what_it_cannot_do(tmp_path, capsys):
+    out = tmp_path / "voice.ts"
+    out.write_text("mine")
+    assert main(["export", "--format", "torchscript", "-o", str(out)]) == 1
+    assert "exists" in capsys.readouterr().err and out.read_text() == "mine"
+    assert main(["export", "--format", "onnx", "--vocoder", "hifigan", "-o", str(tmp_path / "v.onnx")]) == 1
+    assert "fast vocoder" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--format"):
+        export(voicevae.load(vocoder="fast", device="cpu"), tmp_path / "x", "tflite")

@@ -1,0 +1,94 @@
+"""`voicevae live` with a stand-in for sounddevice: the callback path, and the errors a machine without audio gets."""
+
+import importlib.abc
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import voicevae
+import voicevae.live as live
+from voicevae.cli import main
+
+
+class FakeSoundDevice:
+    """Enough of sounddevice: devices, and a duplex Stream that calls back with blocks of a given signal."""
+
+    def __init__(self, devices, signal=None):
+        self.devices, self.signal, self.played = devices, signal, []
+        self.opened = None
+
+    def query_devices(self, device=None, kind=None):
+        if device is None:
+            return self.devices
+        if device not in (d["name"] for d in self.devices):
+            raise ValueError(f"No {kind} device matching {device!r}")
+        return self.devices[0]
+
+    def Stream(self, **kw):  # noqa: N802  (sounddevice's name)
+        self.opened = kw
+        fake = self
+
+        class Running:
+            def __enter__(self):
+                block = kw["blocksize"]
+                for i in range(0, fake.signal.size - block + 1, block):
+                    out = np.zeros((block, 1), np.float32)
+                    kw["callback"](fake.signal[i : i + block, None], out, block, None, None)
+                    fake.played.append(out[:, 0].copy())
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+        return Running()
+
+
+DUPLEX = [{"name": "mic+speaker", "max_input_channels": 1, "max_output_channels": 2}]
+
+
+def test_live_plays_the_stream_output_block_by_block():
+    vc = voicevae.load(vocoder="fast", device="cpu")
+    wav = vc.load_audio(voicevae.api.ASSETS / "default" / "examples" / "flite_awb.wav")[: 22050 * 2]
+    sd = FakeSoundDevice(DUPLEX, wav.numpy())
+    stream = vc.stream("flite_slt")
+    assert live.convert_live(stream, sd, seconds=0) == []
+    assert sd.opened["samplerate"] == 22050 and sd.opened["blocksize"] == stream.block
+    played = np.concatenate(sd.played)
+    # What was played is what the stream gives for the same blocks.
+    reference = vc.stream("flite_slt")
+    expected = torch.cat([reference.process(wav[i : i + stream.block]) for i in range(0, played.size, stream.block)])
+    assert np.allclose(played, expected.numpy(), atol=1e-6)
+    assert np.abs(played[stream.delay :]).max() > 0.01  # converted speech, not silence
+
+
+@pytest.mark.parametrize(
+    ("devices", "args", "message"),
+    [
+        ([], [], "no audio input device"),
+        ([{"name": "mic", "max_input_channels": 1, "max_output_channels": 0}], [], "no audio output device"),
+        (DUPLEX, ["--input-device", "usb"], "--input-device 'usb'"),
+    ],
+)
+def test_live_without_usable_devices_says_so(monkeypatch, capsys, devices, args, message):
+    monkeypatch.setattr(live, "sounddevice_module", lambda: FakeSoundDevice(devices))
+    assert main(["live", "--target", "flite_slt", *args]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_live_without_sounddevice_or_portaudio_names_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as when it is not installed
+    assert main(["live", "--target", "flite_slt"]) == 1
+    assert "voicevae[live]" in capsys.readouterr().err
+
+    class NoPortAudio(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "sounddevice":
+                raise OSError("PortAudio library not found")  # what sounddevice raises on import
+            return None
+
+    monkeypatch.delitem(sys.modules, "sounddevice")
+    monkeypatch.setattr(sys, "meta_path", [NoPortAudio(), *sys.meta_path])
+    assert main(["live", "--target", "flite_slt"]) == 1
+    assert "libportaudio2" in capsys.readouterr().err

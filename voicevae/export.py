@@ -1,0 +1,223 @@
+"""`voicevae export`: the converter as one TorchScript or ONNX graph that runs without voicevae.
+
+    voicevae export --model M --vocoder fast --format torchscript -o voice.ts
+    voicevae export --model M --vocoder fast --format onnx -o voice.onnx
+
+The graph is `ExportableConverter`:
+
+    audio (1, T), target (1, Ds), strength (1,) -> audio (1, F * hop),  F = T // hop
+
+front end (reflect padding, STFT, mel filterbank, log) -> speaker and content
+encoders -> z = z_source + strength * (target - z_source) -> decoder -> fast
+vocoder, with the silent tail `vocode_many` adds. Beside the graph goes a
+JSON file (OUT with .json) with the sample rate, the latent size and every
+voice's vector, so a caller needs only torch or onnxruntime:
+
+    net = torch.jit.load("voice.ts")
+    out = net(audio, torch.tensor([voices["flite_slt"]]), torch.tensor([1.0]))
+
+    sess = onnxruntime.InferenceSession("voice.onnx")
+    out, = sess.run(None, {"audio": audio, "target": target, "strength": strength})
+
+The STFT and the vocoder's inverse STFT are written as convolutions with
+fixed Fourier bases here, not torch.stft / torch.fft, because ONNX export and
+onnxruntime do not take complex tensors; they agree with the FFT path to
+float rounding (tests/test_export.py). For clips up to the converter's
+windows (about 5 s for the vocoder) the graph gives `VoiceConverter.convert`'s
+samples; longer clips run in one piece where `convert` runs in windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoint import atomic_write
+from .features import MelFrontend
+from .model import VAE
+from .vocoder import VocosVocoder
+
+FORMATS = ("torchscript", "onnx")
+ONNX_OPSET = 18
+
+
+def fourier_basis(n_fft: int, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windowed real DFT as convolution weights: (n_freqs, 1, n_fft) cosines and (negated) sines."""
+    n = torch.arange(n_fft, dtype=torch.float64)
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+    angle = 2 * math.pi * k[:, None] * n[None, :] / n_fft
+    w = window.double()[None, :]
+    return (torch.cos(angle) * w)[:, None].float(), (-torch.sin(angle) * w)[:, None].float()
+
+
+class ConvLogMel(nn.Module):
+    """`MelFrontend` as real convolutions: audio (B, T) -> log-mel (B, n_mels, T // hop)."""
+
+    basis: torch.Tensor  # buffers, declared for the type checker
+    fb: torch.Tensor
+
+    def __init__(self, frontend: MelFrontend) -> None:
+        super().__init__()
+        c = frontend.config
+        self.pad, self.hop, self.floor = frontend.pad, c.hop_length, c.log_floor
+        window = frontend.mel.spectrogram.window
+        if window.numel() != c.n_fft:
+            raise ValueError(f"export needs win_length == n_fft, got {window.numel()} and {c.n_fft}")
+        cos, sin = fourier_basis(c.n_fft, window)
+        self.register_buffer("basis", torch.cat([cos, sin]), persistent=False)  # (2 * n_freqs, 1, n_fft)
+        self.register_buffer("fb", frontend.mel.mel_scale.fb.T.contiguous(), persistent=False)  # (n_mels, n_freqs)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        x = F.pad(audio.unsqueeze(1), (self.pad, self.pad), mode="reflect")
+        real, imag = F.conv1d(x, self.basis, stride=self.hop).chunk(2, dim=1)  # (B, n_freqs, F) each
+        mel = torch.matmul(self.fb, torch.sqrt(real * real + imag * imag))
+        return torch.log(torch.clamp(mel, min=self.floor))
+
+
+class ConvISTFT(nn.Module):
+    """The Vocos head's inverse STFT (vocoder/vocos.py) as a transposed convolution.
+
+    magnitude, phase (B, n_freqs, F) -> audio (B, F * hop). irfft's weights
+    (1/N for the DC and Nyquist bins, 2/N for the rest; the sine basis is zero
+    at those two, so their imaginary parts drop out as in irfft) and the
+    synthesis window are folded into the basis.
+    """
+
+    basis: torch.Tensor  # buffers, declared for the type checker
+    window_sq: torch.Tensor
+
+    def __init__(self, n_fft: int, hop: int, window: torch.Tensor) -> None:
+        super().__init__()
+        cos, sin = fourier_basis(n_fft, window)
+        weight = torch.full((n_fft // 2 + 1, 1, 1), 2.0 / n_fft)
+        weight[0], weight[-1] = 1.0 / n_fft, 1.0 / n_fft
+        self.register_buffer("basis", torch.cat([cos * weight, sin * weight]), persistent=False)
+        self.register_buffer("window_sq", window.square()[None, None, :].float(), persistent=False)  # (1, 1, n_fft)
+        self.n_fft, self.hop, self.pad = n_fft, hop, (n_fft - hop) // 2
+
+    def forward(self, mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        spec = torch.cat([mag * torch.cos(phase), mag * torch.sin(phase)], dim=1)
+        audio = F.conv_transpose1d(spec, self.basis, stride=self.hop)[:, 0]
+        # The overlap-added squared window, which torch.istft divides by too.
+        envelope = F.conv_transpose1d(torch.ones_like(mag[:1, :1]), self.window_sq, stride=self.hop)[0, 0]
+        frames = mag.shape[-1]
+        stop = self.pad + frames * self.hop
+        return audio[:, self.pad : stop] / envelope[self.pad : stop].clamp_min(1e-11)
+
+
+class ExportableConverter(nn.Module):
+    """audio (1, T), target (1, Ds), strength (1,) -> converted audio (1, F * hop); see the module docstring."""
+
+    def __init__(self, model: VAE, vocoder: VocosVocoder, frontend: MelFrontend) -> None:
+        super().__init__()
+        if not isinstance(vocoder, VocosVocoder):
+            raise ValueError(f"export takes the fast vocoder (or a Vocos checkpoint), not {type(vocoder).__name__}")
+        self.frontend = ConvLogMel(frontend)
+        self.model = model.eval()
+        self.vocoder = vocoder.eval()
+        self.istft = ConvISTFT(model.mel_config.n_fft, model.mel_config.hop_length, vocoder.head.istft.window)
+        self.tail = vocoder.batch_tail_frames
+        self.hop = model.mel_config.hop_length
+
+    def forward(self, audio: torch.Tensor, target: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+        mel = self.frontend(audio)
+        frames = mel.shape[-1]
+        m = self.model
+        # VAE.prepare without its Python branches, which tracing would freeze at
+        # the example's length: pad to whole latent frames (0 frames is a no-op).
+        mel = F.pad(mel, (0, (-frames) % m.config.downsample), value=m.floor)
+        xn = (mel - m.mel_mean[:, None]) / m.mel_std[:, None]
+        z_source = m.speaker_encoder(xn).mu
+        z = z_source + strength[:, None] * (target - z_source)
+        converted = m.decode(m._point_content(m.content_encoder(xn)), z, frames)
+        # The silence vocode_many puts after a clip, so its end is vocoded as offline.
+        padded = F.pad(converted, (0, self.tail), value=self.model.floor)
+        mag, phase = self.vocoder.polar(padded)
+        out = self.istft(mag, phase)[:, : frames * self.hop]
+        return out.clamp(-1.0, 1.0)
+
+
+def example_inputs(vc, seconds: float = 2.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A speech-length input for tracing: (1, T) noise, (1, Ds) zeros, (1,) ones."""
+    generator = torch.Generator().manual_seed(0)
+    audio = 0.1 * torch.randn(1, int(seconds * vc.sample_rate), generator=generator)
+    return audio, torch.zeros(1, vc.model.config.speaker_dim), torch.ones(1)
+
+
+def export(vc, out: str | Path, fmt: str, force: bool = False) -> tuple[Path, Path]:
+    """Write the converter graph to `out` and its voices to `out` with .json; returns both paths."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    out = Path(out)
+    sidecar = out.with_suffix(".json")
+    for path in (out, sidecar):
+        if path.exists() and not force:
+            raise FileExistsError(f"{path}: exists; pass --force to overwrite")
+    net = ExportableConverter(vc.model.cpu(), vc.vocoder.cpu(), MelFrontend(vc.model.mel_config)).eval()
+    inputs = example_inputs(vc)
+    with torch.no_grad(), warnings.catch_warnings(), atomic_write(out, out.suffix) as tmp:
+        # Tracing warns about every shape-dependent Python value; those were checked by hand (tests/test_export.py).
+        warnings.simplefilter("ignore")
+        if fmt == "torchscript":
+            traced = torch.jit.trace(net, inputs, check_trace=False)
+            torch.jit.save(traced, str(tmp))
+        else:
+            _onnx(net, inputs, Path(tmp))
+    voices = {name: vc.vectors.speaker(name).tolist() for name in vc.speakers} if vc.vectors is not None else {}
+    meta = {
+        "format": fmt,
+        "sample_rate": vc.sample_rate,
+        "hop_length": vc.model.mel_config.hop_length,
+        "speaker_dim": vc.model.config.speaker_dim,
+        "inputs": {"audio": "(1, T) float32 mono", "target": "(1, speaker_dim) float32", "strength": "(1,) float32"},
+        "output": "(1, (T // hop_length) * hop_length) float32 in [-1, 1]",
+        "voices": voices,
+    }
+    with atomic_write(sidecar, ".json") as tmp:
+        Path(tmp).write_text(json.dumps(meta, indent=1))
+    return out, sidecar
+
+
+def _onnx(net: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
+    try:
+        import onnx  # noqa: F401  (torch's exporter writes the file with it)
+    except ImportError as e:
+        raise ValueError("ONNX export needs the onnx package: pip install 'voicevae[export]'") from e
+    # The TorchScript-based exporter (dynamo=False) takes the traced graph's
+    # dynamic lengths as they are and needs no onnxscript.
+    torch.onnx.export(
+        net,
+        inputs,
+        str(path),
+        input_names=["audio", "target", "strength"],
+        output_names=["converted"],
+        dynamic_axes={"audio": {1: "samples"}, "converted": {1: "out_samples"}},
+        opset_version=ONNX_OPSET,
+        dynamo=False,
+    )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model.pt or a model folder (default: the shipped model)")
+    p.add_argument("--vocoder", default="fast", help="fast or a Vocos-style vocoder checkpoint (default fast)")
+    p.add_argument("--format", choices=FORMATS, required=True)
+    p.add_argument("-o", "--out", required=True, help="the graph file; its voices go beside it with .json")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .api import load
+
+    if args.vocoder in ("hifigan", "griffinlim"):
+        raise ValueError(f"--vocoder {args.vocoder}: export takes the fast vocoder or a Vocos checkpoint")
+    vc = load(args.model, vocoder=args.vocoder, device="cpu")
+    graph, sidecar = export(vc, args.out, args.format, force=args.force)
+    print(f"wrote {graph} and {sidecar} ({len(vc.speakers)} voices)")
+    return 0
