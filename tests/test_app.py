@@ -280,3 +280,34 @@ def test_target_controls_follow_the_mode_and_the_default_target_is_a_clear_voice
         assert [u["visible"] for u in updates] == [i == shown for i in range(3)]
     assert default_target(["espeak_gb_f1", "flite_rms", "flite_slt"]) == "flite_slt"
     assert default_target(["a", "b"]) == "a" and default_target([]) is None
+
+
+def test_live_chunks_come_back_converted_through_one_stream(demo, tmp_path):
+    wav, rate = sf.read(harmonic(tmp_path / "mic.wav", seconds=2.0), dtype="float32")
+    pcm = (wav * 32767).astype(np.int16)
+    session, outs = None, []
+    step = rate // 10  # Gradio sends a chunk every 0.1 s
+    for i in range(0, pcm.size, step):
+        out, session, status = demo.on_live_chunk((rate, pcm[i : i + step]), session, "spk1", demo.default_model, "griffinlim")
+        assert "Live to **spk1**" in status and "fast vocoder" in status
+        if out is not None:
+            assert out[0] == RATE and out[1].dtype == np.int16
+            outs.append(out[1])
+    first = session
+    # The stream carried over: the output is the input length minus what waits in the stream.
+    total = sum(o.size for o in outs)
+    assert pcm.size - 2 * first.stream.block <= total <= pcm.size
+    # Another target starts a new stream; a stopped recording forgets the old one.
+    _, session, _ = demo.on_live_chunk((rate, pcm[:step]), session, "spk2", demo.default_model, "griffinlim")
+    assert session is not first and session.key[2] == "spk2"
+    assert demo.on_live_stop() == (None, "")
+
+
+def test_live_without_a_target_speaker_says_so(demo):
+    chunk = (RATE, np.zeros(2205, np.int16))
+    out, session, status = demo.on_live_chunk(chunk, None, None, demo.default_model, "griffinlim")
+    assert out is None and session is None and "choose a target speaker" in status
+    # Stereo float chunks (another browser's format) are taken too.
+    stereo = (44100, 0.1 * np.ones((4410, 2), np.float32))
+    _, session, status = demo.on_live_chunk(stereo, None, "spk1", demo.default_model, "griffinlim")
+    assert session is not None and session.seconds == pytest.approx(0.1)

@@ -195,3 +195,21 @@ def test_api_refuses_server_paths_it_was_not_sent(server, tone_corpus):
     reply = urllib.request.urlopen(f"{call}/{event}", timeout=30).read().decode()
     assert "event: error" in reply
     assert str(tone_corpus.parent) not in reply and "/" not in reply.split("data:", 1)[-1]  # no server path echoed
+
+
+def test_live_tab_streams_the_microphone_through_the_converter(server):
+    """Chromium's fake microphone (a beep) streamed to the live handler; its status counts the seconds heard."""
+    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(server.url)
+        page.get_by_text("Live conversion (microphone)").click()
+        page.locator("#live_mic").get_by_role("button", name="Record").click()
+        page.locator("#live_status").get_by_text("Live to").wait_for(timeout=30_000)
+        page.wait_for_function(
+            "() => /([0-9.]+) s heard/.test(document.querySelector('#live_status').innerText)"
+            " && parseFloat(document.querySelector('#live_status').innerText.match(/([0-9.]+) s heard/)[1]) >= 1.0",
+            timeout=30_000,
+        )
+        browser.close()

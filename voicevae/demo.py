@@ -35,6 +35,8 @@ from .api import DEFAULT_MODEL, DEFAULT_VOCODER, VoiceConverter, load
 from .audio import save_audio
 from .batch import convert_pairs
 from .config import MelConfig
+from .realtime import StreamingConverter
+from .streaming import Resampler
 from .vocoder import FAST_ASSET
 
 DEFAULT_LABEL = "default (shipped)"
@@ -131,6 +133,26 @@ def mel_image(mel: torch.Tensor, config: MelConfig, dynamic_range: float = 10.0)
 def _slug(text: str) -> str:
     """A file-name-safe version of a label."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "voice"
+
+
+@dataclass
+class LiveSession:
+    """One browser's live conversion: the stream, and the resampler from the microphone's rate."""
+
+    key: tuple[str, str, str, int]  # model, vocoder, target, microphone rate: a change starts a new stream
+    stream: StreamingConverter
+    resampler: Resampler
+    seconds: float = 0.0
+
+
+def _mono_float(samples: np.ndarray) -> torch.Tensor:
+    """A microphone chunk as Gradio sends it ((T,) or (T, channels), int16 or float) -> (T,) float32."""
+    x = torch.from_numpy(np.asarray(samples))
+    if x.ndim == 2:
+        x = x.float().mean(dim=1)
+    if not x.is_floating_point():
+        return x.float() / 32768.0
+    return x.float()
 
 
 class Demo:
@@ -363,6 +385,42 @@ class Demo:
         status = f"Converted {wav.shape[0] / vc.sample_rate:.1f} s to **{target_name}** (strength {float(strength):g})."
         return str(path), images[0], images[1], score_note, status
 
+    def on_live_chunk(
+        self, chunk: tuple[int, np.ndarray] | None, session: LiveSession | None, speaker: str | None, model: str, vocoder: str
+    ) -> tuple[tuple[int, np.ndarray] | None, LiveSession | None, str]:
+        """One microphone chunk in, the converted audio so far out: (audio chunk, session, status).
+
+        Gradio calls this every `stream_every` seconds while the microphone
+        records; the session (gr.State) carries the stream between calls.
+        """
+        if chunk is None:
+            return None, session, ""
+        rate, samples = chunk
+        try:
+            vc = self.converter(model, vocoder)
+            if not speaker or speaker not in vc.speakers:
+                raise DemoError("choose a target speaker above for live conversion")
+            key = (model, vocoder, speaker, int(rate))
+            if session is None or session.key != key:
+                session = LiveSession(key, vc.stream(speaker), Resampler(int(rate), vc.sample_rate))
+            x = _mono_float(samples)
+            session.seconds += x.numel() / rate
+            out = session.stream.process(session.resampler.feed(x))
+        except (DemoError, ValueError, OSError) as e:
+            return None, None, f"**Error:** {_message(e)}"
+        note = "" if vocoder == "fast" else " Choose the fast vocoder: the others cannot keep up live."
+        status = (
+            f"Live to **{speaker}**: {session.seconds:.1f} s heard; algorithmic latency"
+            f" {session.stream.latency_ms:.0f} ms plus the browser's buffering.{note}"
+        )
+        pcm = (out.clamp(-1.0, 1.0).numpy() * 32767).astype(np.int16)
+        return ((vc.sample_rate, pcm) if pcm.size else None), session, status
+
+    @staticmethod
+    def on_live_stop() -> tuple[None, str]:
+        """Recording stopped: drop the session, so the next recording starts a fresh stream."""
+        return None, ""
+
     def on_batch(
         self,
         files: Sequence[str] | None,
@@ -553,6 +611,18 @@ class Demo:
                     adapt_name = gr.Textbox(label="Name of the new voice", elem_id="adapt_name", scale=3)
                     adapt_btn = gr.Button("Adapt", elem_id="adapt", scale=1)
                 adapt_status = gr.Markdown(elem_id="adapt_status")
+            with gr.Accordion("Live conversion (microphone)", open=False):
+                gr.Markdown(
+                    "Speak into the microphone and hear the target speaker chosen above as you speak"
+                    " (voicevae/realtime.py; headphones avoid feedback)."
+                )
+                with gr.Row():
+                    live_mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Speak", elem_id="live_mic")
+                    live_out = gr.Audio(
+                        streaming=True, autoplay=True, interactive=False, label="Converted, live", elem_id="live_out"
+                    )
+                live_status = gr.Markdown(elem_id="live_status")
+                live_session = gr.State(None)
             with gr.Accordion("Batch conversion", open=False):
                 batch_files = gr.File(
                     file_count="multiple", file_types=["audio"], label="Clips to convert (same target and settings as above)"
@@ -583,6 +653,15 @@ class Demo:
                 adapt_with_progress, [adapt_files, adapt_name, model, vocoder], [model, speaker, adapt_status], api_name="adapt"
             )
             rescan.click(self.on_rescan, [model], [model], api_name="rescan_models")
+            live_mic.stream(
+                self.on_live_chunk,
+                [live_mic, live_session, speaker, model, vocoder],
+                [live_out, live_session, live_status],
+                stream_every=0.1,
+                time_limit=600,
+                api_visibility="private",
+            )
+            live_mic.stop_recording(self.on_live_stop, None, [live_session, live_status], api_visibility="private")
         return demo
 
 
