@@ -57,7 +57,7 @@ RUNNER = """
 import sys, json, numpy as np
 sys.modules["voicevae"] = None
 graph, audio_path, out_path = sys.argv[1:]
-meta = json.load(open(graph.rsplit(".", 1)[0] + ".json"))
+meta = json.load(open(graph + ".json"))
 audio = np.load(audio_path)[None].astype(np.float32)
 target = np.array([meta["voices"]["flite_slt"]], dtype=np.float32)
 strength = np.array([0.7], dtype=np.float32)
@@ -76,7 +76,7 @@ np.save(out_path, out)
 def test_exported_graph_runs_without_voicevae_and_agrees_to_1e_4(vc, clip, tmp_path, fmt):
     graph = tmp_path / f"voice.{'onnx' if fmt == 'onnx' else 'ts'}"
     assert main(["export", "--format", fmt, "-o", str(graph)]) == 0
-    meta = json.loads(graph.with_suffix(".json").read_text())
+    meta = json.loads(graph.with_name(graph.name + ".json").read_text())
     assert meta["sample_rate"] == vc.sample_rate and set(meta["voices"]) == set(vc.speakers)
     net = ExportableConverter(vc.model, vc.vocoder, MelFrontend(vc.model.mel_config)).eval()
     (tmp_path / "runner.py").write_text(RUNNER)

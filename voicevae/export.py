@@ -10,7 +10,7 @@ The graph is `ExportableConverter`:
 front end (reflect padding, STFT, mel filterbank, log) -> speaker and content
 encoders -> z = z_source + strength * (target - z_source) -> decoder -> fast
 vocoder, with the silent tail `vocode_many` adds. Beside the graph goes a
-JSON file (OUT with .json) with the sample rate, the latent size and every
+JSON file (OUT.json, e.g. voice.onnx.json) with the sample rate, the latent size and every
 voice's vector, so a caller needs only torch or onnxruntime:
 
     net = torch.jit.load("voice.ts")
@@ -152,11 +152,11 @@ def example_inputs(vc, seconds: float = 2.0) -> tuple[torch.Tensor, torch.Tensor
 
 
 def export(vc, out: str | Path, fmt: str, force: bool = False) -> tuple[Path, Path]:
-    """Write the converter graph to `out` and its voices to `out` with .json; returns both paths."""
+    """Write the converter graph to `out` and its voices to `out`.json; returns both paths."""
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)
-    sidecar = out.with_suffix(".json")
+    sidecar = out.with_name(out.name + ".json")
     for path in (out, sidecar):
         if path.exists() and not force:
             raise FileExistsError(f"{path}: exists; pass --force to overwrite")
@@ -208,7 +208,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model.pt or a model folder (default: the shipped model)")
     p.add_argument("--vocoder", default="fast", help="fast or a Vocos-style vocoder checkpoint (default fast)")
     p.add_argument("--format", choices=FORMATS, required=True)
-    p.add_argument("-o", "--out", required=True, help="the graph file; its voices go beside it with .json")
+    p.add_argument("-o", "--out", required=True, help="the graph file; its voices go beside it in OUT.json")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 

@@ -333,10 +333,12 @@ class VAE(nn.Module):
     @torch.inference_mode()
     def convert(self, x: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
         """Keep the content of x, decode with speaker latent(s) (B, Ds) or (Ds,): -> (B, n_mels, F)."""
-        q = self.posterior(x)
+        xn, frames = self.prepare(x)
+        # Only the content encoder: the speaker latent is given (and live conversion runs this per block).
+        content = self.content_encoder(xn)
         if speaker.ndim == 1:
             speaker = repeat(speaker, "d -> b d", b=x.shape[0])
-        return self.decode(self._point_content(q.content), speaker.to(x.dtype), q.frames)
+        return self.decode(self._point_content(content), speaker.to(x.dtype), frames)
 
     @torch.inference_mode()
     def sample_prior(
