@@ -297,9 +297,10 @@ def test_live_chunks_come_back_converted_through_one_stream(demo, tmp_path):
     # The stream carried over: the output is the input length minus what waits in the stream.
     total = sum(o.size for o in outs)
     assert pcm.size - 2 * first.stream.block <= total <= pcm.size
-    # Another target starts a new stream; a stopped recording forgets the old one.
-    _, session, _ = demo.on_live_chunk((rate, pcm[:step]), session, "spk2", demo.default_model, "griffinlim")
-    assert session is not first and session.key[2] == "spk2"
+    # Another target changes the voice of the same stream; a stopped recording forgets it.
+    _, session, status = demo.on_live_chunk((rate, pcm[:step]), session, "spk2", demo.default_model, "griffinlim")
+    assert session is first and session.speaker == "spk2" and "Live to **spk2**" in status
+    assert torch.allclose(session.stream.speaker[0], demo.converter(demo.default_model, "griffinlim").target_vector("spk2"))
     assert demo.on_live_stop() == (None, "")
 
 
@@ -307,7 +308,13 @@ def test_live_without_a_target_speaker_says_so(demo):
     chunk = (RATE, np.zeros(2205, np.int16))
     out, session, status = demo.on_live_chunk(chunk, None, None, demo.default_model, "griffinlim")
     assert out is None and session is None and "choose a target speaker" in status
-    # Stereo float chunks (another browser's format) are taken too.
-    stereo = (44100, 0.1 * np.ones((4410, 2), np.float32))
-    _, session, status = demo.on_live_chunk(stereo, None, "spk1", demo.default_model, "griffinlim")
-    assert session is not None and session.seconds == pytest.approx(0.1)
+    # Stereo chunks at 44.1 kHz (other browsers' formats), float or int16, are scaled alike.
+    t = np.arange(44100) / 44100
+    tone = 0.25 * np.sin(2 * np.pi * 220 * t)
+    fed = {}
+    for name, samples in (("float", tone.astype(np.float32)), ("int16", (tone * 32768).astype(np.int16))):
+        stereo = np.stack([samples, samples], axis=1)
+        _, session, status = demo.on_live_chunk((44100, stereo), None, "spk1", demo.default_model, "griffinlim")
+        assert session is not None and session.seconds == pytest.approx(1.0)
+        fed[name] = session.stream.pending.abs().max().item() or session.stream.mels.peak
+    assert fed["int16"] == pytest.approx(fed["float"], rel=1e-3) and fed["float"] == pytest.approx(0.25, rel=0.05)

@@ -104,11 +104,16 @@ def server(tmp_path_factory, tone_corpus):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def playwright():
+    with sync_playwright() as p:  # one per module: Playwright's sync API allows one at a time
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
@@ -197,11 +202,11 @@ def test_api_refuses_server_paths_it_was_not_sent(server, tone_corpus):
     assert str(tone_corpus.parent) not in reply and "/" not in reply.split("data:", 1)[-1]  # no server path echoed
 
 
-def test_live_tab_streams_the_microphone_through_the_converter(server):
+def test_live_tab_streams_the_microphone_through_the_converter(server, playwright):
     """Chromium's fake microphone (a beep) streamed to the live handler; its status counts the seconds heard."""
     args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    try:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(server.url)
         page.get_by_text("Live conversion (microphone)").click()
@@ -212,4 +217,5 @@ def test_live_tab_streams_the_microphone_through_the_converter(server):
             " && parseFloat(document.querySelector('#live_status').innerText.match(/([0-9.]+) s heard/)[1]) >= 1.0",
             timeout=30_000,
         )
+    finally:
         browser.close()

@@ -98,6 +98,13 @@ def test_export_refuses_what_it_cannot_do(tmp_path, capsys):
     out.write_text("mine")
     assert main(["export", "--format", "torchscript", "-o", str(out)]) == 1
     assert "exists" in capsys.readouterr().err and out.read_text() == "mine"
+    # The voices file is the user's too: refused alone, before the graph is written.
+    other, sidecar = tmp_path / "other.ts", tmp_path / "other.ts.json"
+    sidecar.write_text("notes")
+    assert main(["export", "--format", "torchscript", "-o", str(other)]) == 1
+    assert "other.ts.json: exists" in capsys.readouterr().err and not other.exists() and sidecar.read_text() == "notes"
+    assert main(["export", "--format", "torchscript", "-o", str(other), "--force"]) == 0
+    assert "flite_slt" in json.loads(sidecar.read_text())["voices"]
     assert main(["export", "--format", "onnx", "--vocoder", "hifigan", "-o", str(tmp_path / "v.onnx")]) == 1
     assert "fast vocoder" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--format"):

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torchaudio
 
 import voicevae
 import voicevae.live as live
@@ -21,7 +22,7 @@ class FakeSoundDevice:
 
     def query_devices(self, device=None, kind=None):
         if device is None:
-            return self.devices
+            return self.devices if kind is None else self.devices[0]
         if device not in (d["name"] for d in self.devices):
             raise ValueError(f"No {kind} device matching {device!r}")
         return self.devices[0]
@@ -45,7 +46,7 @@ class FakeSoundDevice:
         return Running()
 
 
-DUPLEX = [{"name": "mic+speaker", "max_input_channels": 1, "max_output_channels": 2}]
+DUPLEX = [{"name": "mic+speaker", "max_input_channels": 1, "max_output_channels": 2, "default_samplerate": 22050.0}]
 
 
 def test_live_plays_the_stream_output_block_by_block():
@@ -61,6 +62,23 @@ def test_live_plays_the_stream_output_block_by_block():
     expected = torch.cat([reference.process(wav[i : i + stream.block]) for i in range(0, played.size, stream.block)])
     assert np.allclose(played, expected.numpy(), atol=1e-6)
     assert np.abs(played[stream.delay :]).max() > 0.01  # converted speech, not silence
+
+
+def test_live_runs_at_the_device_rate_and_reports_callback_errors():
+    vc = voicevae.load(vocoder="fast", device="cpu")
+    wav = vc.load_audio(voicevae.api.ASSETS / "default" / "examples" / "flite_awb.wav")[: 22050 * 2]
+    at_48k = torchaudio.functional.resample(wav, 22050, 48000).numpy()
+    devices = [{**DUPLEX[0], "default_samplerate": 48000.0}]
+    sd = FakeSoundDevice(devices, at_48k)
+    stream = vc.stream("flite_slt")
+    live.convert_live(stream, sd, seconds=0)
+    assert sd.opened["samplerate"] == 48000 and sd.opened["blocksize"] == round(stream.block * 48000 / 22050)
+    played = np.concatenate(sd.played)
+    assert np.abs(played[played.size // 2 :]).max() > 0.01
+    # A failure inside the callback (here: a stream already flushed) ends the session with its reason.
+    stream.flush()
+    with pytest.raises(ValueError, match="live conversion stopped: .*reset"):
+        live.convert_live(stream, FakeSoundDevice(devices, at_48k), seconds=None)
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ def test_stream_targets_follow_the_voice_arithmetic(vc):
 
 
 def test_bad_stream_settings_are_refused_by_name(vc):
-    with pytest.raises(ValueError, match="strength < 1 needs"):
+    with pytest.raises(ValueError, match="strength 0.5 needs"):
         vc.stream("flite_slt", strength=0.5)
     with pytest.raises(ValueError, match="block_ms"):
         vc.stream("flite_slt", block_ms=2)
@@ -94,3 +94,49 @@ def test_bad_stream_settings_are_refused_by_name(vc):
         vc.stream("flite_sl")
     with pytest.raises(ValueError, match="NaN"):
         vc.stream("flite_slt").process(torch.full((768,), float("nan")))
+
+
+@pytest.mark.parametrize("block_ms", [500, 1000])
+def test_blocks_longer_than_the_history_still_convert_every_frame(vc, block_ms):
+    wav = vc.load_audio(EXAMPLES / "flite_awb.wav")
+    offline = vc.convert(wav, "flite_slt").cpu()
+    stream = vc.stream("flite_slt", block_ms=block_ms)
+    outs, tail = run_stream(stream, wav, stream.block)
+    assert all(o.numel() == stream.block for o in outs[:-1])
+    streamed = torch.cat([*outs, tail])
+    assert streamed.numel() == wav.numel() // 256 * 256 + stream.delay
+    # Long blocks give each frame more context than short ones, not less.
+    assert logmel_distance(vc, offline, streamed[stream.delay :]) < DEFAULT_TOLERANCE
+
+
+def test_a_flushed_stream_must_be_reset_and_integer_pcm_is_refused(vc):
+    stream = vc.stream("flite_slt")
+    stream.process(torch.zeros(2000))
+    stream.flush()
+    for call in (lambda: stream.process(torch.zeros(768)), stream.flush):
+        with pytest.raises(ValueError, match="reset"):
+            call()
+    stream.reset()
+    assert stream.process(torch.zeros(768)).numel() == 768
+    with pytest.raises(ValueError, match="float samples"):
+        stream.process(torch.zeros(768, dtype=torch.int16))
+
+
+def test_changing_the_voice_mid_stream_keeps_every_sample(vc):
+    wav = vc.load_audio(EXAMPLES / "flite_awb.wav")
+    streams = {name: vc.stream(name) for name in ("flite_slt", "flite_rms")}
+    whole = {}
+    for name, st in streams.items():
+        outs, tail = run_stream(st, wav, st.block)
+        whole[name] = torch.cat([*outs, tail])
+    stream = vc.stream("flite_slt")
+    half = wav.numel() // 2 // stream.block * stream.block
+    first = stream.process(wav[:half])
+    stream.set_speaker(vc.target_vector("flite_rms"))
+    switched = torch.cat([first, stream.process(wav[half:]), stream.flush()])
+    assert switched.numel() == whole["flite_rms"].numel()
+    # Before the switch, the first voice; once the vocoder's history holds only new frames, the second.
+    assert torch.allclose(switched[:half], whole["flite_slt"][:half], atol=1e-6)
+    settle = half + stream.delay + (stream.vocoder_history + 8) * 256
+    assert torch.allclose(switched[settle:], whole["flite_rms"][settle:], atol=1e-5)
+    assert not torch.allclose(switched[settle:], whole["flite_slt"][settle:], atol=1e-2)

@@ -300,7 +300,7 @@ class VoiceConverter:
         block_ms is rounded to whole mel frames (11.6 ms at the defaults);
         `latency_ms` of the result states the algorithmic latency. The speaker
         latent is fixed for the stream. At strength 1 it is the target's
-        vector plus `attributes`; a partial strength mixes in the source's own
+        vector plus `attributes`; any other strength mixes in the source's own
         voice, which a stream cannot know in advance: give it as `source` (a
         voice name, a vector or clips of the person speaking). `settings` are
         StreamingConverter's history, lookahead and extend frames.
@@ -308,9 +308,11 @@ class VoiceConverter:
         check_method(method)
         hop_ms = 1000.0 * self.model.mel_config.hop_length / self.sample_rate
         if not hop_ms <= block_ms <= 1000.0:
-            raise ValueError(f"block_ms must be between one mel frame ({hop_ms:.1f} ms) and 1000 ms, got {block_ms}")
+            raise ValueError(f"block_ms must be between one mel frame ({hop_ms:.1f} ms) and 1000 ms, got {block_ms:g}")
         if strength != 1.0 and source is None:
-            raise ValueError("a stream at strength < 1 needs the speaker's own voice as `source` (a voice name, vector or clips)")
+            raise ValueError(
+                f"a stream at strength {strength:g} needs the speaker's own voice as `source` (a voice name, vector or clips)"
+            )
         z_source = self.target_vector(source) if source is not None else torch.zeros(self.model.config.speaker_dim)
         speaker = self._speaker_latent(z_source.to(self.device), target, strength, attributes, method, None)
         return StreamingConverter(self, speaker, block_frames=max(1, round(block_ms / hop_ms)), **settings)

@@ -139,7 +139,8 @@ def _slug(text: str) -> str:
 class LiveSession:
     """One browser's live conversion: the stream, and the resampler from the microphone's rate."""
 
-    key: tuple[str, str, str, int]  # model, vocoder, target, microphone rate: a change starts a new stream
+    key: tuple[str, str, int]  # model, vocoder, microphone rate: a change starts a new stream
+    speaker: str  # a new target changes the stream's voice in place
     stream: StreamingConverter
     resampler: Resampler
     seconds: float = 0.0
@@ -148,11 +149,8 @@ class LiveSession:
 def _mono_float(samples: np.ndarray) -> torch.Tensor:
     """A microphone chunk as Gradio sends it ((T,) or (T, channels), int16 or float) -> (T,) float32."""
     x = torch.from_numpy(np.asarray(samples))
-    if x.ndim == 2:
-        x = x.float().mean(dim=1)
-    if not x.is_floating_point():
-        return x.float() / 32768.0
-    return x.float()
+    x = x.float() if x.is_floating_point() else x.float() / 32768.0  # scale PCM before mixing down
+    return x.mean(dim=1) if x.ndim == 2 else x
 
 
 class Demo:
@@ -400,9 +398,12 @@ class Demo:
             vc = self.converter(model, vocoder)
             if not speaker or speaker not in vc.speakers:
                 raise DemoError("choose a target speaker above for live conversion")
-            key = (model, vocoder, speaker, int(rate))
+            key = (model, vocoder, int(rate))
             if session is None or session.key != key:
-                session = LiveSession(key, vc.stream(speaker), Resampler(int(rate), vc.sample_rate))
+                session = LiveSession(key, speaker, vc.stream(speaker), Resampler(int(rate), vc.sample_rate))
+            elif session.speaker != speaker:
+                session.stream.set_speaker(vc.target_vector(speaker))
+                session.speaker = speaker
             x = _mono_float(samples)
             session.seconds += x.numel() / rate
             out = session.stream.process(session.resampler.feed(x))
@@ -411,7 +412,7 @@ class Demo:
         note = "" if vocoder == "fast" else " Choose the fast vocoder: the others cannot keep up live."
         status = (
             f"Live to **{speaker}**: {session.seconds:.1f} s heard; algorithmic latency"
-            f" {session.stream.latency_ms:.0f} ms plus the browser's buffering.{note}"
+            f" {session.stream.latency_ms:.0f} ms (plus resampling from the microphone's rate and the browser's buffering).{note}"
         )
         pcm = (out.clamp(-1.0, 1.0).numpy() * 32767).astype(np.int16)
         return ((vc.sample_rate, pcm) if pcm.size else None), session, status

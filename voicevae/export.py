@@ -30,6 +30,7 @@ samples; longer clips run in one piece where `convert` runs in windows.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import warnings
@@ -160,7 +161,9 @@ def export(vc, out: str | Path, fmt: str, force: bool = False) -> tuple[Path, Pa
     for path in (out, sidecar):
         if path.exists() and not force:
             raise FileExistsError(f"{path}: exists; pass --force to overwrite")
-    net = ExportableConverter(vc.model.cpu(), vc.vocoder.cpu(), MelFrontend(vc.model.mel_config)).eval()
+    # Copies on the CPU: the caller's converter stays where it is.
+    model, vocoder = copy.deepcopy(vc.model).cpu(), copy.deepcopy(vc.vocoder).cpu()
+    net = ExportableConverter(model, vocoder, MelFrontend(vc.model.mel_config)).eval()
     inputs = example_inputs(vc)
     with torch.no_grad(), warnings.catch_warnings(), atomic_write(out, out.suffix) as tmp:
         # Tracing warns about every shape-dependent Python value; those were checked by hand (tests/test_export.py).

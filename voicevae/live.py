@@ -3,9 +3,10 @@
     voicevae live --target flite_slt [--block-ms 35] [--seconds 60]
     voicevae live --list-devices
 
-One duplex PortAudio stream at the model's rate, one block per callback: the
-callback hands the block to `StreamingConverter.process` and plays what comes
-back, so what you hear is your voice `latency_ms` (plus compute) later.
+One duplex PortAudio stream at the device's rate, one block per callback: the
+callback resamples the block to the model's rate, hands it to
+`StreamingConverter.process`, resamples what comes back and plays it, so what
+you hear is your voice `latency_ms` (plus compute and resampling) later.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+import torch
 
 from .api import DEFAULT_VOCODER
 from .realtime import StreamingConverter
+from .streaming import Resampler
 
 
 def sounddevice_module() -> ModuleType:
@@ -50,17 +53,44 @@ def check_devices(sd: Any, input_device: str | int | None, output_device: str | 
                 raise ValueError(f"--{kind}-device {wanted!r}: {e} (see `voicevae live --list-devices`)") from e
 
 
-def make_callback(stream: StreamingConverter, overruns: list[str]):
-    """The PortAudio callback: indata (frames, 1) -> outdata (frames, 1) through the stream."""
+class Duplex:
+    """The PortAudio callback: device-rate blocks in, converted device-rate blocks out.
 
-    def callback(indata: np.ndarray, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+    Devices often refuse the model's 22.05 kHz, so the stream runs at the
+    device's own rate with a streaming resampler on each side. An error in
+    the callback is kept (PortAudio would swallow it) and ends the session.
+    """
+
+    def __init__(self, stream: StreamingConverter, rate: int) -> None:
+        self.stream, self.rate = stream, rate
+        self.blocksize = max(1, round(stream.block * rate / stream.sample_rate))
+        self.to_model, self.to_device = Resampler(rate, stream.sample_rate), Resampler(stream.sample_rate, rate)
+        self.queue = torch.zeros(0)  # converted device-rate samples not yet played
+        self.overruns: list[str] = []
+        self.error: Exception | None = None
+
+    def callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status:
-            overruns.append(str(status))  # xruns: the callback was late, or the device dropped samples
-        out = stream.process(indata[:, 0]).numpy()
+            self.overruns.append(str(status))  # xruns: the callback was late, or the device dropped samples
         outdata[:, 0] = 0.0
-        outdata[: out.size, 0] = out[:frames]
+        if self.error is not None:
+            return
+        try:
+            x = torch.from_numpy(np.ascontiguousarray(indata[:, 0], dtype=np.float32))
+            converted = self.stream.process(self.to_model.feed(x))
+            self.queue = torch.cat([self.queue, self.to_device.feed(converted)])
+        except Exception as e:  # noqa: BLE001  (reported by convert_live once the device is closed)
+            self.error = e
+            return
+        out, self.queue = self.queue[:frames], self.queue[frames:]
+        # Short only while the resamplers fill: silence first, so the delay stays fixed afterwards.
+        outdata[frames - out.numel() :, 0] = out.numpy()
 
-    return callback
+
+def device_rate(sd: Any, device: str | int | None, fallback: int) -> int:
+    """The input device's default sample rate, in Hz."""
+    info = sd.query_devices(device, "input")
+    return int(info.get("default_samplerate") or fallback)
 
 
 def convert_live(
@@ -72,19 +102,25 @@ def convert_live(
 ) -> list[str]:
     """Convert the input device to the output device until `seconds` pass (None: until Ctrl-C); returns xrun notes."""
     check_devices(sd, input_device, output_device)
-    overruns: list[str] = []
-    with sd.Stream(
-        samplerate=stream.sample_rate,
-        blocksize=stream.block,
-        channels=1,
-        dtype="float32",
-        device=(input_device, output_device),
-        callback=make_callback(stream, overruns),
-    ):
-        start = time.monotonic()
-        while seconds is None or time.monotonic() - start < seconds:
-            time.sleep(0.1)
-    return overruns
+    rate = device_rate(sd, input_device, stream.sample_rate)
+    duplex = Duplex(stream, rate)
+    try:
+        with sd.Stream(
+            samplerate=rate,
+            blocksize=duplex.blocksize,
+            channels=1,
+            dtype="float32",
+            device=(input_device, output_device),
+            callback=duplex.callback,
+        ):
+            start = time.monotonic()
+            while duplex.error is None and (seconds is None or time.monotonic() - start < seconds):
+                time.sleep(0.1)
+    except getattr(sd, "PortAudioError", OSError) as e:
+        raise ValueError(f"cannot open the audio devices at {rate} Hz: {e}") from e
+    if duplex.error is not None:
+        raise ValueError(f"live conversion stopped: {duplex.error}") from duplex.error
+    return duplex.overruns
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

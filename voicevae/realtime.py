@@ -2,7 +2,7 @@
 
     stream = vc.stream(target="flite_slt", block_ms=35)
     out = stream.process(block)      # as many samples as went in, in whole blocks
-    tail = stream.flush()            # the last `delay` samples at the end of the input
+    tail = stream.flush()            # at the end: what is still owed, `delay` samples and any partial block
 
 Each block runs the stages of `VoiceConverter.convert` on a sliding window:
 
@@ -114,6 +114,11 @@ class StreamingConverter:
         self.pending = torch.zeros(0)  # input samples not yet a whole block
         self.out = torch.zeros(self.delay)  # output samples not yet handed out; starts with the delay
         self.voiced = 0  # frames of audio made (output frame index)
+        self.flushed = False
+
+    def set_speaker(self, speaker: torch.Tensor) -> None:
+        """Change the voice mid-stream (Ds,): frames converted from now on take it; nothing is dropped."""
+        self.speaker = speaker.to(self.vc.device).reshape(1, -1)
 
     # ----- processing -----------------------------------------------------------------
 
@@ -124,7 +129,12 @@ class StreamingConverter:
         `block` samples back from every call. Samples short of a whole block
         are kept for the next call.
         """
-        x = torch.as_tensor(block, dtype=torch.float32).reshape(-1).cpu()
+        if self.flushed:
+            raise ValueError("stream: flushed at the end of its input; call reset() to start a new one")
+        x = torch.as_tensor(block).reshape(-1).cpu()
+        if not x.is_floating_point():
+            raise ValueError(f"stream: expects float samples in [-1, 1], got {x.dtype} (scale integer PCM first)")
+        x = x.float()
         if not torch.isfinite(x).all():
             raise ValueError("stream: input block contains NaN or infinite samples")
         self.pending = torch.cat([self.pending, x])
@@ -142,6 +152,9 @@ class StreamingConverter:
         samples: output sample n is input sample n - delay, up to the input's
         last whole frame. Call `reset` to reuse the stream.
         """
+        if self.flushed:
+            raise ValueError("stream: already flushed; call reset() to start a new one")
+        self.flushed = True
         if self.mels.buffer is not None or self.mels.raw.numel() + self.pending.numel() > self.mels.pad:
             self._step(self.pending, last=True)
         self.pending = torch.zeros(0)
@@ -169,9 +182,10 @@ class StreamingConverter:
         done = self.converted.end
         if upto <= done:
             return
-        # Windows start on the latent grid (every `downsample` frames from frame 0), as offline.
+        # Windows start on the latent grid (every `downsample` frames from frame 0), as
+        # offline, and never after the first frame still owed (a block longer than the history).
         down = self.vc.model.config.downsample
-        lo = max(0, self.inputs.end - self.vae_history) // down * down
+        lo = min(max(0, self.inputs.end - self.vae_history), done) // down * down
         window = self.inputs.window(lo, self.inputs.end)
         with torch.inference_mode():
             x = self._extended(window, last).to(self.vc.device)
@@ -184,7 +198,7 @@ class StreamingConverter:
         upto = self.converted.end if last else self.converted.end - self.vocoder_lookahead
         if upto <= self.voiced:
             return
-        lo = max(self.converted.offset, self.converted.end - self.vocoder_history)
+        lo = max(self.converted.offset, min(self.converted.end - self.vocoder_history, self.voiced))
         window = self.converted.window(lo, self.converted.end)
         if last:
             # Offline vocoding puts silence after a clip (VoiceConverter.vocode_many).
@@ -196,4 +210,4 @@ class StreamingConverter:
             audio = vocoder._fit(vocoder(x), x.shape[-1] * self.hop)[0].clamp(-1.0, 1.0).cpu()
         self.out = torch.cat([self.out, audio[(self.voiced - lo) * self.hop : (upto - lo) * self.hop]])
         self.voiced = upto
-        self.converted.drop_before(self.converted.end - self.vocoder_history)
+        self.converted.drop_before(min(self.converted.end - self.vocoder_history, self.voiced))
