@@ -202,7 +202,7 @@ def test_api_refuses_server_paths_it_was_not_sent(server, tone_corpus):
     assert str(tone_corpus.parent) not in reply and "/" not in reply.split("data:", 1)[-1]  # no server path echoed
 
 
-def test_live_tab_streams_the_microphone_through_the_converter(server, playwright):
+def test_live_tab_streams_the_microphone_through_the_converter(server, playwright, tmp_path):
     """Chromium's fake microphone (a beep) streamed to the live handler; its status counts the seconds heard."""
     args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
     browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
@@ -217,5 +217,14 @@ def test_live_tab_streams_the_microphone_through_the_converter(server, playwrigh
             " && parseFloat(document.querySelector('#live_status').innerText.match(/([0-9.]+) s heard/)[1]) >= 1.0",
             timeout=30_000,
         )
+        # Converted audio came back: the streaming output offers it as a file.
+        link = page.locator("#live_out a[download]")
+        link.wait_for(state="attached", timeout=15_000)
+        response = page.request.get(link.get_attribute("href"))
+        assert response.ok
+        out_path = tmp_path / "live.wav"
+        out_path.write_bytes(response.body())
+        out, rate = sf.read(out_path)
+        assert rate == RATE and out.size > 0 and np.isfinite(out).all()
     finally:
         browser.close()
