@@ -140,3 +140,14 @@ def test_changing_the_voice_mid_stream_keeps_every_sample(vc):
     settle = half + stream.delay + (stream.vocoder_history + 8) * 256
     assert torch.allclose(switched[settle:], whole["flite_rms"][settle:], atol=1e-5)
     assert not torch.allclose(switched[settle:], whole["flite_slt"][settle:], atol=1e-2)
+
+
+def test_frozen_graphs_give_the_eager_samples(vc):
+    wav = vc.load_audio(EXAMPLES / "festival_ked.wav")
+    out = {}
+    for frozen in (True, False):
+        stream = vc.stream("flite_slt", frozen=frozen)
+        assert (stream.networks is not None) == frozen
+        outs, tail = run_stream(stream, wav, stream.block)
+        out[frozen] = torch.cat([*outs, tail])
+    assert torch.allclose(out[True], out[False], atol=1e-5)

@@ -28,6 +28,7 @@ import math
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -293,7 +294,7 @@ class VoiceConverter:
         attributes: dict[str, float] | None = None,
         method: str = "arithmetic",
         source: str | torch.Tensor | Sequence[Source] | None = None,
-        **settings: int,
+        **settings: Any,
     ) -> StreamingConverter:
         """A live converter to `target`: `process(block)` -> converted block, at a fixed delay (realtime.py).
 
@@ -303,7 +304,7 @@ class VoiceConverter:
         vector plus `attributes`; any other strength mixes in the source's own
         voice, which a stream cannot know in advance: give it as `source` (a
         voice name, a vector or clips of the person speaking). `settings` are
-        StreamingConverter's history, lookahead and extend frames.
+        StreamingConverter's history, lookahead and extend frames, and `frozen`.
         """
         check_method(method)
         hop_ms = 1000.0 * self.model.mel_config.hop_length / self.sample_rate
