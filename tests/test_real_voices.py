@@ -15,7 +15,7 @@ from voicevae.corpora import ManifestError, merge_manifests, read_manifest
 from voicevae.data import MelCorpus, load_corpus, mel_statistics
 from voicevae.features import bins_below
 from voicevae.model import VAE
-from voicevae.training.elbo import speaker_consistency_loss
+from voicevae.training.elbo import elbo_terms, speaker_consistency_loss
 from voicevae.training.state import read_log
 from voicevae.training.vae import load_config, train
 
@@ -190,3 +190,32 @@ def test_merge_manifests_labels_the_corpus_and_refuses_clashing_speakers(tmp_pat
     assert len(merged) == 18 and {u.labels["corpus"] for u in merged} == {"alpha", "beta"}
     assert all(u.path.is_file() for u in merged)
     assert main(["merge-manifests", str(a), str(b), "-o", str(out)]) == 1  # exists: refused
+
+
+def test_channel_for_the_content_encoder_alone_leaves_the_speaker_latent_clean():
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
+    mel = torch.randn(4, 80, 16) - 4
+    through_a_room = mel + torch.randn(4, 80, 16)
+    speakers = torch.tensor([0, 0, 1, 1])
+
+    def terms(**kw):
+        torch.manual_seed(1)  # the same posterior samples each time
+        return elbo_terms(model, mel, speakers=speakers, **kw)
+
+    clean = terms()
+    content_only = terms(encoder_input=through_a_room, channel_speaker=False)
+    both = terms(encoder_input=through_a_room)
+    # speaker/consistency reads only the speaker posterior: clean with "content", changed with "both".
+    assert torch.equal(content_only["speaker/consistency"], clean["speaker/consistency"])
+    assert not torch.equal(both["speaker/consistency"], clean["speaker/consistency"])
+    assert not torch.equal(content_only["rec/nll"], clean["rec/nll"])  # the content encoder did see the room
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"), [("channel.encoders", "speaker", "encoders"), ("channel.p_noise", "1.5", "p_noise")]
+)
+def test_bad_channel_settings_are_refused_by_name(tmp_path, key, value, message):
+    config = write_train_config(tmp_path, make_tone_corpus(tmp_path / "c"))
+    with pytest.raises(ConfigError, match=message):
+        load_config(config, [f"{key}={value}"])

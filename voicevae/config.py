@@ -231,8 +231,13 @@ class ChannelConfig:
     rt60_s: tuple[float, float] = (0.1, 0.6)  # decay time of the room tail
     p_band: float = 0.0
     band_hz: tuple[float, float] = (3400.0, 7000.0)  # cut-off of a band limit
+    # Which encoders see the channel: "both", or "content" (the speaker encoder
+    # reads the clean clip, so the voice it learns is not averaged over rooms).
+    encoders: str = "both"
 
     def validate(self, where: str = "channel") -> None:
+        if self.encoders not in ("both", "content"):
+            raise ConfigError(f"{where}.encoders: expected 'both' or 'content', got {self.encoders!r}")
         for name in ("p_gain", "p_noise", "p_reverb", "p_band"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{where}.{name}: a probability must be in [0, 1]")
@@ -296,6 +301,7 @@ class TrainConfig:
             )
         if self.n_samples < 1:
             raise ConfigError(f"{where}.n_samples: must be >= 1")
+        self.channel.validate(f"{where}.channel")
         for name in ("content_warp", "speaker_warp"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{where}.{name}: must be in [0, 1), got {getattr(self, name)}")

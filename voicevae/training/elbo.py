@@ -62,6 +62,7 @@ def elbo_terms(
     encoder_input: torch.Tensor | None = None,
     band_bins: torch.Tensor | None = None,
     speakers: torch.Tensor | None = None,
+    channel_speaker: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Named ELBO terms for a batch of log-mels (B, n_mels, F), each in nats per frame.
 
@@ -73,6 +74,8 @@ def elbo_terms(
     encoder_input (B, n_mels, F): what both encoders see when it differs from
     the target `mel` (channel augmentation); the posterior is then
     q(z | x~) with x~ a noisy function of x, still a lower bound on log p(x).
+    channel_speaker=False: only the content encoder sees encoder_input; the
+    speaker encoder reads the clean `mel`.
     band_bins (B,): bins of each clip the reconstruction scores (data.py).
     speakers (B,): speaker labels; with them "speaker/consistency"
     (speaker_consistency_loss) is computed.
@@ -89,7 +92,7 @@ def elbo_terms(
     n_frames = mel.shape[0] * frames
     seen = mel if encoder_input is None else encoder_input
     seen_n = xn if encoder_input is None else model.prepare(encoder_input)[0]
-    q_s = model.speaker_encoder(seen_n)
+    q_s = model.speaker_encoder(seen_n if channel_speaker else xn)
     q_c = model.content_encoder(model.prepare(random_warp(seen, content_warp))[0] if content_warp > 0 else seen_n)
     z_s = q_s.rsample(n_samples)  # (K, B, Ds)
     z_c, index = model.sample_content(q_c, n_samples)  # (K, B, Dc, L)
@@ -193,6 +196,7 @@ class ELBO(nn.Module):
         content_warp: float = 0.0,
         content_cycle: bool = False,
         baseline: MovingAverageBaseline | None = None,
+        channel_speaker: bool = True,
     ) -> None:
         super().__init__()
         self.model = model
@@ -201,6 +205,7 @@ class ELBO(nn.Module):
         self.content_warp = content_warp
         self.content_cycle = content_cycle
         self.baseline = baseline
+        self.channel_speaker = channel_speaker
 
     def forward(
         self,
@@ -221,4 +226,5 @@ class ELBO(nn.Module):
             encoder_input,
             band_bins,
             speakers,
+            self.channel_speaker,
         )

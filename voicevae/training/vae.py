@@ -151,7 +151,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
     model.set_normalization(*mel_statistics(train_set))
     model.to(device)
     baseline = MovingAverageBaseline()
-    objective = ELBO(model, cfg.n_samples, cfg.free_bits, cfg.content_warp, cfg.lambdas.get("cycle/content", 0.0) > 0, baseline)
+    objective = ELBO(
+        model,
+        cfg.n_samples,
+        cfg.free_bits,
+        cfg.content_warp,
+        cfg.lambdas.get("cycle/content", 0.0) > 0,
+        baseline,
+        channel_speaker=cfg.channel.encoders == "both",
+    )
     state = State(
         config=cfg,
         model=model,
@@ -205,7 +213,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
         t0 = time.perf_counter()
         mel, speakers, bins = state.batches.next()
         mel, bins = speaker_warp(mel, speakers, bins, cfg.speaker_warp)
-        # The encoders see the clip through a random channel; the target stays clean.
+        # The encoders (or the content encoder alone) see the clip through a random channel; the target stays clean.
         seen = channel(mel, cfg.channel, cfg.mel, model.floor) if with_channel else None
         mel = mel.to(device, non_blocking=True)
         t1 = time.perf_counter()
