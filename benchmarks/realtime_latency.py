@@ -30,15 +30,9 @@ import voicevae
 from voicevae.api import ASSETS
 from voicevae.export import ExportableConverter, export
 from voicevae.features import MelFrontend
+from voicevae.metrics import mel_l1
 
 EXAMPLES = ASSETS / "default" / "examples"
-
-
-def logmel_distance(vc, a: torch.Tensor, b: torch.Tensor) -> float:
-    n = min(a.numel(), b.numel())
-    ma, mb = vc.frontend(a[:n]), vc.frontend(b[:n])
-    top = max(float(ma.max()), float(mb.max()))
-    return float((ma.clamp(min=top - 8) - mb.clamp(min=top - 8)).abs().mean())
 
 
 def stream_clip(vc, target: str, wav: torch.Tensor, block_ms: float) -> tuple[torch.Tensor, list[float], object]:
@@ -87,7 +81,7 @@ def main() -> None:
         for wav, off in zip(wavs, offline):
             out, t, stream = stream_clip(vc, args.target, wav, block_ms)
             times += t[2:]  # the first calls run on a short history
-            dists.append(logmel_distance(vc, off, out))
+            dists.append(mel_l1(off, out, vc.frontend, dynamic_range=8.0))
             if judge is not None:
                 sims.append(float(judge.embed(out[: off.numel()], vc.sample_rate) @ ref))
         median, p95 = 1000 * statistics.median(times), 1000 * float(np.percentile(times, 95))

@@ -198,6 +198,9 @@ def test_mel_l1_is_zero_for_identical_audio_and_grows_with_noise(arctic_22k: tor
     # Different lengths compare over the common frames; only the last few,
     # where the cut copy's reflect padding differs, disagree at all.
     assert mel_l1(x, x[: len(x) // 2], frontend) < mild
+    # Over the top 8 nats only: near-silent bins no longer count, so the distance can only shrink.
+    assert mel_l1(x, _with_noise(x, 30.0), frontend, dynamic_range=8.0) < mild
+    assert mel_l1(x, x, frontend, dynamic_range=8.0) == 0.0
 
 
 def test_f0_correlation_self_shifted_reversed(arctic: torch.Tensor) -> None:

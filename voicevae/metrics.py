@@ -196,10 +196,13 @@ def stoi(ref: Audio, deg: Audio, rate: int) -> float:
     return float(_stoi(r, d, METRIC_RATE, extended=False))
 
 
-def mel_l1(ref: Audio, deg: Audio, frontend: MelFrontend) -> float:
+def mel_l1(ref: Audio, deg: Audio, frontend: MelFrontend, dynamic_range: float | None = None) -> float:
     """Mean |log-mel(ref) - log-mel(deg)| over the first min(F_ref, F_deg) frames.
 
     ref, deg: (T,) audio already at `frontend.config.sample_rate`.
+    dynamic_range (nats): compare only the top of the range, both log-mels
+    clamped at the louder one's peak minus it (8 nats is about 70 dB), so
+    differences between near-silences, large in the log domain, do not count.
     """
     rate = frontend.config.sample_rate
     device = next(frontend.buffers()).device
@@ -209,7 +212,11 @@ def mel_l1(ref: Audio, deg: Audio, frontend: MelFrontend) -> float:
     with torch.inference_mode():
         mr, md = frontend(r), frontend(d)
     n = min(mr.shape[-1], md.shape[-1])
-    return float((mr[:, :n] - md[:, :n]).abs().mean())
+    mr, md = mr[:, :n], md[:, :n]
+    if dynamic_range is not None:
+        floor = float(torch.maximum(mr.max(), md.max())) - dynamic_range
+        mr, md = mr.clamp(min=floor), md.clamp(min=floor)
+    return float((mr - md).abs().mean())
 
 
 def auroc(positive_scores: Sequence[float] | np.ndarray, negative_scores: Sequence[float] | np.ndarray) -> float:
