@@ -128,13 +128,8 @@ class ExportableConverter(nn.Module):
         self.hop = model.mel_config.hop_length
 
     def forward(self, audio: torch.Tensor, target: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
-        mel = self.frontend(audio)
-        frames = mel.shape[-1]
         m = self.model
-        # VAE.prepare without its Python branches, which tracing would freeze at
-        # the example's length: pad to whole latent frames (0 frames is a no-op).
-        mel = F.pad(mel, (0, (-frames) % m.config.downsample), value=m.floor)
-        xn = (mel - m.mel_mean[:, None]) / m.mel_std[:, None]
+        xn, frames = m.prepare(self.frontend(audio))
         z_source = m.speaker_encoder(xn).mu
         z = z_source + strength[:, None] * (target - z_source)
         converted = m.decode(m._point_content(m.content_encoder(xn)), z, frames)

@@ -218,10 +218,10 @@ class VAE(nn.Module):
         frames = x.shape[-1]
         if frames < 1:
             raise ValueError("log-mel has no frames")
-        pad = (-frames) % self.config.downsample
-        if pad:
-            # Pad with silence so padding looks like the ends of real clips.
-            x = F.pad(x, (0, pad), value=self.floor)
+        # Pad with silence so padding looks like the ends of real clips. Always
+        # called (0 frames is a no-op), so traced graphs (export.py, realtime.py)
+        # keep the padding for lengths other than the one they were traced at.
+        x = F.pad(x, (0, (-frames) % self.config.downsample), value=self.floor)
         xn = (x - self.mel_mean[:, None]) / self.mel_std[:, None]
         return xn, frames
 

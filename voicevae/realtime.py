@@ -184,7 +184,7 @@ class StreamingConverter:
         """(n_mels, F) -> (1, n_mels, F + e): the newest frame repeated, unless the input has ended.
 
         e is `extend`, or one more where that makes whole latent frames, so the
-        VAE never pads (its padding is a branch the traced graph cannot take).
+        VAE never pads the repeated frames with silence.
         """
         if last:
             return frames.unsqueeze(0)
