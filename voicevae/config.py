@@ -248,6 +248,37 @@ class ChannelConfig:
 
 
 @dataclass
+class AdversarialConfig:
+    """A second training stage for the decoder, as RAVE's: a mel discriminator against over-smoothed means.
+
+    A Gaussian decoder trained on the ELBO alone predicts the mean of what
+    could follow from its latents, a smooth spectrum the vocoder renders as
+    a muffled voice. From `start_step` on, a discriminator on (mel, time)
+    patches learns to tell the decoder's means from real mels, and the
+    decoder is asked to fool it ("adv/gen") and to match the discriminator's
+    features of the real clip ("fm"), the ELBO terms still in place. The
+    encoders stop learning (`freeze_encoders`), so the latents, and every
+    vector computed from them, keep their meaning.
+    """
+
+    start_step: int | None = None  # None: no second stage
+    channels: tuple[int, ...] = (32, 64, 128)  # discriminator widths, one strided 2-D conv each
+    lr: float = 2e-4  # the discriminator's (Adam, betas 0.5/0.9)
+    loss: str = "hinge"  # or "lsgan"
+    freeze_encoders: bool = True
+
+    def validate(self, where: str = "adversarial") -> None:
+        if self.start_step is not None and self.start_step < 0:
+            raise ConfigError(f"{where}.start_step: must be >= 0, got {self.start_step}")
+        if self.loss not in ("hinge", "lsgan"):
+            raise ConfigError(f"{where}.loss: expected 'hinge' or 'lsgan', got {self.loss!r}")
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError(f"{where}.channels: expected positive widths, got {list(self.channels)}")
+        if self.lr <= 0:
+            raise ConfigError(f"{where}.lr: must be positive")
+
+
+@dataclass
 class TrainConfig:
     """A training run: model, data, optimisation and loss weights."""
 
@@ -275,9 +306,11 @@ class TrainConfig:
     # so the speaker latent sees a continuum of voices; 0 turns it off.
     speaker_warp: float = 0.0
     channel: ChannelConfig = field(default_factory=ChannelConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
     # Weights of the named loss terms (training/elbo.py); a term without a
     # weight is logged, not optimised. A positive "cycle/content" turns on the
-    # content-consistency term; "sf/reinforce" trains a categorical content latent.
+    # content-consistency term; "sf/reinforce" trains a categorical content latent;
+    # "adv/gen", "fm" and "adv/disc" weigh the adversarial stage (training/adversarial.py).
     lambdas: dict[str, float] = field(
         default_factory=lambda: {"rec/nll": 1.0, "kl/content": 1.0, "kl/speaker": 1.0, "sf/reinforce": 1.0}
     )
@@ -302,6 +335,21 @@ class TrainConfig:
         if self.n_samples < 1:
             raise ConfigError(f"{where}.n_samples: must be >= 1")
         self.channel.validate(f"{where}.channel")
+        self.adversarial.validate(f"{where}.adversarial")
+        if self.adversarial.start_step is not None and self.adversarial.start_step >= self.steps:
+            raise ConfigError(
+                f"{where}.adversarial.start_step: must be before steps={self.steps}, got {self.adversarial.start_step}"
+            )
+        if self.adversarial.start_step is not None and not self.lambdas.get("adv/disc", 0.0):
+            raise ConfigError(
+                f"{where}.lambdas.adv/disc: the adversarial stage starts at step {self.adversarial.start_step}, "
+                "and the discriminator learns only through adv/disc; give it a weight"
+            )
+        if self.adversarial.start_step is not None and not (self.lambdas.get("adv/gen") or self.lambdas.get("fm")):
+            raise ConfigError(
+                f"{where}.lambdas: the adversarial stage starts at step {self.adversarial.start_step}, "
+                "but neither adv/gen nor fm has a weight, so the decoder would ignore the discriminator"
+            )
         for name in ("content_warp", "speaker_warp"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{where}.{name}: must be in [0, 1), got {getattr(self, name)}")
@@ -497,7 +545,17 @@ class AdaptConfig:
 
 
 # Named losses each training loop computes (training/elbo.py, training/vocoder.py).
-VAE_TERMS = ("rec/nll", "kl/content", "kl/speaker", "cycle/content", "speaker/consistency", "sf/reinforce")
+VAE_TERMS = (
+    "rec/nll",
+    "kl/content",
+    "kl/speaker",
+    "cycle/content",
+    "speaker/consistency",
+    "sf/reinforce",
+    "adv/gen",
+    "fm",
+    "adv/disc",
+)
 VOCODER_GENERATOR_TERMS = ("mel/l1", "stft/sc", "stft/mag", "phase/ip", "phase/gd", "phase/iaf", "adv/gen", "fm", "mel/multi")
 
 

@@ -24,6 +24,7 @@ from torch import nn
 from ..augment import random_warp
 from ..distributions import Categorical, MovingAverageBaseline, score_function_surrogate
 from ..model import VAE
+from .adversarial import Critic, band_masked
 
 
 def kl_weight(step: int, warmup_steps: int) -> float:
@@ -63,6 +64,7 @@ def elbo_terms(
     band_bins: torch.Tensor | None = None,
     speakers: torch.Tensor | None = None,
     channel_speaker: bool = True,
+    critic: Critic | None = None,
 ) -> dict[str, torch.Tensor]:
     """Named ELBO terms for a batch of log-mels (B, n_mels, F), each in nats per frame.
 
@@ -79,6 +81,9 @@ def elbo_terms(
     band_bins (B,): bins of each clip the reconstruction scores (data.py).
     speakers (B,): speaker labels; with them "speaker/consistency"
     (speaker_consistency_loss) is computed.
+    critic: in the adversarial stage, the discriminator that judges the
+    first sample's decoded mean against the clip; adds "adv/gen" and "fm"
+    (training/adversarial.py).
 
     Returns scalars:
       "rec/nll"      -E_q[log p(x|z)] (K-sample average)
@@ -121,6 +126,9 @@ def elbo_terms(
         terms["cycle/content"] = content_cycle_loss(model, q_c.mu, z_c[0], z_s[0]) / n_frames
     if speakers is not None:
         terms["speaker/consistency"] = speaker_consistency_loss(q_s.mu, speakers)
+    if critic is not None:
+        real = band_masked(xn[..., :frames], band_bins)
+        terms.update(critic.generator_terms(real, band_masked(mu[0, ..., :frames], band_bins)))
     if index is not None:
         # REINFORCE for the discrete content codes with h = log p(x|z) (the KL is
         # in closed form above). Baseline: with K > 1 samples, the mean of the
@@ -213,6 +221,7 @@ class ELBO(nn.Module):
         encoder_input: torch.Tensor | None = None,
         band_bins: torch.Tensor | None = None,
         speakers: torch.Tensor | None = None,
+        critic: Critic | None = None,
     ) -> dict[str, torch.Tensor]:
         """mel (B, n_mels, F) -> scalar terms in nats per frame (the optional inputs: see `elbo_terms`)."""
         return elbo_terms(
@@ -227,4 +236,5 @@ class ELBO(nn.Module):
             band_bins,
             speakers,
             self.channel_speaker,
+            critic,
         )

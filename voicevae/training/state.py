@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import random
 import re
 import time
@@ -221,7 +222,8 @@ class RunLog:
 
     The columns of each file are fixed when it is created (`columns`), so
     losses that join later (the GAN's after its warm-up) keep their column;
-    a resumed run appends to the files under their existing header.
+    a resumed run appends to the files under their existing header, widened
+    by any column it adds.
     """
 
     def __init__(
@@ -236,7 +238,17 @@ class RunLog:
                 continue
             if path.exists():
                 with path.open(newline="") as f:
-                    self.columns[name] = next(csv.reader(f), ["step", *cols])
+                    rows = list(csv.reader(f))
+                header = rows[0] if rows else ["step"]
+                self.columns[name] = header + [c for c in cols if c not in header]
+                if self.columns[name] != header:
+                    # A resumed run that logs more (a stage joined): widen the
+                    # header, old rows keep their values with the new cells empty.
+                    tmp = path.with_name(path.name + ".tmp")
+                    with tmp.open("w", newline="") as f:
+                        width = len(self.columns[name])
+                        csv.writer(f).writerows([self.columns[name], *(r + [""] * (width - len(r)) for r in rows[1:])])
+                    os.replace(tmp, path)
             else:
                 self.columns[name] = ["step", *cols]
                 with path.open("w", newline="") as f:

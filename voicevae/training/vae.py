@@ -31,6 +31,7 @@ from ..config import VAE_TERMS, TrainConfig, from_dict, load_yaml, to_dict
 from ..data import MelCorpus, SpeakerBalancedBatches, load_corpus, mel_statistics
 from ..distributions import MovingAverageBaseline
 from ..model import VAE
+from .adversarial import Critic, encoder_parameters
 from .elbo import ELBO, kl_weight
 from .state import Deadline, RunFolder, RunLog, add_run_arguments, load_run_config, rng_state, set_rng_state, weighted_loss
 
@@ -67,6 +68,7 @@ class State:
     optimizer: torch.optim.Optimizer
     batches: SpeakerBalancedBatches
     baseline: MovingAverageBaseline
+    critic: Critic | None = None  # the adversarial stage's discriminator, when configured
     step: int = 0
     best_valid: float = -math.inf
 
@@ -78,19 +80,30 @@ def train_step(
 
     objective: `state.objective`, or its DistributedDataParallel wrapper.
     inputs: the objective's optional inputs (encoder_input, band_bins, speakers).
+    In the adversarial stage the discriminator judges the decoded means, the
+    encoders' gradients are dropped (they stay as they are), and the
+    discriminator takes its own step after the VAE's.
     """
     cfg = state.config
+    critic = state.critic if state.critic is not None and state.critic.active(state.step) else None
     for group in state.optimizer.param_groups:
         group["lr"] = cfg.lr_at(state.step)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and mel.device.type == "cuda" else nullcontext()
     with autocast:
-        terms = objective(mel, **inputs)
+        terms = objective(mel, critic=critic, **inputs)
     # The KL terms carry the warm-up weight on top of their lambdas.
     loss = weighted_loss(terms, cfg.lambdas, {"kl/": kl_weight(state.step, cfg.kl_warmup_steps)})
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if critic is not None and cfg.adversarial.freeze_encoders:
+        # After backward, so DistributedDataParallel has reduced every gradient;
+        # AdamW skips a parameter without one.
+        for p in encoder_parameters(state.model):
+            p.grad = None
     grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
     state.optimizer.step()
+    if critic is not None:
+        terms.update(critic.discriminator_step(cfg.lambdas["adv/disc"]))
     state.step += 1
     return {**{k: v.detach() for k, v in terms.items()}, "grad_norm": grad_norm.detach()}
 
@@ -167,6 +180,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
         optimizer=torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),
         batches=SpeakerBalancedBatches(train_set, cfg.data, model.floor, seed=cfg.seed * 1000 + rank),
         baseline=baseline,
+        critic=Critic(cfg.adversarial, device) if cfg.adversarial.start_step is not None else None,
     )
     if saved is not None:
         load_state(state, saved, rank)
@@ -182,7 +196,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
     )
     bar = tqdm(total=cfg.steps, initial=state.step, disable=not progress or rank != 0, desc="train")
     sums: dict[str, float] = {}
-    count = 0  # steps in `sums`: a resumed run's first window can be short
+    counts: dict[str, int] = {}  # steps behind each of `sums` (the adversarial terms join mid-run)
+    count = 0  # steps in this window: a resumed run's first window can be short
     data_time = step_time = 0.0
     model.train()
     saved_step = -1
@@ -228,6 +243,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
         for k, v in terms.items():
             # float() is a CPU-GPU sync point; fine at this model size.
             sums[k] = sums.get(k, 0.0) + float(v)
+            counts[k] = counts.get(k, 0) + 1
         count += 1
         t2 = time.perf_counter()
         data_time += t1 - t0
@@ -237,7 +253,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
 
         if step % cfg.log_every == 0 or step == cfg.steps:
             n = count
-            values = {k: v / n for k, v in sums.items()}
+            values = {k: v / counts[k] for k, v in sums.items()}
             values.update(
                 {
                     "kl_weight": kl_weight(step - 1, cfg.kl_warmup_steps),
@@ -248,7 +264,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
             )
             bar.set_postfix({"elbo": f"{values['elbo']:.2f}", "nll": f"{values['rec/nll']:.2f}"})
             log.write("train", step, values)
-            sums, count, data_time, step_time = {}, 0, 0.0, 0.0
+            sums, counts, count, data_time, step_time = {}, {}, 0, 0.0, 0.0
         if valid_set is not None and rank == 0 and (step % cfg.valid_every == 0 or step == cfg.steps):
             values = validate(model, valid_set, device)
             state.best_valid = max(state.best_valid, values["valid/elbo"])
@@ -275,6 +291,8 @@ def terms_logged(cfg: TrainConfig) -> tuple[str, ...]:
         computed.add("speaker/consistency")
     if cfg.model.content_latent == "categorical":
         computed.add("sf/reinforce")
+    if cfg.adversarial.start_step is not None:
+        computed.update({"adv/gen", "fm", "adv/disc"})
     return (*(t for t in VAE_TERMS if t in computed), "elbo")
 
 
@@ -287,6 +305,7 @@ def checkpoint_payload(state: State, ranks: list[dict]) -> dict[str, Any]:
         "baseline": state.baseline.state_dict(),
         "best_valid": state.best_valid,
         "world_size": len(ranks),
+        **({"critic": state.critic.state_dict()} if state.critic is not None else {}),
     }
 
 
@@ -297,6 +316,9 @@ def load_state(state: State, saved: dict[str, Any], rank: int) -> None:
     state.batches.load_state_dict(saved["ranks"][rank]["batches"])
     set_rng_state(saved["ranks"][rank]["rng"])
     state.baseline.load_state_dict(saved["baseline"])
+    # A checkpoint from before the adversarial stage has no discriminator: it starts fresh.
+    if state.critic is not None and "critic" in saved:
+        state.critic.load_state_dict(saved["critic"])
     state.step, state.best_valid = int(saved["step"]), float(saved["best_valid"])
 
 

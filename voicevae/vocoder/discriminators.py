@@ -1,4 +1,5 @@
-"""GAN discriminators for vocoder training: multi-period (HiFi-GAN) and multi-resolution (UnivNet/Vocos).
+"""GAN discriminators: multi-period (HiFi-GAN) and multi-resolution (UnivNet/Vocos) for vocoder
+training, and a mel-patch discriminator for the VAE decoder's adversarial stage.
 
 Each discriminator maps audio (B, T) to a list of logits (one per
 sub-discriminator) and a list of feature-map lists (for feature matching).
@@ -125,3 +126,26 @@ class Discriminators(nn.Module):
         logits_p, feats_p = self.mpd(audio)
         logits_r, feats_r = self.mrd(audio)
         return logits_p + logits_r, feats_p + feats_r
+
+
+class MelPatchDiscriminator(nn.Module):
+    """Judges patches of standardised log-mels: mel (B, n_mels, F) -> logits (B, N), features.
+
+    Strided 2-D convolutions over the spectrogram as an image (stride 2 on
+    both axes per layer), so each logit sees a patch of about 15 bins by 15
+    frames after three layers: harmonics, formant edges and onsets, the local
+    texture that a decoder predicting a mean smooths away. Not a vocoder part;
+    the VAE's training loop uses it (training/adversarial.py).
+    """
+
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 128)) -> None:
+        super().__init__()
+        chans = (1, *channels)
+        self.convs = nn.ModuleList(
+            weight_norm(nn.Conv2d(cin, cout, 3, stride=2, padding=1)) for cin, cout in zip(chans[:-1], chans[1:])
+        )
+        self.post = weight_norm(nn.Conv2d(chans[-1], 1, 3, padding=1))
+
+    def forward(self, mel: torch.Tensor) -> DiscOutput:
+        x, features = _conv_stack(self.convs, self.post, rearrange(mel, "b m f -> b 1 m f"))
+        return [rearrange(x, "b 1 m f -> b (m f)")], [features]

@@ -1,0 +1,117 @@
+"""The decoder's adversarial stage: what it trains, what it freezes, exact resume, and its refusals."""
+
+import pytest
+import torch
+from conftest import write_train_config as write_config
+
+from voicevae.config import AdversarialConfig, ConfigError
+from voicevae.model import VAE
+from voicevae.training.adversarial import Critic, band_masked
+from voicevae.training.state import read_log
+from voicevae.training.vae import load_config, train
+
+# The tiny config has no lambdas section, so an override names every weight.
+STAGE = [
+    "lambdas.rec/nll=1.0",
+    "lambdas.kl/content=1.0",
+    "lambdas.kl/speaker=1.0",
+    "lambdas.adv/gen=1.0",
+    "lambdas.fm=2.0",
+    "lambdas.adv/disc=1.0",
+]
+
+
+def _parts(state: dict, prefix: str) -> dict:
+    return {k: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def test_the_stage_trains_the_decoder_and_leaves_the_encoders(tmp_path, tone_corpus):
+    config = write_config(tmp_path, tone_corpus, steps=2, ckpt_every=2)
+    run = tmp_path / "run"
+    train(load_config(config), progress=False)
+    before = torch.load(run / "ckpt-0000002.pt", weights_only=False)["model"]
+    # The second stage continues the finished run: 2 more steps with the discriminator.
+    train(load_config(config, ["steps=4", "adversarial.start_step=2", *STAGE]), resume=True, progress=False)
+    after = VAE.load(run / "model.pt").state_dict()
+    for prefix in ("speaker_encoder.", "content_encoder."):
+        for k, v in _parts(before, prefix).items():
+            torch.testing.assert_close(after[k], v, rtol=0, atol=0, msg=k)
+    moved = [k for k, v in _parts(before, "decoder.").items() if not torch.equal(after[k], v)]
+    assert moved, "the decoder did not learn in the adversarial stage"
+    rows = read_log(run / "train.csv")
+    assert [r["adv/disc"] == "" for r in rows] == [True, True, False, False]
+    assert all(float(r["fm"]) > 0 and float(r["adv/gen"]) > 0 for r in rows[2:])
+    assert "critic" in torch.load(run / "ckpt-0000004.pt", weights_only=False)
+
+
+def test_without_the_freeze_the_encoders_move(tmp_path, tone_corpus):
+    config = write_config(tmp_path, tone_corpus, steps=2, ckpt_every=2)
+    run = tmp_path / "run"
+    train(load_config(config), progress=False)
+    before = torch.load(run / "ckpt-0000002.pt", weights_only=False)["model"]
+    overrides = ["steps=3", "adversarial.start_step=2", "adversarial.freeze_encoders=false", *STAGE]
+    train(load_config(config, overrides), resume=True, progress=False)
+    after = VAE.load(run / "model.pt").state_dict()
+    assert any(not torch.equal(after[k], v) for k, v in _parts(before, "content_encoder.").items())
+
+
+def test_resume_inside_the_stage_is_exact(tmp_path, tone_corpus):
+    config = write_config(tmp_path, tone_corpus, steps=4, ckpt_every=2)
+    stage = ["adversarial.start_step=1", *STAGE]
+    train(load_config(config, [f"out_dir={tmp_path / 'a'}", *stage]), progress=False)
+    train(load_config(config, [f"out_dir={tmp_path / 'b'}", *stage]), progress=False)
+    (tmp_path / "b" / "ckpt-0000004.pt").unlink()
+    (tmp_path / "b" / "model.pt").unlink()
+    train(load_config(config, [f"out_dir={tmp_path / 'b'}", *stage]), resume=True, progress=False)
+    a = torch.load(tmp_path / "a" / "ckpt-0000004.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "ckpt-0000004.pt", weights_only=False)
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
+    # The discriminator resumed too: a fresh one would have other weights.
+    for k in a["critic"]["net"]:
+        torch.testing.assert_close(a["critic"]["net"][k], b["critic"]["net"][k], rtol=0, atol=0, msg=k)
+
+
+def test_the_discriminator_learns_to_tell_smoothed_mels_and_the_decoder_gets_a_gradient():
+    torch.manual_seed(0)
+    critic = Critic(AdversarialConfig(start_step=0, lr=1e-3), torch.device("cpu"))
+    real = torch.randn(4, 80, 32)  # texture at every bin and frame
+    smooth = torch.nn.functional.avg_pool2d(real[:, None], 9, stride=1, padding=4)[:, 0]  # what a mean looks like
+    fake = smooth.clone().requires_grad_(True)
+    first = None
+    for _ in range(30):
+        terms = critic.generator_terms(real, fake)
+        loss = float(critic.discriminator_step(1.0)["adv/disc"])
+        first = loss if first is None else first
+    assert loss < 0.5 * first
+    terms = critic.generator_terms(real, fake)
+    (terms["adv/gen"] + terms["fm"]).backward()
+    assert fake.grad is not None and float(fake.grad.abs().sum()) > 0
+    critic.discriminator_step(1.0)  # consumes the pair it was shown
+    with pytest.raises(RuntimeError, match="no batch to judge"):
+        critic.discriminator_step(1.0)
+
+
+def test_band_masked_hides_what_a_band_limited_clip_lacks():
+    mel = torch.randn(2, 80, 10)
+    out = band_masked(mel, torch.tensor([80, 40]))
+    torch.testing.assert_close(out[0], mel[0])
+    torch.testing.assert_close(out[1, :40], mel[1, :40])
+    assert float(out[1, 40:].abs().sum()) == 0
+    assert band_masked(mel, None) is mel
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["adversarial.start_step=2", *STAGE], "adversarial.start_step: must be before steps=2"),
+        (["adversarial.start_step=1", *STAGE, "lambdas.adv/disc=0"], "adv/disc: .* give it a weight"),
+        (["adversarial.start_step=1", *STAGE, "lambdas.adv/gen=0", "lambdas.fm=0"], "neither adv/gen nor fm has a weight"),
+        (["adversarial.start_step=1", "adversarial.loss=wasserstein", *STAGE], "adversarial.loss: expected"),
+        (["adversarial.start_step=1", "adversarial.channels=[]", *STAGE], "adversarial.channels"),
+    ],
+)
+def test_bad_stage_settings_are_named(tmp_path, tone_corpus, overrides, message):
+    config = write_config(tmp_path, tone_corpus, steps=2)
+    with pytest.raises(ConfigError, match=message):
+        load_config(config, overrides).validate()

@@ -1,0 +1,114 @@
+"""The decoder's adversarial stage: RAVE's second training stage, on mels instead of audio.
+
+The ELBO asks the decoder for the mean of p(x | z), and a mean over what
+could follow from a latent is a smoothed spectrum: harmonics blur, formant
+edges soften, and the vocoder renders that as a muffled, less personal
+voice. From `adversarial.start_step` on (config.AdversarialConfig) a
+mel-patch discriminator learns to tell the decoder's means from real
+standardised log-mels, and the decoder gets two more named terms:
+
+    adv/gen   make the discriminator call the decoded mean real
+    fm        match the discriminator's features of the real clip (L1, per layer)
+
+while the ELBO terms stay in the loss, so the decoder may sharpen what it
+draws only where that does not cost the reconstruction much. The
+discriminator's own loss is "adv/disc". The encoders stop learning in this
+stage (their gradients are dropped before each step), as RAVE freezes its
+encoder: the latent space, and the vectors and adapted voices computed in
+it, keep their meaning; only the rendering changes.
+
+Band-limited clips (data.band_limited: mask) show both players only the
+bins the clip has: above its band the real and the decoded mel are both set
+to 0 (the standardised mean), so nothing there can be told apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..config import AdversarialConfig
+from ..model import VAE
+from ..vocoder.discriminators import MelPatchDiscriminator
+from ..vocoder.losses import discriminator_loss, feature_matching_loss, generator_loss
+
+
+def band_masked(mel: torch.Tensor, band_bins: torch.Tensor | None) -> torch.Tensor:
+    """mel (B, n_mels, F) with every bin at or above band_bins[b] set to 0 (None: unchanged)."""
+    if band_bins is None:
+        return mel
+    inside = torch.arange(mel.shape[1], device=mel.device)[None, :] < band_bins[:, None].to(mel.device)
+    return mel * inside[:, :, None]
+
+
+class Critic:
+    """The discriminator, its optimiser, and the adversarial terms of both players.
+
+    Not an nn.Module of the objective on purpose: DistributedDataParallel
+    wraps the ELBO, whose parameters must all be used in every forward; the
+    discriminator joins only in the second stage and averages its own
+    gradients across ranks (`discriminator_step`).
+    """
+
+    def __init__(self, cfg: AdversarialConfig, device: torch.device) -> None:
+        self.cfg = cfg
+        self.net = MelPatchDiscriminator(cfg.channels).to(device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+        self._pair: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def active(self, step: int) -> bool:
+        return self.cfg.start_step is not None and step >= self.cfg.start_step
+
+    def generator_terms(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"adv/gen", "fm"} for the decoder; real, fake (B, n_mels, F) standardised, band-masked.
+
+        Remembers the pair (detached), so the discriminator's step that
+        follows judges the same batch without decoding it again.
+        """
+        self._pair = (real.detach().float(), fake.detach().float())
+        with torch.no_grad():
+            _, real_features = self.net(real)
+        fake_logits, fake_features = self.net(fake)
+        return {
+            "adv/gen": generator_loss(fake_logits, self.cfg.loss),
+            "fm": feature_matching_loss(real_features, fake_features),
+        }
+
+    def discriminator_step(self, weight: float) -> dict[str, torch.Tensor]:
+        """One optimiser step of the discriminator on the last pair; returns {"adv/disc"} (detached).
+
+        Under torchrun each rank judges its own batch and the gradients are
+        averaged, as DistributedDataParallel does for the VAE.
+        """
+        if self._pair is None:
+            raise RuntimeError("discriminator_step before generator_terms: there is no batch to judge")
+        real, fake = self._pair
+        real_logits, _ = self.net(real)
+        fake_logits, _ = self.net(fake)
+        loss = discriminator_loss(real_logits, fake_logits, self.cfg.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        (weight * loss).backward()
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        if world > 1:
+            for p in self.net.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= world
+        self.optimizer.step()
+        self._pair = None
+        return {"adv/disc": loss.detach()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def encoder_parameters(model: VAE) -> list[nn.Parameter]:
+    """What the adversarial stage freezes: both encoders (the latent space)."""
+    return [*model.speaker_encoder.parameters(), *model.content_encoder.parameters()]
