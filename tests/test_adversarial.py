@@ -115,3 +115,10 @@ def test_bad_stage_settings_are_named(tmp_path, tone_corpus, overrides, message)
     config = write_config(tmp_path, tone_corpus, steps=2)
     with pytest.raises(ConfigError, match=message):
         load_config(config, overrides).validate()
+
+
+def test_a_lambdas_override_that_drops_the_reconstruction_is_named(tmp_path, tone_corpus):
+    # Without a lambdas section in the YAML, `--set lambdas.fm=2` becomes the whole dict.
+    config = write_config(tmp_path, tone_corpus, steps=2)
+    with pytest.raises(ConfigError, match="lambdas.rec/nll: the reconstruction has no weight"):
+        load_config(config, ["lambdas.fm=2.0"])

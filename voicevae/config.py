@@ -357,6 +357,13 @@ class TrainConfig:
             raise ConfigError(f"{where}.lambdas.cycle/content: needs model.content_latent 'gaussian'")
         if self.model.n_mels != self.mel.n_mels:
             raise ConfigError(f"{where}: model.n_mels={self.model.n_mels} differs from mel.n_mels={self.mel.n_mels}")
+        if not self.lambdas.get("rec/nll"):
+            # The usual way here: `--set lambdas.X=w` on a YAML without a lambdas
+            # section makes {X: w} the whole dict, dropping the default weights.
+            raise ConfigError(
+                f"{where}.lambdas.rec/nll: the reconstruction has no weight, so nothing trains the VAE "
+                f"(weights given: {self.lambdas}); list every weight the run needs"
+            )
 
 
 # ------------------------------------------------------------------ the fast vocoder
