@@ -4,6 +4,7 @@ import pytest
 import torch
 from conftest import write_train_config as write_config
 
+from voicevae.cli import main
 from voicevae.config import AdversarialConfig, ConfigError
 from voicevae.model import VAE
 from voicevae.training.adversarial import Critic, band_masked
@@ -122,3 +123,34 @@ def test_a_lambdas_override_that_drops_the_reconstruction_is_named(tmp_path, ton
     config = write_config(tmp_path, tone_corpus, steps=2)
     with pytest.raises(ConfigError, match="lambdas.rec/nll: the reconstruction has no weight"):
         load_config(config, ["lambdas.fm=2.0"])
+
+
+def test_init_from_runs_the_stage_in_a_new_folder_as_resume_would(tmp_path, tone_corpus):
+    config = write_config(tmp_path, tone_corpus, steps=2, ckpt_every=2)
+    first = tmp_path / "first"
+    train(load_config(config, [f"out_dir={first}"]), progress=False)
+    kept = {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()}
+    stage = ["steps=4", "adversarial.start_step=2", *STAGE]
+    # The documented path: a new folder started from the finished run ...
+    assert (
+        main(
+            ["train", "--config", str(config), "--quiet", "--init-from", str(first), "--out-dir", str(tmp_path / "adv")]
+            + [a for s in stage for a in ("--set", s)]
+        )
+        == 0
+    )
+    # ... leaves that run's files alone, and equals resuming a copy of it in place.
+    assert {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()} == kept
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name, data in kept.items():
+        (copy / name).write_bytes(data)
+    train(load_config(config, [f"out_dir={copy}", *stage]), resume=True, progress=False)
+    a, b = VAE.load(tmp_path / "adv" / "model.pt").state_dict(), VAE.load(copy / "model.pt").state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    assert [r["step"] for r in read_log(tmp_path / "adv" / "train.csv")] == ["3", "4"]
+    # Bad uses are named.
+    assert main(["train", "--config", str(config), "--quiet", "--init-from", str(tmp_path / "nowhere")]) == 1
+    with pytest.raises(ValueError, match="pass one"):
+        train(load_config(config, [f"out_dir={copy}"]), resume=True, progress=False, init_from=first)

@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..augment import channel, speaker_warp
+from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import VAE_TERMS, TrainConfig, from_dict, load_yaml, to_dict
 from ..data import MelCorpus, SpeakerBalancedBatches, load_corpus, mel_statistics
 from ..distributions import MovingAverageBaseline
@@ -124,8 +125,19 @@ def validate(model: VAE, corpus: MelCorpus, device: torch.device, max_clips: int
     return {"valid/elbo": elbo / frames, "valid/log_px": log_px / frames}
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_minutes: float | None = None) -> Path:
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    max_minutes: float | None = None,
+    init_from: str | Path | None = None,
+) -> Path:
     """Run (or resume) training as configured; returns the path of the final model file.
+
+    init_from: a run folder (its newest checkpoint) or a ckpt-*.pt file to
+    start this new run from: weights, optimiser, sampler, RNG and step, so
+    it goes on as a resumed run would, but into its own out_dir, leaving the
+    other run's files as they are (a second stage, a longer schedule).
 
     max_minutes: a wall-clock budget (a lent machine, a job queue's limit).
     Once spent, the run checkpoints the step it reached, writes the model
@@ -135,7 +147,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
     rank, world, device = setup_distributed()
     folder = RunFolder(cfg.out_dir, KIND, cfg.keep_last)
     deadline = Deadline(max_minutes)
+    if init_from is not None and resume:
+        raise ValueError("--init-from starts a new run from another one's checkpoint and --resume continues this one: pass one")
     saved = folder.start(resume)
+    if init_from is not None:
+        saved = load_checkpoint(initial_checkpoint(Path(init_from)), KIND)
     if saved is not None:
         # On resume the checkpoint's architecture and mel settings win over the YAML.
         cfg = from_dict(TrainConfig, {**to_dict(cfg), "model": saved["config"], "mel": saved["mel"]}, str(folder.latest()))
@@ -282,6 +298,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True, max_min
     return final
 
 
+def initial_checkpoint(path: Path) -> Path:
+    """The checkpoint --init-from names: the file itself, or the newest ckpt-*.pt of a run folder."""
+    if path.is_file():
+        return path
+    latest = RunFolder(path, KIND, keep_last=0).latest() if path.is_dir() else None
+    if latest is None:
+        raise CheckpointError(f"--init-from {path}: not a checkpoint file or a run folder holding ckpt-*.pt")
+    return latest
+
+
 def terms_logged(cfg: TrainConfig) -> tuple[str, ...]:
     """The named terms this run computes, in the order of VAE_TERMS, plus the ELBO itself."""
     computed = {"rec/nll", "kl/content", "kl/speaker"}
@@ -324,11 +350,16 @@ def load_state(state: State, saved: dict[str, Any], rank: int) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_arguments(p, "recipes/synthetic/config.yaml")
+    p.add_argument(
+        "--init-from",
+        metavar="RUN_OR_CKPT",
+        help="start this new run where another stopped (its newest checkpoint, or this ckpt-*.pt), in its own out_dir",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_run_config(TrainConfig, args)
-    final = train(cfg, resume=args.resume, progress=not args.quiet, max_minutes=args.max_minutes)
+    final = train(cfg, resume=args.resume, progress=not args.quiet, max_minutes=args.max_minutes, init_from=args.init_from)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"model written to {final}")
     return 0
