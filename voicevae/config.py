@@ -345,6 +345,12 @@ class TrainConfig:
                 f"{where}.lambdas.adv/disc: the adversarial stage starts at step {self.adversarial.start_step}, "
                 "and the discriminator learns only through adv/disc; give it a weight"
             )
+        staged = sorted(k for k in ("adv/gen", "fm", "adv/disc") if self.lambdas.get(k))
+        if self.adversarial.start_step is None and staged:
+            raise ConfigError(
+                f"{where}.lambdas: {', '.join(staged)} weigh the adversarial stage, which never starts "
+                "without adversarial.start_step; set it or drop the weights"
+            )
         if self.adversarial.start_step is not None and not (self.lambdas.get("adv/gen") or self.lambdas.get("fm")):
             raise ConfigError(
                 f"{where}.lambdas: the adversarial stage starts at step {self.adversarial.start_step}, "

@@ -12,7 +12,7 @@ standardised log-mels, and the decoder gets two more named terms:
 
 while the ELBO terms stay in the loss, so the decoder may sharpen what it
 draws only where that does not cost the reconstruction much. The
-discriminator's own loss is "adv/disc". The encoders stop learning in this
+discriminator's own loss is "adv/disc". The encoders (and a categorical codebook) stop learning in this
 stage (their gradients are dropped before each step), as RAVE freezes its
 encoder: the latent space, and the vectors and adapted voices computed in
 it, keep their meaning; only the rendering changes.
@@ -35,6 +35,8 @@ from ..model import VAE
 from ..vocoder.discriminators import MelPatchDiscriminator
 from ..vocoder.losses import discriminator_loss, feature_matching_loss, generator_loss
 
+BETAS = (0.5, 0.9)  # the discriminator's Adam, as GAN vocoders use
+
 
 def band_masked(mel: torch.Tensor, band_bins: torch.Tensor | None) -> torch.Tensor:
     """mel (B, n_mels, F) with every bin at or above band_bins[b] set to 0 (None: unchanged)."""
@@ -53,10 +55,15 @@ class Critic:
     gradients across ranks (`discriminator_step`).
     """
 
-    def __init__(self, cfg: AdversarialConfig, device: torch.device) -> None:
+    def __init__(self, cfg: AdversarialConfig, device: torch.device, seed: int = 0) -> None:
         self.cfg = cfg
-        self.net = MelPatchDiscriminator(cfg.channels).to(device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+        # Its own seed, the same on every rank (their discriminators must start
+        # equal, as DistributedDataParallel makes the VAEs), and no draw from
+        # the training's random stream.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = MelPatchDiscriminator(cfg.channels).to(device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=BETAS)
         self._pair: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def active(self, step: int) -> bool:
@@ -68,7 +75,9 @@ class Critic:
         Remembers the pair (detached), so the discriminator's step that
         follows judges the same batch without decoding it again.
         """
-        self._pair = (real.detach().float(), fake.detach().float())
+        # The real mel through the fake's dtype: under bf16 autocast the fake
+        # carries bf16 rounding, which must not be a tell for the discriminator.
+        self._pair = (real.detach().to(fake.dtype).float(), fake.detach().float())
         with torch.no_grad():
             _, real_features = self.net(real)
         fake_logits, fake_features = self.net(fake)
@@ -79,6 +88,9 @@ class Critic:
 
     def discriminator_step(self, weight: float) -> dict[str, torch.Tensor]:
         """One optimiser step of the discriminator on the last pair; returns {"adv/disc"} (detached).
+
+        Under Adam the weight only switches the step on or off (Adam's steps
+        do not scale with the loss); `adversarial.lr` sets the pace.
 
         Under torchrun each rank judges its own batch and the gradients are
         averaged, as DistributedDataParallel does for the VAE.
@@ -107,8 +119,11 @@ class Critic:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the config's rate wins over the saved one
+            group["lr"], group["betas"] = self.cfg.lr, BETAS
 
 
 def encoder_parameters(model: VAE) -> list[nn.Parameter]:
-    """What the adversarial stage freezes: both encoders (the latent space)."""
-    return [*model.speaker_encoder.parameters(), *model.content_encoder.parameters()]
+    """What the adversarial stage freezes: both encoders and a categorical codebook (the latent space)."""
+    codebook = list(model.codebook.parameters()) if hasattr(model, "codebook") else []
+    return [*model.speaker_encoder.parameters(), *model.content_encoder.parameters(), *codebook]

@@ -150,15 +150,24 @@ def train(
     if init_from is not None and resume:
         raise ValueError("--init-from starts a new run from another one's checkpoint and --resume continues this one: pass one")
     saved = folder.start(resume)
+    source = folder.latest()
     if init_from is not None:
-        saved = load_checkpoint(initial_checkpoint(Path(init_from)), KIND)
+        source = initial_checkpoint(Path(init_from))
+        saved = load_checkpoint(source, KIND)
     if saved is not None:
         # On resume the checkpoint's architecture and mel settings win over the YAML.
-        cfg = from_dict(TrainConfig, {**to_dict(cfg), "model": saved["config"], "mel": saved["mel"]}, str(folder.latest()))
+        cfg = from_dict(TrainConfig, {**to_dict(cfg), "model": saved["config"], "mel": saved["mel"]}, str(source))
         if saved["world_size"] != world:
             raise ValueError(
-                f"{folder.latest()}: written by {saved['world_size']} process(es), resumed with {world}; "
-                "resume with the same number to continue identically"
+                f"{source}: written by {saved['world_size']} process(es), continued with {world}; "
+                "use the same number to continue identically"
+            )
+        if "critic" in saved and cfg.adversarial.start_step is None:
+            # The stage lives in the YAML and --set, not in the weights: without
+            # them the run would go on with no discriminator and free encoders.
+            raise ValueError(
+                f"{source}: is in the adversarial stage, but this config has no adversarial.start_step; "
+                f"continue with the run's own config ({folder.path / 'config.yaml'}) or the same --set options"
             )
     torch.manual_seed(cfg.seed + rank)
     if rank == 0:
@@ -196,7 +205,7 @@ def train(
         optimizer=torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),
         batches=SpeakerBalancedBatches(train_set, cfg.data, model.floor, seed=cfg.seed * 1000 + rank),
         baseline=baseline,
-        critic=Critic(cfg.adversarial, device) if cfg.adversarial.start_step is not None else None,
+        critic=Critic(cfg.adversarial, device, seed=cfg.seed) if cfg.adversarial.start_step is not None else None,
     )
     if saved is not None:
         load_state(state, saved, rank)

@@ -132,9 +132,9 @@ class MelPatchDiscriminator(nn.Module):
     """Judges patches of standardised log-mels: mel (B, n_mels, F) -> logits (B, N), features.
 
     Strided 2-D convolutions over the spectrogram as an image (stride 2 on
-    both axes per layer), so each logit sees a patch of about 15 bins by 15
-    frames after three layers: harmonics, formant edges and onsets, the local
-    texture that a decoder predicting a mean smooths away. Not a vocoder part;
+    both axes per layer); with three layers and the 3x3 output conv each
+    logit sees 31 bins by 31 frames (0.36 s): harmonics, formant edges and
+    onsets in context, the texture a decoder predicting a mean smooths away. Not a vocoder part;
     the VAE's training loop uses it (training/adversarial.py).
     """
 
