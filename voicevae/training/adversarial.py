@@ -12,10 +12,11 @@ standardised log-mels, and the decoder gets two more named terms:
 
 while the ELBO terms stay in the loss, so the decoder may sharpen what it
 draws only where that does not cost the reconstruction much. The
-discriminator's own loss is "adv/disc". The encoders (and a categorical codebook) stop learning in this
-stage (their gradients are dropped before each step), as RAVE freezes its
-encoder: the latent space, and the vectors and adapted voices computed in
-it, keep their meaning; only the rendering changes.
+discriminator's own loss is "adv/disc". The encoders (and a categorical
+codebook) stop learning in this stage (their gradients are dropped before
+each step), as RAVE freezes its encoder: the latent space, and the vectors
+and adapted voices computed in it, keep their meaning; only the rendering
+changes.
 
 Band-limited clips (data.band_limited: mask) show both players only the
 bins the clip has: above its band the real and the decoded mel are both set
