@@ -8,8 +8,8 @@ from conftest import write_train_config as write_config
 
 from voicevae.cli import main
 from voicevae.config import AdversarialConfig, ConfigError, VAEConfig
-from voicevae.model import VAE
-from voicevae.training.adversarial import Critic, band_masked
+from voicevae.model import VAE, band_masked
+from voicevae.training.adversarial import Critic
 from voicevae.training.elbo import elbo_terms
 from voicevae.training.state import read_log
 from voicevae.training.vae import load_config, train

@@ -51,6 +51,18 @@ from .distributions import (
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default" / "model.pt"
 
 
+def band_masked(x: torch.Tensor, band_bins: torch.Tensor | None) -> torch.Tensor:
+    """x (..., B, n_mels, F) with every bin at or above band_bins[b] of clip b set to 0 (None: unchanged).
+
+    A band-limited recording has no signal above its band: what is measured
+    or judged there (the reconstruction, the adversarial stage) is zeroed.
+    """
+    if band_bins is None:
+        return x
+    inside = torch.arange(x.shape[-2], device=x.device)[None, :] < band_bins[:, None].to(x.device)  # (B, M)
+    return x * inside[:, :, None]
+
+
 class ResBlock(nn.Module):
     """x + conv1x1(gelu(conv_k(norm(x)))): (B, C, L) -> (B, C, L).
 
@@ -267,10 +279,7 @@ class VAE(nn.Module):
         (B,): only the lowest band_bins[b] bins of clip b count (a
         band-limited recording has no signal above them to reconstruct).
         """
-        nll = gaussian_nll(xn[..., :frames], mu[..., :frames], self.log_sigma[:, None])
-        if band_bins is not None:
-            inside = torch.arange(xn.shape[1], device=xn.device)[None, :] < band_bins[:, None].to(xn.device)  # (B, M)
-            nll = nll * inside[:, :, None]
+        nll = band_masked(gaussian_nll(xn[..., :frames], mu[..., :frames], self.log_sigma[:, None]), band_bins)
         return -nll.flatten(start_dim=-2).sum(-1)
 
     def sample_content(self, q: DiagonalGaussian | Categorical, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -39,14 +39,6 @@ from ..vocoder.losses import discriminator_loss, feature_matching_loss, generato
 BETAS = (0.5, 0.9)  # the discriminator's Adam, as GAN vocoders use
 
 
-def band_masked(mel: torch.Tensor, band_bins: torch.Tensor | None) -> torch.Tensor:
-    """mel (B, n_mels, F) with every bin at or above band_bins[b] set to 0 (None: unchanged)."""
-    if band_bins is None:
-        return mel
-    inside = torch.arange(mel.shape[1], device=mel.device)[None, :] < band_bins[:, None].to(mel.device)
-    return mel * inside[:, :, None]
-
-
 class Critic:
     """The discriminator, its optimiser, and the adversarial terms of both players.
 

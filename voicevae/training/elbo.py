@@ -23,8 +23,8 @@ from torch import nn
 
 from ..augment import random_warp
 from ..distributions import Categorical, MovingAverageBaseline, score_function_surrogate
-from ..model import VAE
-from .adversarial import Critic, band_masked
+from ..model import VAE, band_masked
+from .adversarial import Critic
 
 
 def kl_weight(step: int, warmup_steps: int) -> float:
