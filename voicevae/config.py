@@ -336,26 +336,7 @@ class TrainConfig:
             raise ConfigError(f"{where}.n_samples: must be >= 1")
         self.channel.validate(f"{where}.channel")
         self.adversarial.validate(f"{where}.adversarial")
-        if self.adversarial.start_step is not None and self.adversarial.start_step >= self.steps:
-            raise ConfigError(
-                f"{where}.adversarial.start_step: must be before steps={self.steps}, got {self.adversarial.start_step}"
-            )
-        if self.adversarial.start_step is not None and not self.lambdas.get("adv/disc", 0.0):
-            raise ConfigError(
-                f"{where}.lambdas.adv/disc: the adversarial stage starts at step {self.adversarial.start_step}, "
-                "and the discriminator learns only through adv/disc; give it a weight"
-            )
-        staged = sorted(k for k in ("adv/gen", "fm", "adv/disc") if self.lambdas.get(k))
-        if self.adversarial.start_step is None and staged:
-            raise ConfigError(
-                f"{where}.lambdas: {', '.join(staged)} weigh the adversarial stage, which never starts "
-                "without adversarial.start_step; set it or drop the weights"
-            )
-        if self.adversarial.start_step is not None and not (self.lambdas.get("adv/gen") or self.lambdas.get("fm")):
-            raise ConfigError(
-                f"{where}.lambdas: the adversarial stage starts at step {self.adversarial.start_step}, "
-                "but neither adv/gen nor fm has a weight, so the decoder would ignore the discriminator"
-            )
+        self._check_adversarial_weights(where)
         for name in ("content_warp", "speaker_warp"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{where}.{name}: must be in [0, 1), got {getattr(self, name)}")
@@ -369,6 +350,30 @@ class TrainConfig:
             raise ConfigError(
                 f"{where}.lambdas.rec/nll: the reconstruction has no weight, so nothing trains the VAE "
                 f"(weights given: {self.lambdas}); list every weight the run needs"
+            )
+
+    def _check_adversarial_weights(self, where: str) -> None:
+        """The stage's start and its three weights must come together."""
+        start = self.adversarial.start_step
+        if start is None:
+            staged = sorted(k for k in ("adv/gen", "fm", "adv/disc") if self.lambdas.get(k))
+            if staged:
+                raise ConfigError(
+                    f"{where}.lambdas: {', '.join(staged)} weigh the adversarial stage, which never starts "
+                    "without adversarial.start_step; set it or drop the weights"
+                )
+            return
+        if start >= self.steps:
+            raise ConfigError(f"{where}.adversarial.start_step: must be before steps={self.steps}, got {start}")
+        if not self.lambdas.get("adv/disc", 0.0):
+            raise ConfigError(
+                f"{where}.lambdas.adv/disc: the adversarial stage starts at step {start}, "
+                "and the discriminator learns only through adv/disc; give it a weight"
+            )
+        if not (self.lambdas.get("adv/gen") or self.lambdas.get("fm")):
+            raise ConfigError(
+                f"{where}.lambdas: the adversarial stage starts at step {start}, "
+                "but neither adv/gen nor fm has a weight, so the decoder would ignore the discriminator"
             )
 
 
