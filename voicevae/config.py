@@ -279,6 +279,33 @@ class AdversarialConfig:
 
 
 @dataclass
+class PhoneticConfig:
+    """The content path's phonetic term (training/phonetic.py), on when lambdas["phone/ctc"] > 0.
+
+    Each step, `clips` whole training clips with a transcript go through the
+    content encoder as the ELBO's crops do (voice warp, channel), and a small
+    head on the sampled content latent must spell the transcript's phones
+    (espeak-ng IPA, phonemes.py) under CTC. The head is training-only; the
+    model file is unchanged.
+    """
+
+    clips: int = 8  # whole clips per step
+    max_frames: int = 800  # longer clips (9.3 s at hop 256) are left out, to bound a step's cost
+    hidden: int = 128  # the head: conv(content_dim -> hidden, kernel 3) -> GELU -> conv(hidden -> phones + blank, 1)
+    lr: float = 1e-3  # the head's own Adam
+    default_language: str = "en"  # for clips whose manifest row has no language
+
+    def validate(self, where: str = "phonetic") -> None:
+        for name in ("clips", "max_frames", "hidden"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where}.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ConfigError(f"{where}.lr: must be positive")
+        if not self.default_language:
+            raise ConfigError(f"{where}.default_language: name a language (e.g. en)")
+
+
+@dataclass
 class TrainConfig:
     """A training run: model, data, optimisation and loss weights."""
 
@@ -307,10 +334,12 @@ class TrainConfig:
     speaker_warp: float = 0.0
     channel: ChannelConfig = field(default_factory=ChannelConfig)
     adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    phonetic: PhoneticConfig = field(default_factory=PhoneticConfig)
     # Weights of the named loss terms (training/elbo.py); a term without a
     # weight is logged, not optimised. A positive "cycle/content" turns on the
     # content-consistency term; "sf/reinforce" trains a categorical content latent;
-    # "adv/gen", "fm" and "adv/disc" weigh the adversarial stage (training/adversarial.py).
+    # "adv/gen", "fm" and "adv/disc" weigh the adversarial stage (training/adversarial.py);
+    # a positive "phone/ctc" turns on the phonetic term (training/phonetic.py).
     lambdas: dict[str, float] = field(
         default_factory=lambda: {"rec/nll": 1.0, "kl/content": 1.0, "kl/speaker": 1.0, "sf/reinforce": 1.0}
     )
@@ -337,6 +366,10 @@ class TrainConfig:
         self.channel.validate(f"{where}.channel")
         self.adversarial.validate(f"{where}.adversarial")
         self._check_adversarial_weights(where)
+        self.phonetic.validate(f"{where}.phonetic")
+        if self.lambdas.get("phone/ctc", 0.0) > 0:
+            if self.model.content_latent == "categorical":
+                raise ConfigError(f"{where}.lambdas.phone/ctc: the phonetic term needs the Gaussian content latent")
         for name in ("content_warp", "speaker_warp"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{where}.{name}: must be in [0, 1), got {getattr(self, name)}")
@@ -572,6 +605,7 @@ VAE_TERMS = (
     "sf/reinforce",
     "adv/gen",
     "fm",
+    "phone/ctc",
     "adv/disc",
 )
 VOCODER_GENERATOR_TERMS = ("mel/l1", "stft/sc", "stft/mag", "phase/ip", "phase/gd", "phase/iaf", "adv/gen", "fm", "mel/multi")

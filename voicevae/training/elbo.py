@@ -25,6 +25,7 @@ from ..augment import random_warp
 from ..distributions import Categorical, MovingAverageBaseline, score_function_surrogate
 from ..model import VAE, band_masked
 from .adversarial import Critic
+from .phonetic import PhoneBatch, Phonetic
 
 
 def kl_weight(step: int, warmup_steps: int) -> float:
@@ -65,6 +66,7 @@ def elbo_terms(
     speakers: torch.Tensor | None = None,
     channel_speaker: bool = True,
     critic: Critic | None = None,
+    phones: tuple[Phonetic, PhoneBatch] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Named ELBO terms for a batch of log-mels (B, n_mels, F), each in nats per frame.
 
@@ -84,6 +86,8 @@ def elbo_terms(
     critic: in the adversarial stage, the discriminator that judges the
     first sample's decoded mean against the clip; adds "adv/gen" and "fm"
     (training/adversarial.py).
+    phones: the phonetic term and this step's whole clips; adds "phone/ctc"
+    (training/phonetic.py).
 
     Returns scalars:
       "rec/nll"      -E_q[log p(x|z)] (K-sample average)
@@ -129,6 +133,8 @@ def elbo_terms(
     if critic is not None:
         real = band_masked(xn[..., :frames], band_bins)
         terms.update(critic.generator_terms(real, band_masked(mu[0, ..., :frames], band_bins)))
+    if phones is not None:
+        terms["phone/ctc"] = phones[0].term(model, phones[1])
     if index is not None:
         # REINFORCE for the discrete content codes with h = log p(x|z) (the KL is
         # in closed form above). Baseline: with K > 1 samples, the mean of the
@@ -222,6 +228,7 @@ class ELBO(nn.Module):
         band_bins: torch.Tensor | None = None,
         speakers: torch.Tensor | None = None,
         critic: Critic | None = None,
+        phones: tuple[Phonetic, PhoneBatch] | None = None,
     ) -> dict[str, torch.Tensor]:
         """mel (B, n_mels, F) -> scalar terms in nats per frame (the optional inputs: see `elbo_terms`)."""
         return elbo_terms(
@@ -237,4 +244,5 @@ class ELBO(nn.Module):
             speakers,
             self.channel_speaker,
             critic,
+            phones,
         )

@@ -34,6 +34,7 @@ from ..distributions import MovingAverageBaseline
 from ..model import VAE
 from .adversarial import Critic, encoder_parameters
 from .elbo import ELBO, kl_weight
+from .phonetic import PhoneBatch, Phonetic
 from .state import Deadline, RunFolder, RunLog, add_run_arguments, load_run_config, rng_state, set_rng_state, weighted_loss
 
 KIND = "vae-train"
@@ -70,17 +71,23 @@ class State:
     batches: SpeakerBalancedBatches
     baseline: MovingAverageBaseline
     critic: Critic | None = None  # the adversarial stage's discriminator, when configured
+    phonetic: Phonetic | None = None  # the phonetic term's head, when lambdas.phone/ctc is set
     step: int = 0
     best_valid: float = -math.inf
 
 
 def train_step(
-    state: State, objective: torch.nn.Module, mel: torch.Tensor, **inputs: torch.Tensor | None
+    state: State,
+    objective: torch.nn.Module,
+    mel: torch.Tensor,
+    phones: tuple[Phonetic, PhoneBatch] | None = None,
+    **inputs: torch.Tensor | None,
 ) -> dict[str, torch.Tensor]:
     """One optimiser step on a batch of log-mels (B, n_mels, F); returns the named terms (detached).
 
     objective: `state.objective`, or its DistributedDataParallel wrapper.
-    inputs: the objective's optional inputs (encoder_input, band_bins, speakers).
+    phones: the phonetic term and this step's whole clips (training/phonetic.py), when on.
+    inputs: the objective's optional tensor inputs (encoder_input, band_bins, speakers).
     In the adversarial stage the discriminator judges the decoded means, the
     encoders' gradients are dropped (they stay as they are), and the
     discriminator takes its own step after the VAE's.
@@ -91,7 +98,7 @@ def train_step(
         group["lr"] = cfg.lr_at(state.step)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp and mel.device.type == "cuda" else nullcontext()
     with autocast:
-        terms = objective(mel, critic=critic, **inputs)
+        terms = objective(mel, critic=critic, phones=phones, **inputs)
     # The KL terms carry the warm-up weight on top of their lambdas.
     loss = weighted_loss(terms, cfg.lambdas, {"kl/": kl_weight(state.step, cfg.kl_warmup_steps)})
     state.optimizer.zero_grad(set_to_none=True)
@@ -103,6 +110,8 @@ def train_step(
             p.grad = None
     grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
     state.optimizer.step()
+    if state.phonetic is not None:
+        state.phonetic.step()
     if critic is not None:
         terms.update(critic.discriminator_step(cfg.lambdas["adv/disc"]))
     state.step += 1
@@ -169,6 +178,11 @@ def train(
                 f"{source}: is in the adversarial stage, but this config has no adversarial.start_step; "
                 f"continue with the run's own config ({folder.path / 'config.yaml'}) or the same --set options"
             )
+        if "phonetic" in saved and not cfg.lambdas.get("phone/ctc", 0.0) > 0:
+            raise ValueError(
+                f"{source}: was trained with the phonetic term, but this config gives lambdas.phone/ctc no weight; "
+                f"continue with the run's own config ({folder.path / 'config.yaml'}) or the same --set options"
+            )
     torch.manual_seed(cfg.seed + rank)
     if rank == 0:
         folder.write_config(cfg)
@@ -207,6 +221,19 @@ def train(
         baseline=baseline,
         critic=Critic(cfg.adversarial, device, seed=cfg.seed) if cfg.adversarial.start_step is not None else None,
     )
+    if cfg.lambdas.get("phone/ctc", 0.0) > 0:
+        # Seeded alike on every rank (equal heads), with its own clip generator per rank.
+        state.phonetic = Phonetic(
+            cfg.phonetic,
+            train_set,
+            cfg.data.manifest,
+            model,
+            cfg.data.cache_dir,
+            seed=cfg.seed,
+            clip_seed=cfg.seed * 1000 + rank + 7919,
+            inventory=saved["phonetic"]["inventory"] if saved is not None and "phonetic" in saved else None,
+            progress=progress and rank == 0,
+        )
     if saved is not None:
         load_state(state, saved, rank)
     ddp = DistributedDataParallel(objective) if world > 1 else objective
@@ -264,6 +291,9 @@ def train(
             encoder_input=None if seen is None else seen.to(device),
             band_bins=bins.to(device),
             speakers=speakers.to(device) if with_consistency else None,
+            phones=None
+            if state.phonetic is None
+            else (state.phonetic, state.phonetic.next(cfg.content_warp, cfg.channel if with_channel else None, cfg.mel, model)),
         )
         for k, v in terms.items():
             # float() is a CPU-GPU sync point; fine at this model size.
@@ -328,6 +358,8 @@ def terms_logged(cfg: TrainConfig) -> tuple[str, ...]:
         computed.add("sf/reinforce")
     if cfg.adversarial.start_step is not None:
         computed.update({"adv/gen", "fm", "adv/disc"})
+    if cfg.lambdas.get("phone/ctc", 0.0) > 0:
+        computed.add("phone/ctc")
     return (*(t for t in VAE_TERMS if t in computed), "elbo")
 
 
@@ -341,6 +373,7 @@ def checkpoint_payload(state: State, ranks: list[dict]) -> dict[str, Any]:
         "best_valid": state.best_valid,
         "world_size": len(ranks),
         **({"critic": state.critic.state_dict()} if state.critic is not None else {}),
+        **({"phonetic": state.phonetic.state_dict()} if state.phonetic is not None else {}),
     }
 
 
@@ -354,6 +387,9 @@ def load_state(state: State, saved: dict[str, Any], rank: int) -> None:
     # A checkpoint from before the adversarial stage has no discriminator: it starts fresh.
     if state.critic is not None and "critic" in saved:
         state.critic.load_state_dict(saved["critic"])
+    # Likewise a checkpoint from before the phonetic term: its head starts fresh.
+    if state.phonetic is not None and "phonetic" in saved:
+        state.phonetic.load_state_dict(saved["phonetic"])
     state.step, state.best_valid = int(saved["step"]), float(saved["best_valid"])
 
 
