@@ -61,10 +61,15 @@ def warp_mel(mel: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     return rearrange(out, "b 1 m f -> b m f")
 
 
-def random_warp(mel: torch.Tensor, max_ratio: float) -> torch.Tensor:
-    """`warp_mel` with alpha log-uniform in [1/(1 + max_ratio), 1 + max_ratio] per clip."""
+def random_warp(mel: torch.Tensor, max_ratio: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """`warp_mel` with alpha log-uniform in [1/(1 + max_ratio), 1 + max_ratio] per clip.
+
+    generator: a CPU generator to draw from instead of the global stream on mel's device.
+    """
     if max_ratio <= 0:
         return mel
+    if generator is not None:
+        return warp_mel(mel, _log_uniform(mel.shape[0], max_ratio, generator, mel.device))
     span = math.log1p(max_ratio)
     alpha = torch.exp((2 * torch.rand(mel.shape[0], device=mel.device) - 1) * span)
     return warp_mel(mel, alpha)

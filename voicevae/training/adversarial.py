@@ -53,7 +53,8 @@ class Critic:
         # Its own seed, the same on every rank (their discriminators must start
         # equal, as DistributedDataParallel makes the VAEs), and no draw from
         # the training's random stream.
-        with torch.random.fork_rng(devices=[]):
+        # fork_rng restores only the generators it names; manual_seed sets CUDA's too.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             self.net = MelPatchDiscriminator(cfg.channels).to(device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=BETAS)

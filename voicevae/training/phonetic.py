@@ -16,11 +16,16 @@ because a transcript has no alignment. Phones come from espeak-ng
 (phonemes.py) in the clip's language.
 
 The head lives beside the model, as the adversarial stage's critic does:
-its own seeded initialisation and Adam, its own generator for picking
-clips, and every random draw of a step (which clips, warp, channel, latent
-noise) made under `fork_rng`, so a run with the term sees the same batches
-and noise as one without it. Its state is part of the training checkpoint;
-the model file does not change.
+its own seeded initialisation and Adam, and its own generator for every
+random draw of a step (which clips, warp, channel, latent noise), so a run
+with the term sees the same batches and noise as one without it. The term
+is computed inside the objective's forward, so under
+DistributedDataParallel the content encoder's gradients from it are
+reduced with the rest; the head's own are averaged by hand (`step`). Its
+state is part of the training checkpoint (the generator per rank); the
+model file does not change. The clips see the content warp and the channel
+but not `speaker_warp`, which changes the voice of input and target alike
+and so is no business of the content path.
 """
 
 from __future__ import annotations
@@ -71,8 +76,8 @@ class PhoneBatch:
 class Phonetic:
     """The phone inventory, the head and its optimiser, and the clips that have phones.
 
-    corpus: the training split as loaded (its paths name the manifest rows);
-    manifest: the manifest, read again for each clip's language.
+    corpus: the training split `split` of `manifest` as loaded (its paths
+    name the manifest rows, read again for each clip's language).
     seed: the head's initialisation (the same on every rank); clip_seed:
     the generator that picks clips and seeds their random draws (one per rank).
     inventory: the phones of a checkpoint, when continuing one (the head's
@@ -84,6 +89,7 @@ class Phonetic:
         cfg: PhoneticConfig,
         corpus: MelCorpus,
         manifest: str | Path,
+        split: str | None,
         model: VAE,
         cache_dir: str | Path,
         seed: int = 0,
@@ -92,8 +98,12 @@ class Phonetic:
         progress: bool = True,
     ) -> None:
         self.cfg = cfg
-        languages = {str(u.path): u.labels.get("language", "") or cfg.default_language for u in read_manifest(manifest)}
-        wanted = [(languages.get(p, cfg.default_language), t) for p, t in zip(corpus.paths, corpus.texts) if t.strip()]
+        rows = {str(u.path): u.labels.get("language", "") or cfg.default_language for u in read_manifest(manifest, split)}
+        missing = [p for p in corpus.paths if p not in rows]
+        if missing:
+            raise ValueError(f"{manifest}: {missing[0]} is in the mel cache but not in split {split!r}; rebuild the cache")
+        languages = [rows[p] for p in corpus.paths]
+        wanted = [(lang, t) for lang, t in zip(languages, corpus.texts) if t.strip()]
         ipa = phonemize_all(wanted, Path(cache_dir) / "phonemes.json", progress=progress)
         phones = {key: phone_symbols(v) for key, v in ipa.items()}
         self.inventory = inventory if inventory is not None else sorted({s for p in phones.values() for s in p})
@@ -101,13 +111,22 @@ class Phonetic:
         down = model.config.downsample
         self.clips: list[int] = []  # corpus indices with phones that CTC can align in the latent frames
         self.targets: dict[int, torch.Tensor] = {}
-        for i, (path, text) in enumerate(zip(corpus.paths, corpus.texts)):
+        unknown: set[str] = set()
+        for i, (lang, text) in enumerate(zip(languages, corpus.texts)):
             frames = corpus.mels[i].shape[-1]
-            seq = [index[s] for s in phones.get((languages.get(path, cfg.default_language), text), []) if s in index]
+            symbols = phones.get((lang, text), [])
+            unknown.update(s for s in symbols if s not in index)
+            seq = [index[s] for s in symbols if s in index]
             repeats = sum(a == b for a, b in zip(seq, seq[1:]))  # CTC puts a blank between repeated phones
             if seq and frames <= cfg.max_frames and len(seq) + repeats <= -(-frames // down):
                 self.clips.append(i)
                 self.targets[i] = torch.tensor(seq)
+        if unknown:
+            # Only when continuing a checkpoint on another corpus: dropping phones would merge their neighbours.
+            raise ValueError(
+                f"{manifest}: phones {''.join(sorted(unknown))!r} are not in the checkpoint's inventory; "
+                "the phonetic term's head cannot spell them (start the term afresh on this corpus)"
+            )
         if not self.clips:
             raise ValueError(
                 f"{manifest}: no training clip has a transcript espeak-ng can phonemise within "
@@ -115,30 +134,33 @@ class Phonetic:
             )
         self.corpus = corpus
         device = model.mel_mean.device
-        with torch.random.fork_rng(devices=[]):
+        # fork_rng restores only the generators it names; manual_seed sets CUDA's too.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)
             self.head = PhoneHead(model.config.content_dim, cfg.hidden, len(self.inventory)).to(device)
         self.optimizer = torch.optim.Adam(self.head.parameters(), lr=cfg.lr)
         self.generator = torch.Generator().manual_seed(clip_seed)
 
     def next(self, content_warp: float, channel_cfg: ChannelConfig | None, mel_cfg: MelConfig, model: VAE) -> PhoneBatch:
-        """Draw `clips` clips and everything random about them, off the training's random stream."""
-        picks = torch.randint(len(self.clips), (self.cfg.clips,), generator=self.generator)
-        step_seed = int(torch.randint(2**62, (1,), generator=self.generator))
+        """Draw `clips` clips and everything random about them from the term's own generator.
+
+        Every draw names the generator (no global seed is set, which on CUDA
+        would reseed the device stream the ELBO's noise comes from).
+        """
+        g = self.generator
+        picks = torch.randint(len(self.clips), (self.cfg.clips,), generator=g)
         device = model.mel_mean.device
         inputs, noise, targets = [], [], []
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(step_seed)
-            for k in picks.tolist():
-                i = self.clips[k]
-                mel = self.corpus.mels[i].float().unsqueeze(0)
-                if channel_cfg is not None:
-                    mel = channel(mel, channel_cfg, mel_cfg, model.floor)
-                mel = random_warp(mel, content_warp)
-                latent_frames = -(-mel.shape[-1] // model.config.downsample)
-                inputs.append(mel.to(device))
-                noise.append(torch.randn(1, model.config.content_dim, latent_frames).to(device))
-                targets.append(self.targets[i])
+        for k in picks.tolist():
+            i = self.clips[k]
+            mel = self.corpus.mels[i].float().unsqueeze(0)  # on the CPU, where the generator draws
+            if channel_cfg is not None:
+                mel = channel(mel, channel_cfg, mel_cfg, model.floor, generator=g)
+            mel = random_warp(mel, content_warp, generator=g)
+            latent_frames = -(-mel.shape[-1] // model.config.downsample)
+            inputs.append(mel.to(device))
+            noise.append(torch.randn(1, model.config.content_dim, latent_frames, generator=g).to(device))
+            targets.append(self.targets[i])
         return PhoneBatch(inputs, noise, targets)
 
     def term(self, model: VAE, batch: PhoneBatch) -> torch.Tensor:
@@ -156,7 +178,7 @@ class Phonetic:
                 torch.tensor([log_probs.shape[0]]),
                 torch.tensor([len(target)]),
                 reduction="sum",
-                zero_infinity=True,
+                zero_infinity=False,  # the clips kept can all be aligned: an infinite loss is a bug
             )
             frames += n
         return total / frames
@@ -173,10 +195,10 @@ class Phonetic:
         self.optimizer.zero_grad(set_to_none=True)
 
     def state_dict(self) -> dict[str, Any]:
+        """The head, its optimiser and the inventory, equal on every rank (the clip generator is per rank)."""
         return {
             "head": self.head.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
             "inventory": list(self.inventory),
         }
 
@@ -185,6 +207,5 @@ class Phonetic:
             raise ValueError("the checkpoint's phone inventory differs from this one; build the term from the checkpoint's")
         self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
         for group in self.optimizer.param_groups:  # the config's rate wins over the saved one
             group["lr"] = self.cfg.lr

@@ -171,14 +171,15 @@ def train(
                 f"{source}: written by {saved['world_size']} process(es), continued with {world}; "
                 "use the same number to continue identically"
             )
-        if "critic" in saved and cfg.adversarial.start_step is None:
+        # Refused when continuing this run; --init-from starts a new one, which may drop either.
+        if init_from is None and "critic" in saved and cfg.adversarial.start_step is None:
             # The stage lives in the YAML and --set, not in the weights: without
             # them the run would go on with no discriminator and free encoders.
             raise ValueError(
                 f"{source}: is in the adversarial stage, but this config has no adversarial.start_step; "
                 f"continue with the run's own config ({folder.path / 'config.yaml'}) or the same --set options"
             )
-        if "phonetic" in saved and not cfg.lambdas.get("phone/ctc", 0.0) > 0:
+        if init_from is None and "phonetic" in saved and not cfg.lambdas.get("phone/ctc", 0.0) > 0:
             raise ValueError(
                 f"{source}: was trained with the phonetic term, but this config gives lambdas.phone/ctc no weight; "
                 f"continue with the run's own config ({folder.path / 'config.yaml'}) or the same --set options"
@@ -227,6 +228,7 @@ def train(
             cfg.phonetic,
             train_set,
             cfg.data.manifest,
+            cfg.data.train_split,
             model,
             cfg.data.cache_dir,
             seed=cfg.seed,
@@ -261,7 +263,9 @@ def train(
         # Every rank's sampler and RNG state goes into the checkpoint so a
         # resumed run draws exactly what an uninterrupted one would.
         nonlocal saved_step
-        ranks = [{"batches": state.batches.state_dict(), "rng": rng_state()}]
+        ranks: list[Any] = [{"batches": state.batches.state_dict(), "rng": rng_state()}]
+        if state.phonetic is not None:
+            ranks[0]["phones"] = state.phonetic.generator.get_state()
         if world > 1:
             gathered: list[Any] = [None] * world
             dist.all_gather_object(gathered, ranks[0])
@@ -282,6 +286,11 @@ def train(
         mel, bins = speaker_warp(mel, speakers, bins, cfg.speaker_warp)
         # The encoders (or the content encoder alone) see the clip through a random channel; the target stays clean.
         seen = channel(mel, cfg.channel, cfg.mel, model.floor) if with_channel else None
+        phone_batch = (
+            None
+            if state.phonetic is None
+            else state.phonetic.next(cfg.content_warp, cfg.channel if with_channel else None, cfg.mel, model)
+        )
         mel = mel.to(device, non_blocking=True)
         t1 = time.perf_counter()
         terms = train_step(
@@ -291,9 +300,7 @@ def train(
             encoder_input=None if seen is None else seen.to(device),
             band_bins=bins.to(device),
             speakers=speakers.to(device) if with_consistency else None,
-            phones=None
-            if state.phonetic is None
-            else (state.phonetic, state.phonetic.next(cfg.content_warp, cfg.channel if with_channel else None, cfg.mel, model)),
+            phones=None if state.phonetic is None or phone_batch is None else (state.phonetic, phone_batch),
         )
         for k, v in terms.items():
             # float() is a CPU-GPU sync point; fine at this model size.
@@ -390,6 +397,7 @@ def load_state(state: State, saved: dict[str, Any], rank: int) -> None:
     # Likewise a checkpoint from before the phonetic term: its head starts fresh.
     if state.phonetic is not None and "phonetic" in saved:
         state.phonetic.load_state_dict(saved["phonetic"])
+        state.phonetic.generator.set_state(saved["ranks"][rank]["phones"])
     state.step, state.best_valid = int(saved["step"]), float(saved["best_valid"])
 
 
