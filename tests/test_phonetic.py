@@ -169,3 +169,18 @@ def test_each_clip_is_phonemised_in_its_own_language(tmp_path, tone_corpus):
     cached = json.loads((tmp_path / "cache" / "phonemes.json").read_text())
     assert "cs\tclip 0" in cached and "en\tclip 0" in cached
     assert cached["cs\tclip 0"] != cached["en\tclip 0"]
+
+
+@needs_espeak
+def test_phones_outside_a_checkpoints_inventory_are_refused_for_training(tmp_path, tone_corpus):
+    cfg = load_config(write_config(tmp_path, tone_corpus), PHONES)
+    corpus = load_corpus(cfg.data.manifest, "train", cfg.mel, cfg.data, progress=False)
+    model = VAE(cfg.model, cfg.mel)
+    args = (cfg.phonetic, corpus, tone_corpus, "train", model, cfg.data.cache_dir)
+    full = Phonetic(*args, progress=False).inventory
+    fewer = [s for s in full if s != "k"]  # "clip" starts with k
+    with pytest.raises(ValueError, match="phones 'k' are not in the checkpoint's inventory"):
+        Phonetic(*args, inventory=fewer, progress=False)
+    # Scoring another split with a trained head leaves them out instead.
+    scored = Phonetic(*args, inventory=fewer, progress=False, drop_unknown=True)
+    assert all(len(scored.targets[i]) == len(Phonetic(*args, progress=False).targets[i]) - 1 for i in scored.clips)

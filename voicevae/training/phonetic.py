@@ -82,6 +82,9 @@ class Phonetic:
     the generator that picks clips and seeds their random draws (one per rank).
     inventory: the phones of a checkpoint, when continuing one (the head's
     output size depends on it); otherwise built from the corpus.
+    drop_unknown: leave phones outside the inventory out of the targets
+    instead of refusing (to score another split with a trained head, as
+    recipes/recorded/phone_error_rate.py does; never for training).
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class Phonetic:
         clip_seed: int = 0,
         inventory: list[str] | None = None,
         progress: bool = True,
+        drop_unknown: bool = False,
     ) -> None:
         self.cfg = cfg
         rows = {str(u.path): u.labels.get("language", "") or cfg.default_language for u in read_manifest(manifest, split)}
@@ -121,7 +125,7 @@ class Phonetic:
             if seq and frames <= cfg.max_frames and len(seq) + repeats <= -(-frames // down):
                 self.clips.append(i)
                 self.targets[i] = torch.tensor(seq)
-        if unknown:
+        if unknown and not drop_unknown:
             # Only when continuing a checkpoint on another corpus: dropping phones would merge their neighbours.
             raise ValueError(
                 f"{manifest}: phones {''.join(sorted(unknown))!r} are not in the checkpoint's inventory; "
