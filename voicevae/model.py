@@ -219,6 +219,10 @@ class VAE(nn.Module):
         self.mel_mean.copy_(mean)
         self.mel_std.copy_(std.clamp(min=1e-3))
 
+    def latent_frames(self, frames: int) -> int:
+        """L = ceil(F / downsample): the content latent frames of F mel frames (`prepare` pads to a multiple)."""
+        return -(-frames // self.config.downsample)
+
     def prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
         """Standardise and pad (B, n_mels, F) on the right to a multiple of downsample.
 
@@ -355,7 +359,7 @@ class VAE(nn.Module):
     ) -> torch.Tensor:
         """Generate (n, n_mels, frames) log-mels with z ~ N(0, I) (speaker may be given, (n, Ds))."""
         cfg = self.config
-        length = -(-frames // cfg.downsample)
+        length = self.latent_frames(frames)
         dev = self.mel_mean.device
         if cfg.content_latent == "categorical":
             index = torch.randint(0, cfg.content_codes, (n, length), generator=generator, device=dev)

@@ -28,13 +28,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from ..config import AdversarialConfig
 from ..model import VAE
 from ..vocoder.discriminators import MelPatchDiscriminator
 from ..vocoder.losses import discriminator_loss, feature_matching_loss, generator_loss
+from .state import average_gradients
 
 BETAS = (0.5, 0.9)  # the discriminator's Adam, as GAN vocoders use
 
@@ -97,12 +97,7 @@ class Critic:
         loss = discriminator_loss(real_logits, fake_logits, self.cfg.loss)
         self.optimizer.zero_grad(set_to_none=True)
         (weight * loss).backward()
-        world = dist.get_world_size() if dist.is_initialized() else 1
-        if world > 1:
-            for p in self.net.parameters():
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad /= world
+        average_gradients(self.net.parameters())
         self.optimizer.step()
         self._pair = None
         return {"adv/disc": loss.detach()}

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
@@ -46,6 +45,7 @@ from ..corpora import read_manifest
 from ..data import MelCorpus
 from ..model import VAE
 from ..phonemes import phone_symbols, phonemize_all
+from .state import average_gradients
 
 
 class PhoneHead(nn.Module):
@@ -112,7 +112,6 @@ class Phonetic:
         phones = {key: phone_symbols(v) for key, v in ipa.items()}
         self.inventory = inventory if inventory is not None else sorted({s for p in phones.values() for s in p})
         index = {s: i + 1 for i, s in enumerate(self.inventory)}
-        down = model.config.downsample
         self.clips: list[int] = []  # corpus indices with phones that CTC can align in the latent frames
         self.targets: dict[int, torch.Tensor] = {}
         unknown: set[str] = set()
@@ -122,7 +121,7 @@ class Phonetic:
             unknown.update(s for s in symbols if s not in index)
             seq = [index[s] for s in symbols if s in index]
             repeats = sum(a == b for a, b in zip(seq, seq[1:]))  # CTC puts a blank between repeated phones
-            if seq and frames <= cfg.max_frames and len(seq) + repeats <= -(-frames // down):
+            if seq and frames <= cfg.max_frames and len(seq) + repeats <= model.latent_frames(frames):
                 self.clips.append(i)
                 self.targets[i] = torch.tensor(seq)
         if unknown and not drop_unknown:
@@ -161,8 +160,8 @@ class Phonetic:
             if channel_cfg is not None:
                 mel = channel(mel, channel_cfg, mel_cfg, model.floor, generator=g)
             mel = random_warp(mel, content_warp, generator=g)
-            latent_frames = -(-mel.shape[-1] // model.config.downsample)
             inputs.append(mel.to(device))
+            latent_frames = model.latent_frames(mel.shape[-1])
             noise.append(torch.randn(1, model.config.content_dim, latent_frames, generator=g).to(device))
             targets.append(self.targets[i])
         return PhoneBatch(inputs, noise, targets)
@@ -189,12 +188,7 @@ class Phonetic:
 
     def step(self) -> None:
         """The head's optimiser step after the VAE's backward; under torchrun its gradients are averaged."""
-        world = dist.get_world_size() if dist.is_initialized() else 1
-        if world > 1:
-            for p in self.head.parameters():
-                if p.grad is not None:
-                    dist.all_reduce(p.grad)
-                    p.grad /= world
+        average_gradients(self.head.parameters())
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 

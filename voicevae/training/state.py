@@ -155,6 +155,25 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# ------------------------------------------------------------------ ranks
+
+
+def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
+    """Average the gradients of parameters outside DistributedDataParallel across torchrun's ranks.
+
+    For the modules that train beside the wrapped objective (the adversarial
+    stage's discriminator, the phonetic head): each rank computed them on
+    its own batch, as DDP's ranks do. A no-op in a single process.
+    """
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    if world == 1:
+        return
+    for p in parameters:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
 # ------------------------------------------------------------------ the deadline
 
 

@@ -286,10 +286,11 @@ def train(
         mel, bins = speaker_warp(mel, speakers, bins, cfg.speaker_warp)
         # The encoders (or the content encoder alone) see the clip through a random channel; the target stays clean.
         seen = channel(mel, cfg.channel, cfg.mel, model.floor) if with_channel else None
-        phone_batch = (
+        # The phonetic term's whole clips, drawn from its own generator.
+        phones = (
             None
             if state.phonetic is None
-            else state.phonetic.next(cfg.content_warp, cfg.channel if with_channel else None, cfg.mel, model)
+            else (state.phonetic, state.phonetic.next(cfg.content_warp, cfg.channel if with_channel else None, cfg.mel, model))
         )
         mel = mel.to(device, non_blocking=True)
         t1 = time.perf_counter()
@@ -300,7 +301,7 @@ def train(
             encoder_input=None if seen is None else seen.to(device),
             band_bins=bins.to(device),
             speakers=speakers.to(device) if with_consistency else None,
-            phones=None if state.phonetic is None or phone_batch is None else (state.phonetic, phone_batch),
+            phones=phones,
         )
         for k, v in terms.items():
             # float() is a CPU-GPU sync point; fine at this model size.
