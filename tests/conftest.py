@@ -70,6 +70,19 @@ def write_train_config(tmp_path: Path, manifest: Path, **top) -> Path:
     return path
 
 
+def interrupted_and_straight(tmp_path: Path, config: Path, overrides: list[str]) -> tuple[dict, dict]:
+    """Step-4 checkpoints of a straight 4-step run (a) and one interrupted after its step-2 checkpoint and resumed (b)."""
+    from voicevae.training.vae import load_config, train
+
+    train(load_config(config, [f"out_dir={tmp_path / 'a'}", *overrides]), progress=False)
+    train(load_config(config, [f"out_dir={tmp_path / 'b'}", *overrides]), progress=False)
+    (tmp_path / "b" / "ckpt-0000004.pt").unlink()
+    (tmp_path / "b" / "model.pt").unlink()
+    train(load_config(config, [f"out_dir={tmp_path / 'b'}", *overrides]), resume=True, progress=False)
+    a, b = (torch.load(tmp_path / run / "ckpt-0000004.pt", weights_only=False) for run in ("a", "b"))
+    return a, b
+
+
 @pytest.fixture(scope="session")
 def tone_corpus(tmp_path_factory) -> Path:
     return make_tone_corpus(tmp_path_factory.mktemp("tones"))

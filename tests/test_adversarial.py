@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from conftest import interrupted_and_straight
 from conftest import write_train_config as write_config
 
 from voicevae.cli import main
@@ -73,13 +74,7 @@ def test_without_the_freeze_the_encoders_move(tmp_path, tone_corpus):
 def test_resume_inside_the_stage_is_exact(tmp_path, tone_corpus):
     config = write_config(tmp_path, tone_corpus, steps=4, ckpt_every=2)
     stage = ["adversarial.start_step=1", *STAGE]
-    train(load_config(config, [f"out_dir={tmp_path / 'a'}", *stage]), progress=False)
-    train(load_config(config, [f"out_dir={tmp_path / 'b'}", *stage]), progress=False)
-    (tmp_path / "b" / "ckpt-0000004.pt").unlink()
-    (tmp_path / "b" / "model.pt").unlink()
-    train(load_config(config, [f"out_dir={tmp_path / 'b'}", *stage]), resume=True, progress=False)
-    a = torch.load(tmp_path / "a" / "ckpt-0000004.pt", weights_only=False)
-    b = torch.load(tmp_path / "b" / "ckpt-0000004.pt", weights_only=False)
+    a, b = interrupted_and_straight(tmp_path, config, stage)
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
     # The discriminator resumed too: a fresh one would have other weights.

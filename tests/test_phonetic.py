@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from conftest import interrupted_and_straight
 from conftest import write_train_config as write_config
 
 from voicevae import phonemes
@@ -114,13 +115,7 @@ def test_a_run_with_the_term_draws_the_same_batches_and_noise(tmp_path, tone_cor
 @needs_espeak
 def test_resume_with_the_term_is_exact_and_dropping_it_is_refused(tmp_path, tone_corpus):
     config = write_config(tmp_path, tone_corpus, steps=4, ckpt_every=2)
-    train(load_config(config, [f"out_dir={tmp_path / 'a'}", *PHONES]), progress=False)
-    train(load_config(config, [f"out_dir={tmp_path / 'b'}", *PHONES]), progress=False)
-    (tmp_path / "b" / "ckpt-0000004.pt").unlink()
-    (tmp_path / "b" / "model.pt").unlink()
-    train(load_config(config, [f"out_dir={tmp_path / 'b'}", *PHONES]), resume=True, progress=False)
-    a = torch.load(tmp_path / "a" / "ckpt-0000004.pt", weights_only=False)
-    b = torch.load(tmp_path / "b" / "ckpt-0000004.pt", weights_only=False)
+    a, b = interrupted_and_straight(tmp_path, config, PHONES)
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
     # The head resumed too: a fresh one (or other clips) would give other weights.
