@@ -9,6 +9,7 @@ from conftest import interrupted_and_straight
 from conftest import write_train_config as write_config
 
 from voicevae import phonemes
+from voicevae.cli import main
 from voicevae.config import ConfigError, PhoneticConfig
 from voicevae.data import load_corpus
 from voicevae.model import VAE
@@ -49,6 +50,14 @@ def test_a_missing_espeak_is_named(monkeypatch):
     monkeypatch.setattr(phonemes.shutil, "which", lambda name: None)
     with pytest.raises(PhonemizerError, match="espeak-ng is not installed"):
         phonemize("hello", "en")
+
+
+def test_train_without_espeak_says_so_without_a_traceback(tmp_path, tone_corpus, monkeypatch, capsys):
+    monkeypatch.setattr(phonemes.shutil, "which", lambda name: None)
+    config = write_config(tmp_path, tone_corpus)
+    sets = [a for w in PHONES for a in ("--set", w)]
+    assert main(["train", "--config", str(config), "--quiet", *sets]) == 1
+    assert "voicevae train: error: espeak-ng is not installed" in capsys.readouterr().err
 
 
 @needs_espeak

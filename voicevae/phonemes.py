@@ -34,8 +34,8 @@ ESPEAK_VOICES = {"en": "en-us"}
 _DROPPED = re.compile(r"\([a-z-]+\)|[ˈˌ\s]")
 
 
-class PhonemizerError(RuntimeError):
-    """espeak-ng is missing or refused a transcript."""
+class PhonemizerError(ValueError):
+    """espeak-ng is missing or refused a transcript (a ValueError, so the CLI shows the message, not a traceback)."""
 
 
 def espeak_voice(language: str) -> str:
