@@ -59,5 +59,8 @@ def test_shipped_model_output_is_unchanged():
     spec.loader.exec_module(ref)
     stored = np.load(data_dir / "shipped_reference.npz")
     assert str(stored["digest"]) == ref.assets_digest(), "shipped assets changed: regenerate tests/data/shipped_reference.npz"
+    # Another CPU picks other float kernels: on an AMD EPYC the samples (peak
+    # 0.2) moved by up to 4e-6 from the reference's machine, over 100 dB
+    # below the signal. A refactor that changes the output moves them by far more.
     for name, samples in ref.shipped_outputs().items():
-        np.testing.assert_allclose(samples, stored[name], rtol=0, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(samples, stored[name], rtol=0, atol=1e-4, err_msg=name)
