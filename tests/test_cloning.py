@@ -171,6 +171,40 @@ def test_retrieval_blends_toward_the_targets_own_frames(vc):
         matching.blend(vc.model, converted, 1.5)
 
 
+def test_matching_spaces_context_and_stored_sets(vc, tmp_path):
+    from voicevae.checkpoint import save_checkpoint
+    from voicevae.matching import frame_keys, parse_space
+
+    target_mels = [vc.mel(torch.from_numpy(tone(300 + 40 * s, 1.0, seed=s))) for s in range(2)]
+    content = MatchingSet.from_mels(vc.model, target_mels)
+    mfcc = content.respace(vc.model, "mfcc", context=2)
+    assert (mfcc.space, mfcc.context, mfcc.lengths) == ("mfcc", 2, content.lengths)
+    torch.testing.assert_close(mfcc.mels, content.mels)  # the same frames, other keys
+    # Cepstra without c0, mean-normalised per clip: a level change does not move
+    # the keys, so a louder copy of a target clip retrieves that clip frame for frame.
+    louder = target_mels[1] + 2.0
+    torch.testing.assert_close(frame_keys(vc.model, louder, "mfcc"), frame_keys(vc.model, target_mels[1], "mfcc"))
+    torch.testing.assert_close(mfcc.blend(vc.model, louder, 1.0, k=1), target_mels[1])
+    # Context stacks each frame's neighbours: 5 frames' worth of channels, unit norm.
+    plain, wide = frame_keys(vc.model, louder, "mfcc"), frame_keys(vc.model, louder, "mfcc", context=2)
+    assert wide.shape == (plain.shape[0], 5 * plain.shape[1])
+    torch.testing.assert_close(wide.norm(dim=-1), torch.ones(wide.shape[0]))
+    torch.testing.assert_close(wide[10], torch.cat([plain[f] for f in range(8, 13)]) / 5**0.5)
+    # The space travels with a stored set; a set stored before it did is read as content keys.
+    back = MatchingSet.load(mfcc.save(tmp_path / "m.pt"))
+    assert (back.space, back.context, back.lengths) == ("mfcc", 2, mfcc.lengths)
+    save_checkpoint(tmp_path / "old.pt", "matching", {"keys": content.keys, "mels": content.mels})
+    old = MatchingSet.load(tmp_path / "old.pt")
+    assert (old.space, old.context) == ("content", 0)
+    torch.testing.assert_close(old.blend(vc.model, louder, 0.5), content.blend(vc.model, louder, 0.5))
+    assert parse_space("content:3") == ("content", 3)
+    for bad in ("wavlm", "mfcc:x"):
+        with pytest.raises(ValueError, match=f"matching space '{bad}'"):
+            parse_space(bad)
+    src = torch.from_numpy(tone(150, 1.0))
+    assert vc.convert(src, [src], retrieval=1.0, matching=mfcc).shape == vc.convert(src, [src]).shape
+
+
 def test_retrieval_needs_the_targets_frames(vc):
     src = torch.from_numpy(tone(150, 1.0))
     with pytest.raises(ValueError, match="voice 'spk0' has no matching set"):
@@ -229,6 +263,7 @@ def test_cloning_protocol_budgets_and_arguments(tone_corpus, model_dir, capsys):
     for extra, message in [
         (["--cloning", "30,a"], "--cloning '30,a': expected seconds"),
         (["--cloning", "30", "--cloning-retrieval", "1.5"], "each ratio must be in"),
+        (["--cloning", "30", "--cloning-spaces", "content,hubert"], "matching space 'hubert'"),
         (["--cloning", "30", "--adapt-set", "trainable=everything"], "trainable: must be one of"),
         (["--cloning", "30"], "needs at least 2 held-out voices"),  # the tone corpus has none
     ]:

@@ -263,6 +263,7 @@ class VoiceConverter:
         source_speaker: str | None = None,
         *,
         retrieval: float = 0.0,
+        matching: MatchingSet | None = None,
         pitch_shift: float = 0.0,
         match_pitch: bool = False,
         target_hz: float | None = None,
@@ -274,7 +275,8 @@ class VoiceConverter:
 
         retrieval R in [0, 1]: blend each output frame with the target's own
         nearest frames (matching.py); needs a named voice with a matching set
-        (an adapted one) or reference clips as the target.
+        (an adapted one) or reference clips as the target; `matching` stands
+        in for that set (another key space, say: MatchingSet.respace).
         match_pitch: move the output's median F0 to the target's (the target's
         F0 statistics: a named voice in the vector file, or the clips).
         pitch_shift: semitones added on top (after match_pitch when both).
@@ -283,7 +285,7 @@ class VoiceConverter:
         pitch register from the speaker latent, so shifting its input barely
         moves the output's pitch.
         """
-        mel = self.convert_mel(wav, target, strength, attributes, method, source_speaker, retrieval=retrieval)
+        mel = self.convert_mel(wav, target, strength, attributes, method, source_speaker, retrieval=retrieval, matching=matching)
         return self.adjust_pitch(self.vocode_many([mel])[0], target, pitch_shift, match_pitch, target_hz)
 
     def stream(

@@ -247,6 +247,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--cloning-sources", type=int, default=4, help="source clips per other held-out voice (default 4)")
     p.add_argument("--cloning-retrieval", default="0.25,0.5,1", help="retrieval ratios, one 'adapted + retrieval' condition each")
+    p.add_argument(
+        "--cloning-spaces",
+        default="content",
+        help="matching-set key spaces for the retrieval conditions, e.g. content,mfcc,mfcc:2 (SPACE[:CONTEXT frames])",
+    )
     p.add_argument("--adapt-steps", type=int, default=None, help="fine-tuning steps of each adaptation (default: AdaptConfig's)")
     p.add_argument(
         "--adapt-set",
@@ -331,7 +336,8 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
         raise ValueError(f"--cloning-retrieval {args.cloning_retrieval!r}: each ratio must be in (0, 1]")
     settings = {} if args.adapt_steps is None else {"steps": args.adapt_steps}
     config = from_dict(AdaptConfig, apply_overrides(settings, args.adapt_set), "--adapt-set")
-    report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, ratios, config)
+    spaces = [spec.strip() for spec in args.cloning_spaces.split(",") if spec.strip()]
+    report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, ratios, config, spaces=spaces)
     table = f"Settings: {args.manifest}, vocoder {args.vocoder}, adaptation {config}.\n\n" + cloning_markdown(report)
     print(table)
     if args.out:

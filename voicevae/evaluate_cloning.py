@@ -7,7 +7,9 @@ budget of B seconds of T's recordings (T's first clips, as many as make B):
 - adapted: the model fine-tuned on them (training/adapt.py), target T;
 - adapted + retrieval R: the same, each frame blended with T's nearest
   frames at ratio R, for each R of `--cloning-retrieval` (default 0.25,0.5,1),
-  so the word error rate can be read against the ratio;
+  so the word error rate can be read against the ratio; with
+  `--cloning-spaces`, once per key space of the matching set ("adapted +
+  retrieval R (mfcc:2)"), each paired with the default space at the same R;
 - adapted + match_pitch (and zero-shot + match_pitch): the output's median
   F0 moved to T's when more than `match_pitch_tolerance` semitones off.
 
@@ -36,17 +38,24 @@ from tqdm import tqdm
 
 from .api import VoiceConverter
 from .corpora import Utterance, read_manifest
+from .matching import parse_space
 from .metrics import Difference, SpeakerEncoder, Transcriber, f0_correlation, paired_difference, word_errors
 from .pitch import median_f0, semitones_between
 from .training.adapt import AdaptConfig
 
+DEFAULT_SPACE = "content"  # the space `adapt` keys its matching sets in
 
-def conditions(ratios: Sequence[float]) -> tuple[str, ...]:
+
+def retrieval_condition(ratio: float, space: str = DEFAULT_SPACE) -> str:
+    return f"adapted + retrieval {ratio:g}" + ("" if space == DEFAULT_SPACE else f" ({space})")
+
+
+def conditions(ratios: Sequence[float], spaces: Sequence[str] = (DEFAULT_SPACE,)) -> tuple[str, ...]:
     return (
         "zero-shot",
         "zero-shot + match_pitch",
         "adapted",
-        *(f"adapted + retrieval {r:g}" for r in ratios),
+        *(retrieval_condition(r, s) for s in spaces for r in ratios),
         "adapted + match_pitch",
     )
 
@@ -100,8 +109,10 @@ def evaluate_cloning(
     retrieval: Sequence[float] = (0.25, 0.5, 1.0),
     adapt_config: AdaptConfig | None = None,
     progress: bool = True,
+    spaces: Sequence[str] = (DEFAULT_SPACE,),
 ) -> dict:
     """Run the protocol; returns {"budgets": {B: {condition: summary}}, "differences": [...], "source WER": w, ...}."""
+    parsed = {spec: parse_space(spec) for spec in spaces}  # a bad one is refused before any work
     heldout = read_manifest(manifest, split="test_voice")
     by_voice: dict[str, list[Utterance]] = {}
     for u in heldout:
@@ -138,7 +149,7 @@ def evaluate_cloning(
     adapt_seconds: dict[float, list[float]] = {}
     audio_seconds: dict[float, list[float]] = {}  # what each budget really got (a short pool gives less)
     for budget in budgets:
-        results[budget] = {c: Scores() for c in conditions(retrieval)}
+        results[budget] = {c: Scores() for c in conditions(retrieval, spaces)}
         adapt_seconds[budget] = []
         audio_seconds[budget] = []
         for target in tqdm(voices, desc=f"cloning {budget:g} s", disable=not progress):
@@ -150,12 +161,19 @@ def evaluate_cloning(
             adapted = vc.adapt([u.path for u in clips], f"{target}_adapted", config=adapt_config, progress=False)
             adapt_seconds[budget].append(time.perf_counter() - started)
             name = f"{target}_adapted"
+            # Every space keys the same frames (the adaptation's cleaned utterances).
+            stored = adapted.matching_for(name)
+            matching = {spec: stored.respace(adapted.model, *parsed[spec]) for spec in spaces}
             runs: dict[str, tuple[VoiceConverter, str | torch.Tensor, dict]] = {
                 "zero-shot": (vc, zero_shot, {}),
                 # A vector target has no F0 statistics of its own: the clips' median F0 (measured once) stands in.
                 "zero-shot + match_pitch": (vc, zero_shot, {"match_pitch": True, "target_hz": clips_hz}),
                 "adapted": (adapted, name, {}),
-                **{f"adapted + retrieval {r:g}": (adapted, name, {"retrieval": r}) for r in retrieval},
+                **{
+                    retrieval_condition(r, spec): (adapted, name, {"retrieval": r, "matching": matching[spec]})
+                    for spec in spaces
+                    for r in retrieval
+                },
                 "adapted + match_pitch": (adapted, name, {"match_pitch": True}),
             }
             for source_voice in voices:
@@ -204,6 +222,12 @@ def differences(results: dict[float, dict[str, Scores]]) -> list[tuple[float, st
             wer = [e / max(n, 1) for e, n in zip(s.errors, s.words)]
             wer_base = [e / max(n, 1) for e, n in zip(adapted.errors, adapted.words)]
             rows.append((budget, "WER per clip", cond, "adapted", paired_difference(wer, wer_base)))
+            same_ratio = cond.split(" (")[0]
+            if cond != same_ratio and same_ratio in per:  # another key space against the default at the same ratio
+                other = per[same_ratio]
+                rows.append((budget, "similarity to target", cond, same_ratio, paired_difference(s.to_target, other.to_target)))
+                wer_other = [e / max(n, 1) for e, n in zip(other.errors, other.words)]
+                rows.append((budget, "WER per clip", cond, same_ratio, paired_difference(wer, wer_other)))
         for cond, base_name in (("adapted + match_pitch", "adapted"), ("zero-shot + match_pitch", "zero-shot")):
             baseline = per[base_name]
             shifted = per[cond]

@@ -11,9 +11,17 @@ its log-mel is blended with the mean of the neighbours' log-mels:
     out[f] = (1 - R) * converted[f] + R * mean_{j in kNN(f)} target_mel[j]
 
 R (`retrieval`) is RVC's index rate: 0 is plain conversion, 1 replaces every
-frame by real target frames. Keys are the content encoder's hidden features
-(VAE.content_features) of the *converted* output: it is already in the
-target voice, so its frames are compared with the target's like for like.
+frame by real target frames. The query is the *converted* output: it is
+already in the target voice, so its frames are compared with the target's
+like for like. The key space (`space`, stored with the set):
+
+- "content": the content encoder's hidden features (VAE.content_features);
+- "mfcc": cepstra of the log-mel (DCT coefficients 1..MFCC, c0 the level
+  left out), mean-normalised per clip: the classic same-speaker phonetic
+  features, which need no model.
+
+`context` frames on each side are stacked onto every key, so a frame is
+matched with its neighbourhood rather than alone.
 """
 
 from __future__ import annotations
@@ -23,34 +31,72 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torchaudio
 from einops import rearrange
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .model import VAE
 
 KIND = "matching"
+SPACES = ("content", "mfcc")
+MFCC = 20  # cepstral coefficients computed, c0 among them (dropped)
+
+
+def parse_space(spec: str) -> tuple[str, int]:
+    """'mfcc' -> ("mfcc", 0), 'content:2' -> ("content", 2): a key space and its context frames."""
+    space, _, context = spec.partition(":")
+    if space not in SPACES or not (context == "" or context.isdigit()):
+        raise ValueError(f"matching space {spec!r}: expected one of {', '.join(SPACES)}, optionally :CONTEXT, e.g. mfcc:2")
+    return space, int(context or 0)
+
+
+def frame_keys(model: VAE, mel: torch.Tensor, space: str = "content", context: int = 0) -> torch.Tensor:
+    """Unit-norm keys of one clip's frames: log-mel (n_mels, F) -> (F, C)."""
+    if space == "content":
+        feats = model.content_features(mel[None].to(model.mel_mean.device))[0]  # (C, F)
+    elif space == "mfcc":
+        dct = torchaudio.functional.create_dct(MFCC, mel.shape[0], norm="ortho").to(mel)  # (n_mels, MFCC)
+        cep = (dct.T @ mel)[1:]
+        feats = cep - cep.mean(-1, keepdim=True)
+    else:
+        raise ValueError(f"matching space must be one of {', '.join(SPACES)}, got {space!r}")
+    feats = F.normalize(feats, dim=0)
+    if context:
+        # (C, F) -> (C * (2 * context + 1), F): each frame with its neighbours, edges repeated.
+        padded = F.pad(feats[None], (context, context), mode="replicate")[0]
+        feats = rearrange(padded.unfold(-1, 2 * context + 1, 1), "c f w -> (w c) f")
+    return F.normalize(rearrange(feats, "c f -> f c"), dim=-1)
 
 
 @dataclass
 class MatchingSet:
-    """keys (N, C) unit-norm content features and mels (N, n_mels) of the target's frames."""
+    """keys (N, C) unit-norm frame keys in `space` and mels (N, n_mels) of the target's frames.
+
+    lengths: frames per clip, in order (sum N); keys are computed per clip.
+    """
 
     keys: torch.Tensor
     mels: torch.Tensor
+    space: str = "content"
+    context: int = 0
+    lengths: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return int(self.keys.shape[0])
 
     @classmethod
     @torch.inference_mode()
-    def from_mels(cls, model: VAE, mels: list[torch.Tensor]) -> MatchingSet:
+    def from_mels(cls, model: VAE, mels: list[torch.Tensor], space: str = "content", context: int = 0) -> MatchingSet:
         """From log-mels (n_mels, F_i) of the target's clips."""
-        keys, frames = [], []
-        for mel in mels:
-            feats = model.content_features(mel[None].to(model.mel_mean.device))[0]  # (C, F)
-            keys.append(F.normalize(rearrange(feats, "c f -> f c"), dim=-1).cpu())
-            frames.append(rearrange(mel, "m f -> f m").cpu())
-        return cls(torch.cat(keys), torch.cat(frames))
+        keys = [frame_keys(model, mel, space, context).cpu() for mel in mels]
+        frames = [rearrange(mel, "m f -> f m").cpu() for mel in mels]
+        return cls(torch.cat(keys), torch.cat(frames), space, context, tuple(m.shape[-1] for m in mels))
+
+    def respace(self, model: VAE, space: str, context: int = 0) -> MatchingSet:
+        """The same frames keyed in another space (or context)."""
+        lengths = list(self.lengths or (len(self),))
+        clips = [rearrange(m, "f m -> m f") for m in self.mels.split(lengths)]
+        return MatchingSet.from_mels(model, clips, space, context)
 
     @torch.inference_mode()
     def blend(self, model: VAE, converted: torch.Tensor, ratio: float, k: int = 4, chunk: int = 2048) -> torch.Tensor:
@@ -73,16 +119,19 @@ class MatchingSet:
         for i, start in enumerate(starts):
             stop = starts[i + 1] if i + 1 < len(starts) else frames
             piece = converted[:, start:stop]
-            query = F.normalize(rearrange(model.content_features(piece[None])[0], "c f -> f c"), dim=-1)
+            query = frame_keys(model, piece, self.space, self.context)
             nearest = (query @ keys.T).topk(k, dim=-1).indices  # (f, k)
             matched = rearrange(mels[nearest].mean(1), "f m -> m f")
             out[:, start:stop] = (1 - ratio) * piece + ratio * matched
         return out
 
     def save(self, path: str | Path) -> Path:
-        return save_checkpoint(path, KIND, {"keys": self.keys, "mels": self.mels})
+        payload = {"keys": self.keys, "mels": self.mels, "space": self.space, "context": self.context}
+        return save_checkpoint(path, KIND, {**payload, "lengths": list(self.lengths)})
 
     @classmethod
     def load(cls, path: str | Path) -> MatchingSet:
         data = load_checkpoint(path, KIND)
-        return cls(data["keys"], data["mels"])
+        # Sets written before the space was a choice hold content keys without context.
+        space, context = data.get("space", "content"), int(data.get("context", 0))
+        return cls(data["keys"], data["mels"], space, context, tuple(data.get("lengths", ())))
