@@ -56,8 +56,11 @@ lock:
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
 		--index-url https://pypi.org/simple -c lock-constraints.txt -o $(LOCK)
 
+# A corpus already built is kept (make-corpus refuses to overwrite one), so
+# corpus-recorded can follow corpus; remove data/synthetic to rebuild.
 corpus: setup
-	$(BIN)/voicevae make-corpus data/synthetic
+	@if [ -f data/synthetic/manifest.csv ]; then echo "data/synthetic/manifest.csv: built already, kept"; \
+	else $(BIN)/voicevae make-corpus data/synthetic; fi
 
 # Real recorded talkers from Debian main (recipes/recorded/README.md), merged with the synthetic corpus.
 RECORDED_PACKAGES := festvox-ru asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
@@ -66,7 +69,8 @@ RECORDED_PACKAGES := festvox-ru asterisk-core-sounds-en-wav asterisk-core-sounds
 	fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl hedgewars-data codec2-examples
 corpus-recorded: corpus
 	$(MAKE) apt APT_PACKAGES="$(RECORDED_PACKAGES)"
-	$(BIN)/voicevae make-recorded data/recorded
+	@if [ -f data/recorded/manifest.csv ]; then echo "data/recorded/manifest.csv: built already, kept"; \
+	else $(BIN)/voicevae make-recorded data/recorded; fi
 	$(BIN)/voicevae merge-manifests data/synthetic/manifest.csv data/recorded/manifest.csv -o data/combined/manifest.csv --force
 
 train-default: setup
