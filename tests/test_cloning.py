@@ -203,6 +203,10 @@ def test_matching_spaces_context_and_stored_sets(vc, tmp_path):
             parse_space(bad)
     src = torch.from_numpy(tone(150, 1.0))
     assert vc.convert(src, [src], retrieval=1.0, matching=mfcc).shape == vc.convert(src, [src]).shape
+    clip = tmp_path / "ref.wav"
+    sf.write(clip, tone(300, 1.0), RATE)
+    by_file = vc.matching_set([clip], space="mfcc:2")
+    assert (by_file.space, by_file.context) == ("mfcc", 2) and vc.matching_set([clip]).space == "content"
 
 
 def test_retrieval_needs_the_targets_frames(vc):

@@ -37,7 +37,7 @@ from .batch import BatchReport
 from .batch import convert_files as _convert_files
 from .config import AdaptConfig
 from .features import MelFrontend
-from .matching import MatchingSet
+from .matching import DEFAULT_SPACE, MatchingSet, parse_space
 from .model import DEFAULT_MODEL, VAE
 from .pitch import f0_stats, median_f0, semitones_between
 from .pitch import pitch_shift as shift_pitch
@@ -372,17 +372,22 @@ class VoiceConverter:
 
     # ----- retrieval and pitch --------------------------------------------------------
 
-    def matching_set(self, clips: Sequence[Source] | Source) -> MatchingSet:
-        """The matching set of reference clips: every frame's content key and log-mel (cached per clip list)."""
+    def matching_set(self, clips: Sequence[Source] | Source, space: str = DEFAULT_SPACE) -> MatchingSet:
+        """The matching set of reference clips: every frame's key and log-mel (cached per clip list and space).
+
+        space: the key space, "content" or "mfcc", optionally with context
+        frames ("mfcc:2"); see matching.py.
+        """
+        keyed = parse_space(space)
         if isinstance(clips, (str, Path, torch.Tensor)):
             clips = [clips]
         if any(isinstance(c, torch.Tensor) for c in clips):  # no stable key for tensors: not cached
-            return MatchingSet.from_mels(self.model, [self.mel(c) for c in clips])
-        key = tuple(str(Path(c).resolve()) for c in clips)  # type: ignore[arg-type]
+            return MatchingSet.from_mels(self.model, [self.mel(c) for c in clips], *keyed)
+        key = (*(str(Path(c).resolve()) for c in clips), space)  # type: ignore[arg-type]
         if key not in self._clip_matching:
             if len(self._clip_matching) >= 8:  # a long-running demo sees many clip sets; keep the newest few
                 del self._clip_matching[next(iter(self._clip_matching))]
-            self._clip_matching[key] = MatchingSet.from_mels(self.model, [self.mel(c) for c in clips])
+            self._clip_matching[key] = MatchingSet.from_mels(self.model, [self.mel(c) for c in clips], *keyed)
         return self._clip_matching[key]
 
     def matching_for(self, target: str | torch.Tensor | Sequence[Source]) -> MatchingSet:

@@ -38,12 +38,10 @@ from tqdm import tqdm
 
 from .api import VoiceConverter
 from .corpora import Utterance, read_manifest
-from .matching import parse_space
+from .matching import DEFAULT_SPACE, parse_space
 from .metrics import Difference, SpeakerEncoder, Transcriber, f0_correlation, paired_difference, word_errors
 from .pitch import median_f0, semitones_between
 from .training.adapt import AdaptConfig
-
-DEFAULT_SPACE = "content"  # the space `adapt` keys its matching sets in
 
 
 def retrieval_condition(ratio: float, space: str = DEFAULT_SPACE) -> str:

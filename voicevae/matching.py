@@ -39,6 +39,7 @@ from .model import VAE
 
 KIND = "matching"
 SPACES = ("content", "mfcc")
+DEFAULT_SPACE = "content"  # what `adapt` and `matching_set` key a set in
 MFCC = 20  # cepstral coefficients computed, c0 among them (dropped)
 
 
@@ -50,7 +51,7 @@ def parse_space(spec: str) -> tuple[str, int]:
     return space, int(context or 0)
 
 
-def frame_keys(model: VAE, mel: torch.Tensor, space: str = "content", context: int = 0) -> torch.Tensor:
+def frame_keys(model: VAE, mel: torch.Tensor, space: str = DEFAULT_SPACE, context: int = 0) -> torch.Tensor:
     """Unit-norm keys of one clip's frames: log-mel (n_mels, F) -> (F, C)."""
     if space == "content":
         feats = model.content_features(mel[None].to(model.mel_mean.device))[0]  # (C, F)
@@ -77,7 +78,7 @@ class MatchingSet:
 
     keys: torch.Tensor
     mels: torch.Tensor
-    space: str = "content"
+    space: str = DEFAULT_SPACE
     context: int = 0
     lengths: tuple[int, ...] = ()
 
@@ -86,7 +87,7 @@ class MatchingSet:
 
     @classmethod
     @torch.inference_mode()
-    def from_mels(cls, model: VAE, mels: list[torch.Tensor], space: str = "content", context: int = 0) -> MatchingSet:
+    def from_mels(cls, model: VAE, mels: list[torch.Tensor], space: str = DEFAULT_SPACE, context: int = 0) -> MatchingSet:
         """From log-mels (n_mels, F_i) of the target's clips."""
         keys = [frame_keys(model, mel, space, context).cpu() for mel in mels]
         frames = [rearrange(mel, "m f -> f m").cpu() for mel in mels]
