@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +203,9 @@ def evaluate_cloning(
         "adaptation seconds": {b: float(np.mean(t)) for b, t in adapt_seconds.items()},
         "audio seconds": {b: float(np.mean(t)) for b, t in audio_seconds.items()},
         "conversions per condition": len(next(iter(results.values()))["zero-shot"].to_target),
+        # Per conversion, in the same order in every run of the protocol, so two
+        # runs (two adaptation settings, say) can be paired conversion by conversion.
+        "scores": {b: {c: asdict(s) for c, s in per.items()} for b, per in results.items()},
     }
 
 
