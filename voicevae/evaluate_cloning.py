@@ -72,6 +72,9 @@ class Scores:
     f0_error: list[float] = field(default_factory=list)  # |semitones| from the target's median F0
     f0_corr: list[float] = field(default_factory=list)
 
+    def wer_per_clip(self) -> list[float]:
+        return [e / max(n, 1) for e, n in zip(self.errors, self.words)]
+
     def summary(self) -> dict[str, float]:
         closer = [a > b for a, b in zip(self.to_target, self.to_source)]
         return {
@@ -198,7 +201,10 @@ def evaluate_cloning(
     return {
         "target WER": sum(e for e, _ in own) / max(sum(n for _, n in own), 1),
         "budgets": {b: {c: s.summary() for c, s in per.items()} for b, per in results.items()},
-        "differences": differences(results),
+        # Each retrieval condition of another key space is paired with the default space's at its ratio.
+        "differences": differences(
+            results, {retrieval_condition(r, spec): retrieval_condition(r) for spec in spaces for r in retrieval}
+        ),
         "source WER": sum(e for e, _ in source_words.values()) / max(n_source, 1),
         "adaptation seconds": {b: float(np.mean(t)) for b, t in adapt_seconds.items()},
         "audio seconds": {b: float(np.mean(t)) for b, t in audio_seconds.items()},
@@ -209,26 +215,32 @@ def evaluate_cloning(
     }
 
 
-def differences(results: dict[float, dict[str, Scores]]) -> list[tuple[float, str, str, str, Difference]]:
-    """(budget, measure, condition, baseline, Difference) for the comparisons the protocol claims."""
+def differences(
+    results: dict[float, dict[str, Scores]], twins: dict[str, str] | None = None
+) -> list[tuple[float, str, str, str, Difference]]:
+    """(budget, measure, condition, baseline, Difference) for the comparisons the protocol claims.
+
+    twins: condition -> another condition it is also paired with (a key space's
+    retrieval with the default space's at the same ratio).
+    """
+    twins = twins or {}
     rows: list[tuple[float, str, str, str, Difference]] = []
     for budget, per in results.items():
         base, adapted = per["zero-shot"], per["adapted"]
         rows.append(
             (budget, "similarity to target", "adapted", "zero-shot", paired_difference(adapted.to_target, base.to_target))
         )
+        wer_base = adapted.wer_per_clip()
         for cond in [c for c in per if c.startswith("adapted + ")]:
             s = per[cond]
             rows.append((budget, "similarity to target", cond, "adapted", paired_difference(s.to_target, adapted.to_target)))
-            wer = [e / max(n, 1) for e, n in zip(s.errors, s.words)]
-            wer_base = [e / max(n, 1) for e, n in zip(adapted.errors, adapted.words)]
+            wer = s.wer_per_clip()
             rows.append((budget, "WER per clip", cond, "adapted", paired_difference(wer, wer_base)))
-            same_ratio = cond.split(" (")[0]
-            if cond != same_ratio and same_ratio in per:  # another key space against the default at the same ratio
-                other = per[same_ratio]
-                rows.append((budget, "similarity to target", cond, same_ratio, paired_difference(s.to_target, other.to_target)))
-                wer_other = [e / max(n, 1) for e, n in zip(other.errors, other.words)]
-                rows.append((budget, "WER per clip", cond, same_ratio, paired_difference(wer, wer_other)))
+            twin = twins.get(cond, cond)
+            if twin != cond and twin in per:
+                other = per[twin]
+                rows.append((budget, "similarity to target", cond, twin, paired_difference(s.to_target, other.to_target)))
+                rows.append((budget, "WER per clip", cond, twin, paired_difference(wer, other.wer_per_clip())))
         for cond, base_name in (("adapted + match_pitch", "adapted"), ("zero-shot + match_pitch", "zero-shot")):
             baseline = per[base_name]
             shifted = per[cond]

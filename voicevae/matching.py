@@ -94,7 +94,9 @@ class MatchingSet:
         return cls(torch.cat(keys), torch.cat(frames), space, context, tuple(m.shape[-1] for m in mels))
 
     def respace(self, model: VAE, space: str, context: int = 0) -> MatchingSet:
-        """The same frames keyed in another space (or context)."""
+        """The same frames keyed in another space (or context); itself when that is its own."""
+        if (space, context) == (self.space, self.context):
+            return self
         lengths = list(self.lengths or (len(self),))
         clips = [rearrange(m, "f m -> m f") for m in self.mels.split(lengths)]
         return MatchingSet.from_mels(model, clips, space, context)
