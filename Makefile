@@ -56,22 +56,24 @@ lock:
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
 		--index-url https://pypi.org/simple -c lock-constraints.txt -o $(LOCK)
 
-# A corpus already built is kept (make-corpus refuses to overwrite one), so
-# corpus-recorded can follow corpus; remove data/synthetic to rebuild.
-corpus: setup
-	@if [ -f data/synthetic/manifest.csv ]; then echo "data/synthetic/manifest.csv: built already, kept"; \
-	else $(BIN)/voicevae make-corpus data/synthetic; fi
+corpus: setup data/synthetic/manifest.csv
+
+# Each corpus is built once: make-corpus and make-recorded refuse to overwrite
+# one, so a built corpus is kept (remove its folder to rebuild it).
+data/synthetic/manifest.csv: | setup
+	$(BIN)/voicevae make-corpus data/synthetic
 
 # Real recorded talkers from Debian main (recipes/recorded/README.md), merged with the synthetic corpus.
 RECORDED_PACKAGES := festvox-ru asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
 	asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav asterisk-core-sounds-en asterisk-core-sounds-es \
 	asterisk-core-sounds-fr asterisk-core-sounds-it asterisk-core-sounds-ru asterisk-prompt-it-menardi-wav \
 	fillets-ng-data fillets-ng-data-cs fillets-ng-data-nl hedgewars-data codec2-examples
-corpus-recorded: corpus
-	$(MAKE) apt APT_PACKAGES="$(RECORDED_PACKAGES)"
-	@if [ -f data/recorded/manifest.csv ]; then echo "data/recorded/manifest.csv: built already, kept"; \
-	else $(BIN)/voicevae make-recorded data/recorded; fi
+corpus-recorded: corpus data/recorded/manifest.csv
 	$(BIN)/voicevae merge-manifests data/synthetic/manifest.csv data/recorded/manifest.csv -o data/combined/manifest.csv --force
+
+data/recorded/manifest.csv: | setup
+	$(MAKE) apt APT_PACKAGES="$(RECORDED_PACKAGES)"
+	$(BIN)/voicevae make-recorded data/recorded
 
 train-default: setup
 	$(BIN)/voicevae train --config recipes/synthetic/config.yaml
