@@ -580,6 +580,12 @@ class AdaptConfig:
     # it), "speaker_path" (the decoder's AdaIN style layers, which map z_s to
     # scales and shifts) or "vector" (nothing else).
     trainable: str = "decoder"
+    # The content encoder reads each crop with its mel axis warped by a random
+    # factor in [1/(1 + content_warp), 1 + content_warp] (augment.random_warp),
+    # and the decoder is still asked for the unwarped crop in the new voice:
+    # the decoder then learns to render content read from other voices, which
+    # is what every conversion feeds it, not only the target's own.
+    content_warp: float = 0.0
     seed: int = 0
     # Weights of the named terms (ADAPT_TERMS).
     lambdas: dict[str, float] = field(default_factory=lambda: {"rec/nll": 1.0, "preserve/voices": 1.0, "prior/speaker": 1.0})
@@ -593,6 +599,8 @@ class AdaptConfig:
             raise ConfigError(f"{where}.min_seconds: must be >= 0")
         if self.trainable not in ADAPT_TRAINABLE:
             raise ConfigError(f"{where}.trainable: must be one of {', '.join(ADAPT_TRAINABLE)}, got {self.trainable!r}")
+        if not 0 <= self.content_warp < 1:
+            raise ConfigError(f"{where}.content_warp: must be in [0, 1), got {self.content_warp}")
 
 
 # Named losses each training loop computes (training/elbo.py, training/vocoder.py).

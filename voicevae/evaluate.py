@@ -273,7 +273,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--compare",
         nargs=2,
         metavar=("NEW_JSON", "OLD_JSON"),
-        help="with --unseen: no run, only the paired table of two earlier --out JSON files",
+        help="no run, only the paired table of two earlier --out JSON files of --unseen, or of --cloning (two adaptation settings, say)",
     )
     p.add_argument("--named", default="flite_slt,flite_rms", help="with --unseen: voices real speech is converted to")
     p.add_argument("--per-voice", type=int, default=8, help="with --unseen: clips per held-out voice (default 8)")
@@ -286,10 +286,21 @@ def run(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).exists():  # refused before the minutes of scoring, not after
         raise FileExistsError(f"{args.out}: exists; choose another --out")
     if args.compare:
+        from .evaluate_cloning import compare_runs
         from .evaluate_unseen import to_markdown as unseen_markdown
 
-        new, old = (json.loads(Path(p).read_text())["model"] for p in args.compare)
-        table = unseen_markdown(new, old, (Path(args.compare[0]).stem, Path(args.compare[1]).stem))
+        reports = [json.loads(Path(p).read_text()) for p in args.compare]
+        names = (Path(args.compare[0]).stem, Path(args.compare[1]).stem)
+        kinds = ["cloning" if "budgets" in r else "unseen" if "model" in r else None for r in reports]
+        for path, kind in zip(args.compare, kinds):
+            if kind is None:
+                raise ValueError(f"{path}: not the JSON of `voicevae evaluate --unseen` or `--cloning`")
+        if kinds[0] != kinds[1]:
+            raise ValueError(f"--compare: {args.compare[0]} is a {kinds[0]} report and {args.compare[1]} a {kinds[1]} one")
+        if kinds[0] == "cloning":
+            table = compare_runs(*reports, names)
+        else:
+            table = unseen_markdown(reports[0]["model"], reports[1]["model"], names)
         print(table)
         if args.out:
             Path(args.out).write_text(table)

@@ -289,3 +289,45 @@ def to_markdown(report: dict) -> str:
         ),
     ]
     return "\n".join(lines) + "\n"
+
+
+def compare_runs(new: dict, old: dict, names: tuple[str, str] = ("new", "old")) -> str:
+    """Markdown: two runs of the protocol (two adaptation settings, say) paired conversion by conversion.
+
+    new, old: the JSON `voicevae evaluate --cloning --out` writes. Every
+    condition and budget both ran is paired; the runs must have converted the
+    same sources (same manifest and --cloning-sources), which is checked.
+    """
+    for report, name in zip((new, old), names):
+        if "scores" not in report:
+            raise ValueError(f"{name}: holds no per-conversion scores (written before they were stored); run it again")
+    if new["conversions per condition"] != old["conversions per condition"] or not math.isclose(
+        new["source WER"], old["source WER"]
+    ):
+        raise ValueError(
+            f"{names[0]} and {names[1]} converted different sources ({new['conversions per condition']} vs "
+            f"{old['conversions per condition']} conversions, source WER {new['source WER']:.3f} vs {old['source WER']:.3f}): "
+            "run both with the same --manifest and --cloning-sources"
+        )
+    lines = [
+        f"Paired per-conversion differences, {names[0]} - {names[1]}, mean [95% CI], count above 0:",
+        "",
+        "| budget | condition | closer to target | similarity to target | WER per clip |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    shared = [b for b in new["scores"] if b in old["scores"]]
+    if not shared:
+        raise ValueError(f"{names[0]} and {names[1]} share no budget")
+    for budget in shared:
+        for cond in [c for c in new["scores"][budget] if c in old["scores"][budget]]:
+            a, b = Scores(**new["scores"][budget][cond]), Scores(**old["scores"][budget][cond])
+            closer = paired_difference(
+                [float(x > y) for x, y in zip(a.to_target, a.to_source)], [float(x > y) for x, y in zip(b.to_target, b.to_source)]
+            )
+            diffs = [closer, paired_difference(a.to_target, b.to_target), paired_difference(a.wer_per_clip(), b.wer_per_clip())]
+            lines.append(
+                f"| {float(budget):g} s | {cond} | "
+                + " | ".join(f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}], {d.above}/{d.n}" for d in diffs)
+                + " |"
+            )
+    return "\n".join(lines) + "\n"

@@ -9,7 +9,9 @@ renders some other voice. Adaptation instead fits the voice:
   prior N(0, I) ("prior/speaker");
 - the decoder is fine-tuned to render the clips' own content with z_new
   ("rec/nll", the ELBO's reconstruction term with the content encoder's
-  samples);
+  samples); with `content_warp` the content is read from a voice-warped
+  copy of each crop, as in training, so the decoder is fitted on content
+  that sounds like other voices too;
 - both encoders stay frozen, so content is read as before and every source
   converts as before;
 - every other voice keeps its sound: the decoder, fed the same content with
@@ -34,6 +36,7 @@ import torch
 from einops import repeat
 from tqdm import tqdm
 
+from ..augment import random_warp
 from ..config import AdaptConfig, ConfigError, apply_overrides, from_dict, to_dict
 from ..features import MelFrontend
 from ..matching import MatchingSet
@@ -143,7 +146,8 @@ def adapt(
         mel = random_segments(mels, config.segment_frames, config.batch_size, model.floor, g).to(device)
         xn, frames = frozen.prepare(mel)
         with torch.no_grad():
-            z_c = frozen.content_encoder(xn).rsample()
+            seen = frozen.prepare(random_warp(mel, config.content_warp, generator=g))[0] if config.content_warp > 0 else xn
+            z_c = frozen.content_encoder(seen).rsample()
         mu = tuned.decoder(z_c, repeat(z_new, "d -> b d", b=mel.shape[0]))
         n_frames = mel.shape[0] * frames
         terms = {
