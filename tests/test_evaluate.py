@@ -158,3 +158,34 @@ def test_compare_pairs_two_saved_reports(tmp_path, capsys):
     # Reports of other clips (or another order) are not paired.
     assert main(["evaluate", "--unseen", "--compare", str(new), str(other)]) == 1
     assert "scored other clips" in capsys.readouterr().err
+
+
+def test_compare_pairs_two_cloning_runs_conversion_by_conversion(tmp_path, capsys):
+    import json
+
+    from voicevae.cli import main
+
+    def report(to_target, errors, source_wer=0.3):
+        scores = {"to_target": to_target, "to_source": [0.5, 0.5, 0.5], "errors": errors, "words": [10, 10, 10]}
+        scores.update(f0_error=[0.0] * 3, f0_corr=[1.0] * 3)
+        return {
+            "budgets": {"60.0": {}},
+            "scores": {"60.0": {"adapted": scores}},
+            "conversions per condition": 3,
+            "source WER": source_wer,
+        }
+
+    new, old, other, unseen = (tmp_path / f"{n}.json" for n in ("new", "old", "other", "unseen"))
+    new.write_text(json.dumps(report([0.9, 0.8, 0.4], [2, 3, 4])))
+    old.write_text(json.dumps(report([0.4, 0.6, 0.3], [4, 3, 4])))
+    other.write_text(json.dumps(report([0.4, 0.6, 0.3], [4, 3, 4], source_wer=0.4)))
+    unseen.write_text(json.dumps({"model": {}}))
+    assert main(["evaluate", "--compare", str(new), str(old)]) == 0
+    out = capsys.readouterr().out
+    # closer: 1,1,0 against 0,1,0; similarity +0.5, +0.2, +0.1; WER per clip -0.2, 0, 0.
+    assert "| 60 s | adapted | +0.333 [" in out and "], 1/3 | +0.267 [" in out and "], 3/3 | -0.067 [" in out, out
+    # Runs of other sources, or of the other protocol, are not paired.
+    assert main(["evaluate", "--compare", str(new), str(other)]) == 1
+    assert "converted different sources" in capsys.readouterr().err
+    assert main(["evaluate", "--compare", str(new), str(unseen)]) == 1
+    assert "is a cloning report and" in capsys.readouterr().err

@@ -298,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
         if kinds[0] != kinds[1]:
             raise ValueError(f"--compare: {args.compare[0]} is a {kinds[0]} report and {args.compare[1]} a {kinds[1]} one")
         if kinds[0] == "cloning":
-            table = compare_runs(*reports, names)
+            table = compare_runs(reports[0], reports[1], names)
         else:
             table = unseen_markdown(reports[0]["model"], reports[1]["model"], names)
         print(table)

@@ -75,10 +75,13 @@ class Scores:
     def wer_per_clip(self) -> list[float]:
         return [e / max(n, 1) for e, n in zip(self.errors, self.words)]
 
+    def closer(self) -> list[float]:
+        """1.0 for each conversion the judge puts nearer the target than the source, else 0.0."""
+        return [float(a > b) for a, b in zip(self.to_target, self.to_source)]
+
     def summary(self) -> dict[str, float]:
-        closer = [a > b for a, b in zip(self.to_target, self.to_source)]
         return {
-            "closer to target (share)": float(np.mean(closer)),
+            "closer to target (share)": float(np.mean(self.closer())),
             "similarity to target": float(np.mean(self.to_target)),
             "similarity to source": float(np.mean(self.to_source)),
             "WER": sum(self.errors) / max(sum(self.words), 1),
@@ -321,10 +324,11 @@ def compare_runs(new: dict, old: dict, names: tuple[str, str] = ("new", "old")) 
     for budget in shared:
         for cond in [c for c in new["scores"][budget] if c in old["scores"][budget]]:
             a, b = Scores(**new["scores"][budget][cond]), Scores(**old["scores"][budget][cond])
-            closer = paired_difference(
-                [float(x > y) for x, y in zip(a.to_target, a.to_source)], [float(x > y) for x, y in zip(b.to_target, b.to_source)]
-            )
-            diffs = [closer, paired_difference(a.to_target, b.to_target), paired_difference(a.wer_per_clip(), b.wer_per_clip())]
+            diffs = [
+                paired_difference(a.closer(), b.closer()),
+                paired_difference(a.to_target, b.to_target),
+                paired_difference(a.wer_per_clip(), b.wer_per_clip()),
+            ]
             lines.append(
                 f"| {float(budget):g} s | {cond} | "
                 + " | ".join(f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}], {d.above}/{d.n}" for d in diffs)
