@@ -19,7 +19,7 @@ from voicevae.model import VAE
 from voicevae.pitch import f0_stats, median_f0, pitch_shift, semitones_between
 from voicevae.recordings import RecordingSettings, prepare_recordings
 from voicevae.training.adapt import AdaptConfig, adapt
-from voicevae.vectors import VectorSet, model_fingerprint
+from voicevae.vectors import BANK_FRAMES, VectorSet, model_fingerprint
 
 RATE = 22050
 
@@ -138,6 +138,29 @@ def test_content_warp_fits_the_decoder_to_content_read_from_other_voices(vc, new
         assert error(warped, alpha) < error(plain, alpha), (alpha, error(warped, alpha), error(plain, alpha))
     with pytest.raises(ConfigError, match="content_warp"):
         AdaptConfig(content_warp=1.5).validate()
+
+
+def test_content_consistency_keeps_known_speech_readable_in_the_new_voice(vc, new_voice):
+    # The vector file carries crops of its clips' content (9 clips of 0.8 s, all long enough).
+    bank = vc.vectors.content_bank
+    assert bank is not None and bank.shape == (9, vc.model.config.content_dim, BANK_FRAMES)
+    config = AdaptConfig(steps=40, min_seconds=2.0, segment_frames=32, batch_size=4, lr=3e-3, lambdas={"rec/nll": 1.0})
+    plain = adapt(vc.model, vc.vectors, [new_voice], "new", config, progress=False)
+    cycled = adapt(
+        vc.model, vc.vectors, [new_voice], "new", replace(config, lambdas={"rec/nll": 1.0, "cycle/content": 100.0}), progress=False
+    )
+    assert cycled.vectors.content_bank is bank  # the adapted model's encoders are the same
+
+    @torch.inference_mode()
+    def read_back_error(adapted) -> float:
+        """Known speech decoded in the new voice and read again by the (frozen) content encoder."""
+        z_new = adapted.vectors.speaker("new")[None].expand(len(bank), -1)
+        decoded = adapted.model.decoder(bank, z_new)
+        return float((adapted.model.content_encoder(decoded).mu - bank).square().mean())
+
+    assert read_back_error(cycled) < 0.8 * read_back_error(plain), (read_back_error(cycled), read_back_error(plain))
+    with pytest.raises(ValueError, match="holds no content bank.*voicevae vectors"):
+        adapt(vc.model, replace(vc.vectors, content_bank=None), [new_voice], "new", replace(config, lambdas={"cycle/content": 1.0}))
 
 
 def test_bad_adaptation_input_is_refused_clearly(vc, new_voice, tmp_path):

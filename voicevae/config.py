@@ -562,7 +562,7 @@ class VocoderConfig:
             self.mel.scaled(*scale).validate(f"{where}.mel_scales[{i}]")
 
 
-ADAPT_TERMS = ("rec/nll", "preserve/voices", "prior/speaker")
+ADAPT_TERMS = ("rec/nll", "preserve/voices", "prior/speaker", "cycle/content")
 ADAPT_TRAINABLE = ("decoder", "speaker_path", "vector")
 
 
@@ -601,6 +601,16 @@ class AdaptConfig:
             raise ConfigError(f"{where}.trainable: must be one of {', '.join(ADAPT_TRAINABLE)}, got {self.trainable!r}")
         if not 0 <= self.content_warp < 1:
             raise ConfigError(f"{where}.content_warp: must be in [0, 1), got {self.content_warp}")
+
+
+def adapt_config(overrides: list[str], where: str, **settings: Any) -> AdaptConfig:
+    """An AdaptConfig from KEY=VALUE overrides laid over the defaults (and `settings`).
+
+    Laid over the defaults, not over nothing: `lambdas.cycle/content=1` then
+    adds a weight beside the default ones instead of replacing the whole dict
+    (which would drop rec/nll and fit nothing).
+    """
+    return from_dict(AdaptConfig, apply_overrides({**to_dict(AdaptConfig()), **settings}, overrides), where)
 
 
 # Named losses each training loop computes (training/elbo.py, training/vocoder.py).

@@ -328,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
-    from .config import apply_overrides, from_dict
+    from .config import adapt_config
     from .evaluate_cloning import evaluate_cloning
     from .evaluate_cloning import to_markdown as cloning_markdown
     from .training.adapt import AdaptConfig
@@ -346,7 +346,7 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
     if any(not 0 < r <= 1 for r in ratios):
         raise ValueError(f"--cloning-retrieval {args.cloning_retrieval!r}: each ratio must be in (0, 1]")
     settings = {} if args.adapt_steps is None else {"steps": args.adapt_steps}
-    config = from_dict(AdaptConfig, apply_overrides(settings, args.adapt_set), "--adapt-set")
+    config = adapt_config(args.adapt_set, "--adapt-set", **settings)
     spaces = [spec.strip() for spec in args.cloning_spaces.split(",") if spec.strip()]
     report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, ratios, config, spaces=spaces)
     table = f"Settings: {args.manifest}, vocoder {args.vocoder}, adaptation {config}.\n\n" + cloning_markdown(report)

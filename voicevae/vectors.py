@@ -36,6 +36,8 @@ from .model import VAE
 from .pitch import f0_stats
 
 KIND = "vectors"
+BANK_CLIPS = 256  # clips whose content goes into the content bank
+BANK_FRAMES = 32  # latent frames per crop (64 mel frames, 0.75 s, at downsample 2)
 
 
 def model_fingerprint(model: VAE) -> str:
@@ -85,6 +87,10 @@ class VectorSet:
     frame_scores: torch.Tensor  # (N,) log p(x) per frame of the same clips
     # speaker -> F0 statistics (pitch.f0_stats: median_hz, std_semitones, voiced_s), for match_pitch
     f0: dict[str, dict[str, float]] = field(default_factory=dict)
+    # (N, Dc, BANK_FRAMES) content posterior means of crops of N of the clips:
+    # speech the model knows, for adaptation to decode in a new voice
+    # (training/adapt.py, "cycle/content"). None in files made before it.
+    content_bank: torch.Tensor | None = None
 
     @property
     def speakers(self) -> list[str]:
@@ -132,6 +138,7 @@ class VectorSet:
                 "posterior_logvar": self.posterior_logvar,
                 "frame_scores": self.frame_scores,
                 "f0": self.f0,
+                "content_bank": self.content_bank,
             },
         )
 
@@ -148,6 +155,7 @@ class VectorSet:
             posterior_logvar=data["posterior_logvar"],
             frame_scores=data["frame_scores"],
             f0=data.get("f0", {}),  # vector files before pitch control have none
+            content_bank=data.get("content_bank"),
         )
         if model is not None:
             fp = model_fingerprint(model)
@@ -210,13 +218,19 @@ def compute_vectors(
         raise ValueError("no utterances to compute vectors from")
     frontend = MelFrontend(model.mel_config).to(device)
     model = model.to(device).eval()
-    mus, logvars, scores = [], [], []
-    for u in tqdm(utterances, desc="encoding", disable=not progress, leave=False):
+    mus, logvars, scores, crops = [], [], [], []
+    # Every k-th clip gives the content bank a crop from its middle: BANK_CLIPS spread over the manifest.
+    every = max(1, len(utterances) // BANK_CLIPS)
+    for i, u in enumerate(tqdm(utterances, desc="encoding", disable=not progress, leave=False)):
         mel = frontend(load_audio(u.path, model.mel_config.sample_rate).to(device)).unsqueeze(0)
         q = model.posterior(mel)
         mus.append(q.speaker.mu[0].cpu())
         logvars.append(q.speaker.logvar[0].cpu())
         scores.append(float(model.log_px(mel, n_samples=is_samples)[0]) / mel.shape[-1])
+        content = getattr(q.content, "mu", None)  # (1, Dc, L); a categorical content latent has no bank
+        if content is not None and i % every == 0 and len(crops) < BANK_CLIPS and content.shape[-1] >= BANK_FRAMES:
+            start = (content.shape[-1] - BANK_FRAMES) // 2
+            crops.append(content[0, :, start : start + BANK_FRAMES].cpu())
     mu, logvar = torch.stack(mus), torch.stack(logvars)
     labels = {"speaker": label_stats(mu, [u.speaker for u in utterances])}
     directions: dict[str, torch.Tensor] = {}
@@ -240,7 +254,10 @@ def compute_vectors(
                 f0[s] = f0_stats([load_audio(p, rate) for p in clips], rate)
             except ValueError as e:  # whispered or unvoiced clips: that voice cannot match_pitch
                 warnings.warn(f"speaker {s!r}: no F0 statistics ({e}); match_pitch will refuse it", stacklevel=2)
-    return VectorSet(model_fingerprint(model), model.mel_config, labels, directions, mu, logvar, torch.tensor(scores), f0)
+    bank = torch.stack(crops) if crops else None
+    return VectorSet(
+        model_fingerprint(model), model.mel_config, labels, directions, mu, logvar, torch.tensor(scores), f0, bank
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

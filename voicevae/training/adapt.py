@@ -37,7 +37,7 @@ from einops import repeat
 from tqdm import tqdm
 
 from ..augment import random_warp
-from ..config import AdaptConfig, ConfigError, apply_overrides, from_dict, to_dict
+from ..config import AdaptConfig, ConfigError, adapt_config, to_dict
 from ..features import MelFrontend
 from ..matching import MatchingSet
 from ..model import DEFAULT_MODEL, VAE
@@ -127,6 +127,13 @@ def adapt(
     # With no other named voice (a model of one voice, replaced), draws from the aggregated posterior stand alone.
     known = torch.stack(others_named).to(device) if others_named else None
     preserve = bool(config.lambdas.get("preserve/voices", 0.0)) and config.trainable != "vector"
+    cycle = bool(config.lambdas.get("cycle/content", 0.0))
+    if cycle and vectors.content_bank is None:
+        raise ValueError(
+            "adapt.lambdas.cycle/content: the model's vector file holds no content bank (made before it, or a "
+            "categorical content latent); run `voicevae vectors` again with this model, or set the weight to 0"
+        )
+    bank = vectors.content_bank.to(device) if cycle and vectors.content_bank is not None else None
     tuned_params = [p for p in tuned.decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
@@ -170,6 +177,16 @@ def adapt(
                 -tuned.log_likelihood(reference, tuned.decoder(z_c, others), frames).sum() / n_frames
                 + frozen.log_likelihood(reference, reference, frames).sum() / n_frames
             )
+        if bank is not None:
+            # Conversion decodes other speakers' content with the new voice, which
+            # rec/nll never asks for: the content encoder must read back the
+            # content of known speech decoded in the new voice (training's
+            # content_cycle_loss, with z_new as the foreign voice).
+            picks = torch.randint(len(bank), (config.batch_size,), generator=g).to(device)
+            content = bank[picks]
+            decoded = tuned.decoder(content, repeat(z_new, "d -> b d", b=len(picks)))
+            read_back = frozen.content_encoder(decoded).mu
+            terms["cycle/content"] = (read_back - content).square().sum() / decoded.shape[0] / decoded.shape[-1]
         loss = weighted_loss(terms, config.lambdas)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -198,6 +215,7 @@ def add_voice(vectors: VectorSet, model: VAE, name: str, vector: torch.Tensor, l
         vectors.posterior_logvar,
         vectors.frame_scores,
         dict(vectors.f0),
+        vectors.content_bank,  # the encoders are frozen, so the bank still reads as this model's content
     )
 
 
@@ -273,7 +291,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_max_minutes(args.max_minutes)
-    config = from_dict(AdaptConfig, apply_overrides({"steps": args.steps}, args.overrides), "adapt")
+    config = adapt_config(args.overrides, "adapt", steps=args.steps)
     model_path = DEFAULT_MODEL if args.model in (None, "default") else Path(args.model)
     if model_path.is_dir():
         model_path = model_path / "model.pt"
