@@ -12,7 +12,7 @@ import torchaudio
 from voicevae.api import VoiceConverter, load
 from voicevae.augment import warp_mel
 from voicevae.cli import main
-from voicevae.config import ConfigError
+from voicevae.config import ConfigError, adapt_config
 from voicevae.corpora import read_manifest
 from voicevae.matching import MatchingSet
 from voicevae.model import VAE
@@ -147,7 +147,12 @@ def test_content_consistency_keeps_known_speech_readable_in_the_new_voice(vc, ne
     config = AdaptConfig(steps=40, min_seconds=2.0, segment_frames=32, batch_size=4, lr=3e-3, lambdas={"rec/nll": 1.0})
     plain = adapt(vc.model, vc.vectors, [new_voice], "new", config, progress=False)
     cycled = adapt(
-        vc.model, vc.vectors, [new_voice], "new", replace(config, lambdas={"rec/nll": 1.0, "cycle/content": 100.0}), progress=False
+        vc.model,
+        vc.vectors,
+        [new_voice],
+        "new",
+        replace(config, lambdas={"rec/nll": 1.0, "cycle/content": 100.0}),
+        progress=False,
     )
     assert cycled.vectors.content_bank is bank  # the adapted model's encoders are the same
 
@@ -160,7 +165,9 @@ def test_content_consistency_keeps_known_speech_readable_in_the_new_voice(vc, ne
 
     assert read_back_error(cycled) < 0.8 * read_back_error(plain), (read_back_error(cycled), read_back_error(plain))
     with pytest.raises(ValueError, match="holds no content bank.*voicevae vectors"):
-        adapt(vc.model, replace(vc.vectors, content_bank=None), [new_voice], "new", replace(config, lambdas={"cycle/content": 1.0}))
+        adapt(
+            vc.model, replace(vc.vectors, content_bank=None), [new_voice], "new", replace(config, lambdas={"cycle/content": 1.0})
+        )
 
 
 def test_bad_adaptation_input_is_refused_clearly(vc, new_voice, tmp_path):
@@ -170,6 +177,10 @@ def test_bad_adaptation_input_is_refused_clearly(vc, new_voice, tmp_path):
         adapt(vc.model, vc.vectors, [new_voice], "spk0", AdaptConfig(steps=1, min_seconds=1.0), progress=False)
     with pytest.raises(ConfigError, match=r"adapt.lambdas: unknown loss name.*rec/nl"):
         AdaptConfig(lambdas={"rec/nl": 1.0}).validate()
+    # A weight set on the command line joins the default ones; it does not replace them all.
+    config = adapt_config(["lambdas.cycle/content=2", "lr=1e-4"], "adapt", steps=7)
+    assert config.lambdas == {**AdaptConfig().lambdas, "cycle/content": 2.0}
+    assert (config.steps, config.lr) == (7, 1e-4)
 
 
 def test_adapt_cli_writes_a_model_folder_that_loads(model_dir, new_voice, tmp_path):

@@ -331,7 +331,6 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
     from .config import adapt_config
     from .evaluate_cloning import evaluate_cloning
     from .evaluate_cloning import to_markdown as cloning_markdown
-    from .training.adapt import AdaptConfig
 
     try:
         budgets = [float(b) for b in args.cloning.split(",")]

@@ -255,9 +255,7 @@ def compute_vectors(
             except ValueError as e:  # whispered or unvoiced clips: that voice cannot match_pitch
                 warnings.warn(f"speaker {s!r}: no F0 statistics ({e}); match_pitch will refuse it", stacklevel=2)
     bank = torch.stack(crops) if crops else None
-    return VectorSet(
-        model_fingerprint(model), model.mel_config, labels, directions, mu, logvar, torch.tensor(scores), f0, bank
-    )
+    return VectorSet(model_fingerprint(model), model.mel_config, labels, directions, mu, logvar, torch.tensor(scores), f0, bank)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
