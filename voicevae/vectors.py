@@ -218,7 +218,8 @@ def compute_vectors(
         raise ValueError("no utterances to compute vectors from")
     frontend = MelFrontend(model.mel_config).to(device)
     model = model.to(device).eval()
-    mus, logvars, scores, crops = [], [], [], []
+    mus, logvars, scores = [], [], []
+    crops: list[torch.Tensor] = []
     # Every k-th clip gives the content bank a crop from its middle: BANK_CLIPS spread over the manifest.
     every = max(1, len(utterances) // BANK_CLIPS)
     for i, u in enumerate(tqdm(utterances, desc="encoding", disable=not progress, leave=False)):
