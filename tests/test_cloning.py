@@ -19,7 +19,7 @@ from voicevae.model import VAE
 from voicevae.pitch import f0_stats, median_f0, pitch_shift, semitones_between
 from voicevae.recordings import RecordingSettings, prepare_recordings
 from voicevae.training.adapt import AdaptConfig, adapt
-from voicevae.vectors import BANK_FRAMES, VectorSet, model_fingerprint
+from voicevae.vectors import BANK_CLIPS, BANK_FRAMES, VectorSet, bank_picks, model_fingerprint
 
 RATE = 22050
 
@@ -144,6 +144,10 @@ def test_content_consistency_keeps_known_speech_readable_in_the_new_voice(vc, ne
     # The vector file carries crops of its clips' content (9 clips of 0.8 s, all long enough).
     bank = vc.vectors.content_bank
     assert bank is not None and bank.shape == (9, vc.model.config.content_dim, BANK_FRAMES)
+    # A long manifest gives at most BANK_CLIPS crops, spread to its end (it runs speaker by speaker).
+    for n in (9, 256, 257, 2607):
+        picks = bank_picks(n)
+        assert len(picks) <= BANK_CLIPS and picks[-1] >= n - n // BANK_CLIPS - 1, (n, picks)
     config = AdaptConfig(steps=40, min_seconds=2.0, segment_frames=32, batch_size=4, lr=3e-3, lambdas={"rec/nll": 1.0})
     plain = adapt(vc.model, vc.vectors, [new_voice], "new", config, progress=False)
     cycled = adapt(

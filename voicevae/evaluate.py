@@ -331,6 +331,7 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
     from .config import adapt_config
     from .evaluate_cloning import evaluate_cloning
     from .evaluate_cloning import to_markdown as cloning_markdown
+    from .training.adapt import check_content_bank
 
     try:
         budgets = [float(b) for b in args.cloning.split(",")]
@@ -346,6 +347,7 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
         raise ValueError(f"--cloning-retrieval {args.cloning_retrieval!r}: each ratio must be in (0, 1]")
     settings = {} if args.adapt_steps is None else {"steps": args.adapt_steps}
     config = adapt_config(args.adapt_set, "--adapt-set", **settings)
+    check_content_bank(config, vc.vectors)  # before the minutes of scoring the judges' references
     spaces = [spec.strip() for spec in args.cloning_spaces.split(",") if spec.strip()]
     report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, ratios, config, spaces=spaces)
     table = f"Settings: {args.manifest}, vocoder {args.vocoder}, adaptation {config}.\n\n" + cloning_markdown(report)

@@ -318,19 +318,21 @@ def compare_runs(new: dict, old: dict, names: tuple[str, str] = ("new", "old")) 
         "| budget | condition | closer to target | similarity to target | WER per clip |",
         "| --- | --- | --- | --- | --- |",
     ]
-    shared = [b for b in new["scores"] if b in old["scores"]]
+    # Budgets are string keys once read back from JSON ("60.0"), floats in a report made in Python.
+    ours, theirs = ({float(k): v for k, v in r["scores"].items()} for r in (new, old))
+    shared = [b for b in ours if b in theirs]
     if not shared:
         raise ValueError(f"{names[0]} and {names[1]} share no budget")
     for budget in shared:
-        for cond in [c for c in new["scores"][budget] if c in old["scores"][budget]]:
-            a, b = Scores(**new["scores"][budget][cond]), Scores(**old["scores"][budget][cond])
+        for cond in [c for c in ours[budget] if c in theirs[budget]]:
+            a, b = Scores(**ours[budget][cond]), Scores(**theirs[budget][cond])
             diffs = [
                 paired_difference(a.closer(), b.closer()),
                 paired_difference(a.to_target, b.to_target),
                 paired_difference(a.wer_per_clip(), b.wer_per_clip()),
             ]
             lines.append(
-                f"| {float(budget):g} s | {cond} | "
+                f"| {budget:g} s | {cond} | "
                 + " | ".join(f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}], {d.above}/{d.n}" for d in diffs)
                 + " |"
             )

@@ -167,6 +167,14 @@ class VectorSet:
         return vs
 
 
+def bank_picks(n: int) -> range:
+    """Which of n clips give the content bank a crop (from its middle): every k-th, at most BANK_CLIPS, over all n.
+
+    Manifests run speaker by speaker, so the first BANK_CLIPS would be a few speakers' speech.
+    """
+    return range(0, n, max(1, math.ceil(n / BANK_CLIPS)))
+
+
 def label_stats(latents: torch.Tensor, values: list[str]) -> LabelStats:
     """Group latents (N, Ds) by `values` (N labels) into means, stds and counts."""
     stats = LabelStats()
@@ -221,8 +229,7 @@ def compute_vectors(
     model = model.to(device).eval()
     mus, logvars, scores = [], [], []
     crops: list[torch.Tensor] = []
-    # Every k-th clip gives the content bank a crop from its middle: BANK_CLIPS spread over the manifest.
-    every = max(1, len(utterances) // BANK_CLIPS)
+    picks = set(bank_picks(len(utterances)))
     for i, u in enumerate(tqdm(utterances, desc="encoding", disable=not progress, leave=False)):
         mel = frontend(load_audio(u.path, model.mel_config.sample_rate).to(device)).unsqueeze(0)
         q = model.posterior(mel)
@@ -230,7 +237,7 @@ def compute_vectors(
         logvars.append(q.speaker.logvar[0].cpu())
         scores.append(float(model.log_px(mel, n_samples=is_samples)[0]) / mel.shape[-1])
         content = getattr(q.content, "mu", None)  # (1, Dc, L); a categorical content latent has no bank
-        if content is not None and i % every == 0 and len(crops) < BANK_CLIPS and content.shape[-1] >= BANK_FRAMES:
+        if content is not None and i in picks and content.shape[-1] >= BANK_FRAMES:
             start = (content.shape[-1] - BANK_FRAMES) // 2
             crops.append(content[0, :, start : start + BANK_FRAMES].cpu())
     mu, logvar = torch.stack(mus), torch.stack(logvars)

@@ -91,6 +91,7 @@ def adapt(
         raise ConfigError(f"--name: {name!r} is not a usable voice name")
     if name in vectors.speakers and not force:
         raise ConfigError(f"--name: the model already has a voice {name!r}; choose another name or pass --force to replace it")
+    check_content_bank(config, vectors)
     deadline = Deadline(max_minutes)
     rate = model.mel_config.sample_rate
     utterances = prepare_recordings(clips, rate, settings)
@@ -128,11 +129,6 @@ def adapt(
     known = torch.stack(others_named).to(device) if others_named else None
     preserve = bool(config.lambdas.get("preserve/voices", 0.0)) and config.trainable != "vector"
     cycle = bool(config.lambdas.get("cycle/content", 0.0))
-    if cycle and vectors.content_bank is None:
-        raise ValueError(
-            "adapt.lambdas.cycle/content: the model's vector file holds no content bank (made before it, or a "
-            "categorical content latent); run `voicevae vectors` again with this model, or set the weight to 0"
-        )
     bank = vectors.content_bank.to(device) if cycle and vectors.content_bank is not None else None
     tuned_params = [p for p in tuned.decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -196,6 +192,15 @@ def adapt(
     voices = add_voice(vectors, tuned, name, z_new.detach(), latents)
     voices.f0[name] = pitch
     return Adapted(tuned, voices, name, MatchingSet.from_mels(tuned, mels), utterances, seconds, log)
+
+
+def check_content_bank(config: AdaptConfig, vectors: VectorSet | None) -> None:
+    """The content term needs the vector file's content bank: refused before any work, not after it."""
+    if config.lambdas.get("cycle/content", 0.0) and (vectors is None or vectors.content_bank is None):
+        raise ValueError(
+            "adapt.lambdas.cycle/content: the model's vector file holds no content bank (made before it, or a "
+            "categorical content latent); run `voicevae vectors` again with this model, or set the weight to 0"
+        )
 
 
 def add_voice(vectors: VectorSet, model: VAE, name: str, vector: torch.Tensor, latents: torch.Tensor) -> VectorSet:
