@@ -262,6 +262,11 @@ def differences(
     return rows
 
 
+def difference_cell(d: Difference) -> str:
+    """'+0.012 [-0.003, +0.027], 11/18': mean, 95% interval, conversions above 0."""
+    return f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}], {d.above}/{d.n}"
+
+
 def to_markdown(report: dict) -> str:
     lines = [
         f"{report['conversions per condition']} conversions per condition and budget (sources: other held-out voices); "
@@ -280,9 +285,7 @@ def to_markdown(report: dict) -> str:
     lines += ["", "Paired per-conversion differences (condition - baseline), mean [95% CI], count above 0:", ""]
     lines += ["| budget | measure | condition | baseline | difference |", "| --- | --- | --- | --- | --- |"]
     for budget, measure, cond, base, d in report["differences"]:
-        lines.append(
-            f"| {budget:g} s | {measure} | {cond} | {base} | {d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}], {d.above}/{d.n} |"
-        )
+        lines.append(f"| {budget:g} s | {measure} | {cond} | {base} | {difference_cell(d)} |")
     lines += [
         "",
         "Adaptation time per voice: "
@@ -331,9 +334,5 @@ def compare_runs(new: dict, old: dict, names: tuple[str, str] = ("new", "old")) 
                 paired_difference(a.to_target, b.to_target),
                 paired_difference(a.wer_per_clip(), b.wer_per_clip()),
             ]
-            lines.append(
-                f"| {budget:g} s | {cond} | "
-                + " | ".join(f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}], {d.above}/{d.n}" for d in diffs)
-                + " |"
-            )
+            lines.append(f"| {budget:g} s | {cond} | " + " | ".join(difference_cell(d) for d in diffs) + " |")
     return "\n".join(lines) + "\n"

@@ -10,8 +10,9 @@ are the `direction` of every other label column. A vector file also keeps
 the utterance posteriors (for sampling the aggregated posterior), the
 per-frame log p(x) of the clips it was made from (to set the anomaly
 threshold), a content bank (content means of crops of some of the clips,
-known speech for adaptation's content term), and the fingerprint of the model it belongs to: loading it with
-another model is refused, because latents of two models share no axes.
+known speech for adaptation's content term), and the fingerprint of the
+model it belongs to: loading it with another model is refused, because
+latents of two models share no axes.
 """
 
 from __future__ import annotations

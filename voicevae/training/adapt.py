@@ -44,6 +44,7 @@ from ..model import DEFAULT_MODEL, VAE
 from ..pitch import f0_stats
 from ..recordings import RecordingSettings, Utterance, prepare_recordings, total_seconds
 from ..vectors import LabelStats, VectorSet, model_fingerprint
+from .elbo import content_read_back_loss
 from .state import Deadline, check_max_minutes, weighted_loss
 
 
@@ -178,11 +179,11 @@ def adapt(
             # rec/nll never asks for: the content encoder must read back the
             # content of known speech decoded in the new voice (training's
             # content_cycle_loss, with z_new as the foreign voice).
-            picks = torch.randint(len(bank), (config.batch_size,), generator=g).to(device)
-            content = bank[picks]
-            decoded = tuned.decoder(content, repeat(z_new, "d -> b d", b=len(picks)))
-            read_back = frozen.content_encoder(decoded).mu
-            terms["cycle/content"] = (read_back - content).square().sum() / decoded.shape[0] / decoded.shape[-1]
+            content = bank[torch.randint(len(bank), (config.batch_size,), generator=g).to(device)]
+            in_new_voice = repeat(z_new, "d -> b d", b=len(content))
+            # The tuned model's content encoder is the frozen one (never trained here).
+            n_bank_frames = len(content) * content.shape[-1] * tuned.config.downsample
+            terms["cycle/content"] = content_read_back_loss(tuned, content, content, in_new_voice) / n_bank_frames
         loss = weighted_loss(terms, config.lambdas)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -168,7 +168,16 @@ def content_cycle_loss(model: VAE, content_mean: torch.Tensor, z_c: torch.Tensor
     content code itself.
     """
     swapped = torch.roll(z_s, shifts=z_s.shape[0] // 2, dims=0)
-    q_back = model.content_encoder(model.decoder(z_c, swapped))
+    return content_read_back_loss(model, content_mean, z_c, swapped)
+
+
+def content_read_back_loss(model: VAE, content_mean: torch.Tensor, z_c: torch.Tensor, voices: torch.Tensor) -> torch.Tensor:
+    """z_c (B, Dc, L) decoded with `voices` (B, Ds) and encoded again: squared error to content_mean, summed.
+
+    The target is detached, so the term moves the decoder (and the content
+    encoder, where it is trained), not the content code it starts from.
+    """
+    q_back = model.content_encoder(model.decoder(z_c, voices))
     return (q_back.mu - content_mean.detach()).square().sum()
 
 
