@@ -189,3 +189,6 @@ def test_compare_pairs_two_cloning_runs_conversion_by_conversion(tmp_path, capsy
     assert "converted different sources" in capsys.readouterr().err
     assert main(["evaluate", "--compare", str(new), str(unseen)]) == 1
     assert "is a cloning report and" in capsys.readouterr().err
+    (tmp_path / "broken.json").write_text("{")
+    assert main(["evaluate", "--compare", str(new), str(tmp_path / "broken.json")]) == 1
+    assert "broken.json: not a JSON report" in capsys.readouterr().err

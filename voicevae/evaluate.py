@@ -289,7 +289,12 @@ def run(args: argparse.Namespace) -> int:
         from .evaluate_cloning import compare_runs
         from .evaluate_unseen import to_markdown as unseen_markdown
 
-        reports = [json.loads(Path(p).read_text()) for p in args.compare]
+        reports = []
+        for path in args.compare:
+            try:
+                reports.append(json.loads(Path(path).read_text()))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}: not a JSON report ({e})") from None
         names = (Path(args.compare[0]).stem, Path(args.compare[1]).stem)
         kinds = ["cloning" if "budgets" in r else "unseen" if "model" in r else None for r in reports]
         for path, kind in zip(args.compare, kinds):
