@@ -165,7 +165,9 @@ def test_compare_pairs_two_cloning_runs_conversion_by_conversion(tmp_path, capsy
 
     from voicevae.cli import main
 
-    def report(to_target, errors, source_wer=0.3):
+    pairs = [["a", "b1.wav"], ["a", "b2.wav"], ["b", "a1.wav"]]
+
+    def report(to_target, errors, source_wer=0.3, conversions=pairs):
         scores = {"to_target": to_target, "to_source": [0.5, 0.5, 0.5], "errors": errors, "words": [10, 10, 10]}
         scores.update(f0_error=[0.0] * 3, f0_corr=[1.0] * 3)
         return {
@@ -173,12 +175,16 @@ def test_compare_pairs_two_cloning_runs_conversion_by_conversion(tmp_path, capsy
             "scores": {"60.0": {"adapted": scores}},
             "conversions per condition": 3,
             "source WER": source_wer,
+            "conversions": conversions,
         }
 
     new, old, other, unseen = (tmp_path / f"{n}.json" for n in ("new", "old", "other", "unseen"))
     new.write_text(json.dumps(report([0.9, 0.8, 0.4], [2, 3, 4])))
     old.write_text(json.dumps(report([0.4, 0.6, 0.3], [4, 3, 4])))
     other.write_text(json.dumps(report([0.4, 0.6, 0.3], [4, 3, 4], source_wer=0.4)))
+    # Same count and source WER, but one conversion from another clip.
+    swapped = tmp_path / "swapped.json"
+    swapped.write_text(json.dumps(report([0.4, 0.6, 0.3], [4, 3, 4], conversions=[pairs[0], ["a", "b3.wav"], pairs[2]])))
     unseen.write_text(json.dumps({"model": {}}))
     assert main(["evaluate", "--compare", str(new), str(old)]) == 0
     out = capsys.readouterr().out
@@ -187,6 +193,8 @@ def test_compare_pairs_two_cloning_runs_conversion_by_conversion(tmp_path, capsy
     # Runs of other sources, or of the other protocol, are not paired.
     assert main(["evaluate", "--compare", str(new), str(other)]) == 1
     assert "converted different sources" in capsys.readouterr().err
+    assert main(["evaluate", "--compare", str(new), str(swapped)]) == 1
+    assert "conversion 2 is b2.wav -> a in new and b3.wav -> a in swapped" in capsys.readouterr().err
     assert main(["evaluate", "--compare", str(new), str(unseen)]) == 1
     assert "is a cloning report and" in capsys.readouterr().err
     (tmp_path / "broken.json").write_text("{")

@@ -212,6 +212,10 @@ def evaluate_cloning(
         "adaptation seconds": {b: float(np.mean(t)) for b, t in adapt_seconds.items()},
         "audio seconds": {b: float(np.mean(t)) for b, t in audio_seconds.items()},
         "conversions per condition": len(next(iter(results.values()))["zero-shot"].to_target),
+        # [target voice, source clip's file name] of each conversion, in the order of
+        # "scores" and the same in every budget; names, not paths, so runs made in
+        # two checkouts still pair. compare_runs checks two runs agree on it.
+        "conversions": [[t, Path(u.path).name] for t in voices for v in voices if v != t for u in sources[v]],
         # Per conversion, in the same order in every run of the protocol, so two
         # runs (two adaptation settings, say) can be paired conversion by conversion.
         "scores": {b: {c: asdict(s) for c, s in per.items()} for b, per in results.items()},
@@ -313,6 +317,15 @@ def compare_runs(new: dict, old: dict, names: tuple[str, str] = ("new", "old")) 
         raise ValueError(
             f"{names[0]} and {names[1]} converted different sources ({new['conversions per condition']} vs "
             f"{old['conversions per condition']} conversions, source WER {new['source WER']:.3f} vs {old['source WER']:.3f}): "
+            "run both with the same --manifest and --cloning-sources"
+        )
+    # Reports written before the pairs were stored hold only the counts above.
+    if "conversions" in new and "conversions" in old and new["conversions"] != old["conversions"]:
+        differ = next(i for i, (a, b) in enumerate(zip(new["conversions"], old["conversions"])) if a != b)
+        raise ValueError(
+            f"{names[0]} and {names[1]} converted different sources: conversion {differ + 1} is "
+            f"{new['conversions'][differ][1]} -> {new['conversions'][differ][0]} in {names[0]} and "
+            f"{old['conversions'][differ][1]} -> {old['conversions'][differ][0]} in {names[1]}; "
             "run both with the same --manifest and --cloning-sources"
         )
     lines = [
