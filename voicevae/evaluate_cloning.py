@@ -148,6 +148,8 @@ def evaluate_cloning(
     sources = {v: by_voice[v][-JUDGE_CLIPS - sources_per_voice : -JUDGE_CLIPS] for v in voices}
     source_words = {u.path: word_errors(u.text, asr.transcribe(vc.load_audio(u.path), rate)) for v in voices for u in sources[v]}
     pool = {v: by_voice[v][: -JUDGE_CLIPS - sources_per_voice] for v in voices}
+    # What each target converts, in the order of every run's scores (and of "conversions").
+    converted = {t: [u for v in voices if v != t for u in sources[v]] for t in voices}
 
     results: dict[float, dict[str, Scores]] = {}
     adapt_seconds: dict[float, list[float]] = {}
@@ -180,25 +182,20 @@ def evaluate_cloning(
                 },
                 "adapted + match_pitch": (adapted, name, {"match_pitch": True}),
             }
-            for source_voice in voices:
-                if source_voice == target:
-                    continue
-                for u in sources[source_voice]:
-                    src = vc.load_audio(u.path)
-                    for condition, (converter, voice, options) in runs.items():
-                        out = converter.convert(src, voice, **options)
-                        s = results[budget][condition]
-                        e = enc.embed(out, rate)
-                        s.to_target.append(float(e @ ref_emb[target]))
-                        s.to_source.append(float(e @ ref_emb[source_voice]))
-                        errors, words = word_errors(u.text, asr.transcribe(out, rate))
-                        s.errors.append(errors)
-                        s.words.append(words)
-                        out_hz = median_f0(out, rate)
-                        s.f0_error.append(
-                            abs(semitones_between(target_hz[target], out_hz)) if math.isfinite(out_hz) else math.nan
-                        )
-                        s.f0_corr.append(f0_correlation(src, out, rate))
+            for u in converted[target]:
+                src = vc.load_audio(u.path)
+                for condition, (converter, voice, options) in runs.items():
+                    out = converter.convert(src, voice, **options)
+                    s = results[budget][condition]
+                    e = enc.embed(out, rate)
+                    s.to_target.append(float(e @ ref_emb[target]))
+                    s.to_source.append(float(e @ ref_emb[u.speaker]))
+                    errors, words = word_errors(u.text, asr.transcribe(out, rate))
+                    s.errors.append(errors)
+                    s.words.append(words)
+                    out_hz = median_f0(out, rate)
+                    s.f0_error.append(abs(semitones_between(target_hz[target], out_hz)) if math.isfinite(out_hz) else math.nan)
+                    s.f0_corr.append(f0_correlation(src, out, rate))
     n_source = sum(n for _, n in source_words.values())
     own = [c for v in voices for c in own_words[v]]  # every voice is the target of as many conversions
     return {
@@ -215,7 +212,7 @@ def evaluate_cloning(
         # [target voice, source clip's file name] of each conversion, in the order of
         # "scores" and the same in every budget; names, not paths, so runs made in
         # two checkouts still pair. compare_runs checks two runs agree on it.
-        "conversions": [[t, Path(u.path).name] for t in voices for v in voices if v != t for u in sources[v]],
+        "conversions": [[t, Path(u.path).name] for t in voices for u in converted[t]],
         # Per conversion, in the same order in every run of the protocol, so two
         # runs (two adaptation settings, say) can be paired conversion by conversion.
         "scores": {b: {c: asdict(s) for c, s in per.items()} for b, per in results.items()},
