@@ -28,6 +28,7 @@ from voicevae.metrics import (
     Transcriber,
     auroc,
     f0_correlation,
+    median_f0,
     mel_l1,
     normalize_words,
     pesq_wb,
@@ -210,6 +211,18 @@ def test_f0_correlation_self_shifted_reversed(arctic: torch.Tensor) -> None:
     assert f0_correlation(arctic, shifted, RATE) > 0.9
     # Played backwards the voiced frames barely overlap in shape.
     assert f0_correlation(arctic, arctic.flip(0), RATE) < 0.5
+
+
+def test_median_f0_reads_the_pitch_heard_and_nan_without_voicing(arctic: torch.Tensor) -> None:
+    t = torch.arange(RATE) / RATE
+    # A 102 Hz voice with a weak 51 Hz subharmonic (alternate periods differ) reads as 102 Hz. (The real
+    # case that made the judge keep to its own band, benchmarks/f0_octave_check.py, needs the shipped model.)
+    voice = sum(torch.sin(2 * math.pi * 102 * k * t) / k for k in range(1, 30))
+    voice = voice + 0.3 * sum(torch.sin(2 * math.pi * 51 * k * t) / k for k in range(1, 60, 2))
+    assert abs(12 * math.log2(median_f0(voice, RATE) / 102)) < 0.5
+    up = torch.from_numpy(librosa.effects.pitch_shift(arctic.numpy(), sr=RATE, n_steps=3))
+    assert 12 * math.log2(median_f0(up, RATE) / median_f0(arctic, RATE)) == pytest.approx(3.0, abs=0.5)
+    assert math.isnan(median_f0(torch.zeros(RATE), RATE))
 
 
 def test_f0_correlation_is_nan_without_voicing_and_rejects_empty() -> None:

@@ -39,7 +39,7 @@ from .config import AdaptConfig
 from .features import MelFrontend
 from .matching import DEFAULT_SPACE, MatchingSet, parse_space
 from .model import DEFAULT_MODEL, VAE
-from .pitch import f0_stats, median_f0, semitones_between
+from .pitch import f0_stats, intonation, median_f0, semitones_between
 from .pitch import pitch_shift as shift_pitch
 from .realtime import StreamingConverter
 from .vectors import UnknownName, VectorSet, unknown_message
@@ -235,20 +235,27 @@ class VoiceConverter:
 
     # ----- conversion -----------------------------------------------------------------
 
+    def intonation(self, wav: torch.Tensor, frames: int) -> torch.Tensor | None:
+        """The decoder's pitch input (1, 2, frames) for audio (T,), on the device; None for a model without one."""
+        if not self.model.config.pitch_input:
+            return None
+        return intonation(wav, self.sample_rate, frames, self.model.mel_config.hop_length).unsqueeze(0).to(self.device)
+
     @torch.inference_mode()
-    def decode_with_speaker(self, mel: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+    def decode_with_speaker(self, mel: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         """Keep the content of log-mel (n_mels, F), decode with speaker latent (Ds,): -> (n_mels, F).
 
+        pitch (1, 2, F): the source's intonation, for a pitch_input model (`intonation`).
         Long inputs are converted in overlapping chunks so memory stays bounded.
         """
         frames = mel.shape[-1]
         if frames <= self.chunk_frames + 2 * self.overlap_frames:
-            return self.model.convert(mel.unsqueeze(0), speaker)[0]
+            return self.model.convert(mel.unsqueeze(0), speaker, pitch)[0]
         out = torch.empty_like(mel)
         step, pad = self.chunk_frames, self.overlap_frames
         for start in range(0, frames, step):
             lo, hi = max(0, start - pad), min(frames, start + step + pad)
-            piece = self.model.convert(mel[:, lo:hi].unsqueeze(0), speaker)[0]
+            piece = self.model.convert(mel[:, lo:hi].unsqueeze(0), speaker, None if pitch is None else pitch[..., lo:hi])[0]
             out[:, start : min(frames, start + step)] = piece[:, start - lo : start - lo + min(step, frames - start)]
         return out
 
@@ -328,14 +335,17 @@ class VoiceConverter:
     @torch.inference_mode()
     def score(self, wav: Source, n_samples: int = 32) -> float:
         """Importance-sampled log p(x) per mel frame; low values mean unlike the training data."""
-        mel = self.mel(wav)
+        audio = self._audio(wav)
+        mel = self.mel(audio)
+        pitch = self.intonation(audio, mel.shape[-1])
         scores: list[tuple[float, int]] = []
         # Long clips are scored in chunks and averaged per frame (bounded memory).
         for start in range(0, mel.shape[-1], self.chunk_frames):
             piece = mel[:, start : start + self.chunk_frames]
             if piece.shape[-1] < self.model.config.downsample * 4 and scores:
                 break
-            scores.append((float(self.model.log_px(piece.unsqueeze(0), n_samples=n_samples)[0]), piece.shape[-1]))
+            contour = None if pitch is None else pitch[..., start : start + self.chunk_frames]
+            scores.append((float(self.model.log_px(piece.unsqueeze(0), n_samples=n_samples, pitch=contour)[0]), piece.shape[-1]))
         return sum(s for s, _ in scores) / sum(n for _, n in scores)
 
     @torch.inference_mode()
@@ -360,11 +370,12 @@ class VoiceConverter:
             raise ValueError(f"retrieval must be in [0, 1], got {retrieval}")
         if retrieval and target is None:
             raise ValueError("retrieval needs a target voice")
-        mel = self.mel(wav)
+        audio = self._audio(wav)
+        mel = self.mel(audio)
         z_s = self._speaker_of_mel(mel)
         if target is not None:
             z_s = self._speaker_latent(z_s, target, strength, attributes, method, source_speaker)
-        out = self.decode_with_speaker(mel, z_s)
+        out = self.decode_with_speaker(mel, z_s, self.intonation(audio, mel.shape[-1]))
         if retrieval:
             assert target is not None
             out = (matching or self.matching_for(target)).blend(self.model, out, retrieval)

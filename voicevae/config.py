@@ -179,6 +179,11 @@ class VAEConfig:
     # Observation noise sigma of p(x|z) = N(mu, sigma^2 I) in log-mel units.
     init_log_sigma: float = -0.5
     learn_sigma: bool = True
+    # The decoder also reads the source's intonation (pitch.intonation: log-F0
+    # relative to the clip's mean, and voicing, per mel frame), so the melody
+    # comes from the source and the register from z_s instead of neither: the
+    # content encoder's voice warp (content_warp) hides F0 from z_c.
+    pitch_input: bool = False
 
     def validate(self, where: str = "model") -> None:
         if self.content_latent not in ("gaussian", "categorical"):

@@ -13,6 +13,10 @@ bins. `data.band_limited` says what training does with them: "mask" (the
 default) keeps them and scores only the bins below their bandwidth, so the
 decoder is never taught that this voice has an empty top band; "drop" leaves
 them out; "keep" treats them as full-band.
+
+For a model that reads the source's intonation (`model.pitch_input`), each
+clip's contour (pitch.intonation, (2, F)) is cached beside its log-mel in a
+file of its own, so the log-mel cache serves both kinds of run.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .checkpoint import save_checkpoint
 from .config import DataConfig, MelConfig, to_dict
 from .corpora import Utterance, read_manifest
 from .features import MelFrontend, bins_below
+from .pitch import intonation
 
 CACHE_VERSION = 1
 
@@ -40,6 +45,7 @@ class MelCorpus:
 
     band_bins[i]: how many mel bins from the bottom hold clip i's signal
     (n_mels for a full-band clip; see `data.band_limited`); empty means all.
+    pitch[i]: clip i's intonation (2, F_i) float16, for a pitch_input model; empty otherwise.
     """
 
     mels: list[torch.Tensor]
@@ -47,6 +53,7 @@ class MelCorpus:
     texts: list[str]
     paths: list[str]
     band_bins: list[int] = field(default_factory=list)
+    pitch: list[torch.Tensor] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.band_bins:
@@ -74,12 +81,25 @@ def load_corpus(
     mel_config: MelConfig,
     data_config: DataConfig,
     progress: bool = True,
+    pitch: bool = False,
 ) -> MelCorpus:
     """Log-mels of every clip of `split` in `manifest`, from the cache when it is current.
 
     Clips shorter than data_config.min_frames are an error naming the file,
     since a clip that short is almost always a broken file, not speech.
+    pitch: also each clip's intonation (MelCorpus.pitch), from its own cache.
     """
+    corpus, key = _load_mels(manifest, split, mel_config, data_config, progress)
+    if pitch:
+        cache = Path(data_config.cache_dir) / f"pitch-{Path(manifest).stem}-{split or 'all'}-{key}.pt"
+        corpus.pitch = _load_intonation(corpus, cache, mel_config, progress)
+    return corpus
+
+
+def _load_mels(
+    manifest: str | Path, split: str | None, mel_config: MelConfig, data_config: DataConfig, progress: bool
+) -> tuple[MelCorpus, str]:
+    """The corpus and its cache key (the manifest's clips and the mel settings)."""
     utts = read_manifest(manifest, split=split)
     bins = [_band_bins(u, mel_config, data_config.band_limited) for u in utts]
     if data_config.band_limited == "drop":
@@ -92,7 +112,7 @@ def load_corpus(
     if cache.is_file():
         data = torch.load(cache, weights_only=True)
         if data.get("version") == CACHE_VERSION:
-            return MelCorpus(data["mels"], data["speakers"], data["texts"], data["paths"], bins)
+            return MelCorpus(data["mels"], data["speakers"], data["texts"], data["paths"], bins), key
     frontend = MelFrontend(mel_config)
     mels = []
     for u in tqdm(utts, desc=f"mel cache {split or 'all'}", disable=not progress, leave=False):
@@ -113,7 +133,23 @@ def load_corpus(
         "mel-cache",
         {"version": CACHE_VERSION, "mels": mels, "speakers": corpus.speakers, "texts": corpus.texts, "paths": corpus.paths},
     )
-    return corpus
+    return corpus, key
+
+
+def _load_intonation(corpus: MelCorpus, cache: Path, mel_config: MelConfig, progress: bool) -> list[torch.Tensor]:
+    """Each clip's intonation (2, F_i) float16, aligned with its cached log-mel; cached in `cache`."""
+    if cache.is_file():
+        data = torch.load(cache, weights_only=True)
+        if data.get("version") == CACHE_VERSION and len(data["pitch"]) == len(corpus):
+            return data["pitch"]
+    contours = []
+    for path, mel in tqdm(
+        list(zip(corpus.paths, corpus.mels)), desc=f"pitch cache {cache.name}", disable=not progress, leave=False
+    ):
+        wav = load_audio(path, mel_config.sample_rate)
+        contours.append(intonation(wav, mel_config.sample_rate, mel.shape[-1], mel_config.hop_length).to(torch.float16))
+    save_checkpoint(cache, "pitch-cache", {"version": CACHE_VERSION, "pitch": contours})
+    return contours
 
 
 def _band_bins(u: Utterance, mel: MelConfig, policy: str) -> int:
@@ -166,13 +202,17 @@ class SpeakerBalancedBatches:
         self.by_speaker = [by_speaker[s] for s in self.speakers]
         self.generator = torch.Generator().manual_seed(seed)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns (mels (B, n_mels, segment_frames) float32, speaker indices (B,), band bins (B,))."""
+    def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Returns (mels (B, n_mels, segment_frames) float32, speaker indices (B,), band bins (B,), intonation).
+
+        The intonation (B, 2, segment_frames) is the crops' own (zeros where
+        padded), when the corpus holds it; else None.
+        """
         g = self.generator
         n_spk = min(self.cfg.speakers_per_batch, len(self.speakers))
         chosen = torch.randperm(len(self.speakers), generator=g)[:n_spk]
         seg = self.cfg.segment_frames
-        crops, labels, bins = [], [], []
+        crops, labels, bins, contours = [], [], [], []
         for s in chosen.tolist():
             clips = self.by_speaker[s]
             for _ in range(self.cfg.clips_per_speaker):
@@ -180,14 +220,15 @@ class SpeakerBalancedBatches:
                 mel = self.corpus.mels[i]
                 bins.append(self.corpus.band_bins[i])
                 frames = mel.shape[-1]
-                if frames > seg:
-                    start = int(torch.randint(frames - seg + 1, (1,), generator=g))
-                    crop = mel[:, start : start + seg]
-                else:
-                    crop = torch.nn.functional.pad(mel, (0, seg - frames), value=self.floor)
-                crops.append(crop)
+                start = int(torch.randint(frames - seg + 1, (1,), generator=g)) if frames > seg else 0
+                crops.append(torch.nn.functional.pad(mel[:, start : start + seg], (0, max(0, seg - frames)), value=self.floor))
+                if self.corpus.pitch:
+                    contours.append(
+                        torch.nn.functional.pad(self.corpus.pitch[i][:, start : start + seg], (0, max(0, seg - frames)))
+                    )
                 labels.append(s)
-        return torch.stack(crops).float(), torch.tensor(labels), torch.tensor(bins)
+        pitch = torch.stack(contours).float() if contours else None
+        return torch.stack(crops).float(), torch.tensor(labels), torch.tensor(bins), pitch
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"generator": self.generator.get_state()}

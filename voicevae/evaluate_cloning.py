@@ -18,7 +18,8 @@ conversion is between two voices the model never trained on. The judges:
 Resemblyzer similarity to T and to the source voice (reference embeddings
 from the last 8 clips of each voice, which no adaptation uses), pocketsphinx
 word errors against the text (next to the untouched sources' own), the
-median F0 error against T's median F0 (pYIN, in semitones) and the log-F0
+median F0 error against T's median F0 (pYIN in the judge's band,
+metrics.median_f0, in semitones) and the log-F0
 correlation with the source contour. Every claim of one condition beating
 another is a paired per-conversion difference with its 95% t interval.
 """
@@ -39,8 +40,8 @@ from tqdm import tqdm
 from .api import VoiceConverter
 from .corpora import Utterance, read_manifest
 from .matching import DEFAULT_SPACE, parse_space
-from .metrics import Difference, SpeakerEncoder, Transcriber, f0_correlation, paired_difference, word_errors
-from .pitch import median_f0, semitones_between
+from .metrics import Difference, SpeakerEncoder, Transcriber, f0_correlation, median_f0, paired_difference, word_errors
+from .pitch import semitones_between
 from .training.adapt import AdaptConfig
 
 

@@ -149,6 +149,7 @@ def example_inputs(vc, seconds: float = 2.0) -> tuple[torch.Tensor, torch.Tensor
 
 def export(vc, out: str | Path, fmt: str, force: bool = False) -> tuple[Path, Path]:
     """Write the converter graph to `out` and its voices to `out`.json; returns both paths."""
+    vc.model.refuse_pitch_input("export")
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)

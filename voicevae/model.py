@@ -14,7 +14,10 @@ Two latents, both with the prior N(0, I) (or a uniform categorical, below):
 The decoder upsamples z_c back to F frames and modulates every block with a
 scale and shift computed from z_s (adaptive instance normalisation), giving
 the mean mu (B, n_mels, F) of p(x | z) = N(mu, sigma^2 I) with a learned
-sigma per mel bin.
+sigma per mel bin. With `pitch_input` it also reads the source's intonation
+(B, 2, F) (pitch.intonation), added after the upsampling: p(x | z, pitch).
+Without a contour (pitch=None) it reads zeros, a flat unvoiced one; the
+conversion API passes the source's real contour.
 
 Mel values are standardised with per-bin statistics of the training data
 (buffers `mel_mean`, `mel_std`) before encoding; the likelihood is computed on
@@ -46,6 +49,7 @@ from .distributions import (
     importance_log_mean_exp,
     standard_normal_log_prob,
 )
+from .pitch import INTONATION_CHANNELS
 
 # The small model trained on the synthetic corpus, shipped with the package (README).
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default" / "model.pt"
@@ -153,17 +157,26 @@ class AdaINBlock(nn.Module):
 
 
 class Decoder(nn.Module):
-    """(z_c (B, content_dim, L), z_s (B, speaker_dim)) -> mu (B, n_mels, L * downsample)."""
+    """(z_c (B, content_dim, L), z_s (B, speaker_dim)[, pitch (B, 2, L * downsample)]) -> mu (B, n_mels, L * downsample)."""
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         self.inp = nn.Conv1d(cfg.content_dim, cfg.channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
         self.up = nn.ConvTranspose1d(cfg.channels, cfg.channels, cfg.downsample, stride=cfg.downsample)
+        pad = cfg.kernel_size // 2
+        self.pitch = nn.Conv1d(INTONATION_CHANNELS, cfg.channels, cfg.kernel_size, padding=pad) if cfg.pitch_input else None
         self.blocks = nn.ModuleList([AdaINBlock(cfg.channels, cfg.kernel_size, cfg.speaker_dim) for _ in range(cfg.n_blocks)])
         self.out = nn.Conv1d(cfg.channels, cfg.n_mels, cfg.kernel_size, padding=cfg.kernel_size // 2)
 
-    def forward(self, z_c: torch.Tensor, z_s: torch.Tensor) -> torch.Tensor:
+    def forward(self, z_c: torch.Tensor, z_s: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         h = self.up(F.gelu(self.inp(z_c)))
+        if self.pitch is not None:
+            frames = h.shape[-1]
+            if pitch is None:
+                pitch = h.new_zeros((h.shape[0], INTONATION_CHANNELS, frames))
+            # A contour for the unpadded frames is padded as unvoiced; (B,) or (1,) batches broadcast.
+            pitch = F.pad(pitch[..., :frames], (0, frames - min(frames, pitch.shape[-1])))
+            h = h + self.pitch(pitch.to(h.dtype))
         for block in self.blocks:
             h = block(h, z_s)
         return self.out(F.gelu(h))
@@ -265,13 +278,15 @@ class VAE(nn.Module):
         """Categorical code indices (..., B, L) -> decoder input (..., B, content_dim, L)."""
         return rearrange(self.codebook(index), "... l d -> ... d l")
 
-    def decode_normalized(self, z_c: torch.Tensor, z_s: torch.Tensor) -> torch.Tensor:
-        """mu of p(x|z) in standardised units: (B, Dc, L), (B, Ds) -> (B, n_mels, L*downsample)."""
-        return self.decoder(z_c, z_s)
+    def decode_normalized(self, z_c: torch.Tensor, z_s: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """mu of p(x|z) in standardised units: (B, Dc, L), (B, Ds)[, (B, 2, F)] -> (B, n_mels, L*downsample)."""
+        return self.decoder(z_c, z_s, pitch)
 
-    def decode(self, z_c: torch.Tensor, z_s: torch.Tensor, frames: int | None = None) -> torch.Tensor:
-        """Log-mel mean (B, n_mels, F) from latents; `frames` crops the padding."""
-        mel = self._denormalize(self.decode_normalized(z_c, z_s))
+    def decode(
+        self, z_c: torch.Tensor, z_s: torch.Tensor, frames: int | None = None, pitch: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Log-mel mean (B, n_mels, F) from latents; `frames` crops the padding; pitch (B, 2, F) for a pitch_input model."""
+        mel = self._denormalize(self.decode_normalized(z_c, z_s, pitch))
         return mel if frames is None else mel[..., :frames]
 
     def log_likelihood(
@@ -297,8 +312,8 @@ class VAE(nn.Module):
             return self.content_embedding(index), index
         return q.rsample(n), None
 
-    def log_px(self, x: torch.Tensor, n_samples: int = 64, chunk: int = 16) -> torch.Tensor:
-        """Importance-sampled log p(x) per utterance, (B,), in nats.
+    def log_px(self, x: torch.Tensor, n_samples: int = 64, chunk: int = 16, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """Importance-sampled log p(x) per utterance, (B,), in nats (given the intonation (B, 2, F) for a pitch_input model).
 
         log p(x) ~ log 1/N sum_n p(x|z_n) p(z_n) / q(z_n|x), z_n ~ q(z|x), with
         both latents drawn jointly from the posterior. Includes the Jacobian of
@@ -311,7 +326,8 @@ class VAE(nn.Module):
             k = min(chunk, n_samples - start)
             z_s = q.speaker.rsample(k)  # (k, B, Ds)
             z_c, index = self.sample_content(q.content, k)  # (k, B, Dc, L)
-            mu = self.decoder(rearrange(z_c, "k b d l -> (k b) d l"), rearrange(z_s, "k b d -> (k b) d"))
+            contour = None if pitch is None else repeat(pitch, "b c f -> (k b) c f", k=k)
+            mu = self.decoder(rearrange(z_c, "k b d l -> (k b) d l"), rearrange(z_s, "k b d -> (k b) d"), contour)
             mu = rearrange(mu, "(k b) m f -> k b m f", k=k)
             lw = self.log_likelihood(xn, mu, frames)
             lw = lw + standard_normal_log_prob(z_s, 1) - q.speaker.log_prob(z_s)
@@ -332,11 +348,11 @@ class VAE(nn.Module):
         return self.posterior(x, lengths)
 
     @torch.inference_mode()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode the posterior means: log-mel (B, n_mels, F) -> (B, n_mels, F)."""
+    def reconstruct(self, x: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """Decode the posterior means: log-mel (B, n_mels, F)[, intonation (B, 2, F)] -> (B, n_mels, F)."""
         q = self.posterior(x)
         z_c = self._point_content(q.content)
-        return self.decode(z_c, q.speaker.mu, q.frames)
+        return self.decode(z_c, q.speaker.mu, q.frames, pitch)
 
     def _point_content(self, q: DiagonalGaussian | Categorical) -> torch.Tensor:
         if isinstance(q, Categorical):
@@ -344,14 +360,17 @@ class VAE(nn.Module):
         return q.mu
 
     @torch.inference_mode()
-    def convert(self, x: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
-        """Keep the content of x, decode with speaker latent(s) (B, Ds) or (Ds,): -> (B, n_mels, F)."""
+    def convert(self, x: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """Keep the content of x, decode with speaker latent(s) (B, Ds) or (Ds,): -> (B, n_mels, F).
+
+        pitch (B, 2, F): the source's intonation, for a pitch_input model.
+        """
         xn, frames = self.prepare(x)
         # Only the content encoder: the speaker latent is given (and live conversion runs this per block).
         content = self.content_encoder(xn)
         if speaker.ndim == 1:
             speaker = repeat(speaker, "d -> b d", b=x.shape[0])
-        return self.decode(self._point_content(content), speaker.to(x.dtype), frames)
+        return self.decode(self._point_content(content), speaker.to(x.dtype), frames, pitch)
 
     @torch.inference_mode()
     def sample_prior(
@@ -369,6 +388,14 @@ class VAE(nn.Module):
         if speaker is None:
             speaker = torch.randn((n, cfg.speaker_dim), generator=generator, device=dev)
         return self.decode(z_c, speaker, frames)
+
+    def refuse_pitch_input(self, what: str) -> None:
+        """A clear error where a path does not yet feed the decoder the source's intonation."""
+        if self.config.pitch_input:
+            raise ValueError(
+                f"{what} does not yet give the decoder the source's intonation, which this model "
+                "(model.pitch_input) reads; use convert, convert-files or resynthesis with it"
+            )
 
     # ----- persistence ----------------------------------------------------------------
 

@@ -84,6 +84,7 @@ class StreamingConverter:
         ):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"stream: {name} must be an integer >= {low}, got {value!r}")
+        vc.model.refuse_pitch_input("live conversion")
         self.vc = vc
         self.speaker = speaker.to(vc.device).reshape(1, -1)
         self.hop = vc.model.mel_config.hop_length

@@ -311,6 +311,7 @@ def convert_file(
     on_progress(seconds): called with the seconds of input converted since
     the last call, so a progress bar can count audio, not files.
     """
+    vc.model.refuse_pitch_input("long-file streaming conversion")
     path, out = Path(path), Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: exists; pass --force to overwrite")

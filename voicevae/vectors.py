@@ -35,7 +35,7 @@ from .corpora import Utterance, read_manifest
 from .distributions import AggregatedPosterior
 from .features import MelFrontend
 from .model import VAE
-from .pitch import f0_stats
+from .pitch import f0_stats, intonation
 
 KIND = "vectors"
 BANK_CLIPS = 256  # clips whose content goes into the content bank
@@ -232,11 +232,18 @@ def compute_vectors(
     crops: list[torch.Tensor] = []
     picks = set(bank_picks(len(utterances)))
     for i, u in enumerate(tqdm(utterances, desc="encoding", disable=not progress, leave=False)):
-        mel = frontend(load_audio(u.path, model.mel_config.sample_rate).to(device)).unsqueeze(0)
+        wav = load_audio(u.path, model.mel_config.sample_rate)
+        mel = frontend(wav.to(device)).unsqueeze(0)
         q = model.posterior(mel)
         mus.append(q.speaker.mu[0].cpu())
         logvars.append(q.speaker.logvar[0].cpu())
-        scores.append(float(model.log_px(mel, n_samples=is_samples)[0]) / mel.shape[-1])
+        # A pitch_input model scores each clip given its own intonation, as VoiceConverter.score does.
+        pitch = None
+        if model.config.pitch_input:
+            pitch = (
+                intonation(wav, model.mel_config.sample_rate, mel.shape[-1], model.mel_config.hop_length).unsqueeze(0).to(device)
+            )
+        scores.append(float(model.log_px(mel, n_samples=is_samples, pitch=pitch)[0]) / mel.shape[-1])
         content = getattr(q.content, "mu", None)  # (1, Dc, L); a categorical content latent has no bank
         if content is not None and i in picks and content.shape[-1] >= BANK_FRAMES:
             start = (content.shape[-1] - BANK_FRAMES) // 2

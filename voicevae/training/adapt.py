@@ -86,6 +86,7 @@ def adapt(
     force: bool = False,
 ) -> Adapted:
     """Fine-tune a copy of `model` to the speaker of `clips`; `model` itself is left as it was."""
+    model.refuse_pitch_input("adaptation")
     config = config or AdaptConfig()
     config.validate()
     if not name or not name.strip() or any(c in name for c in "/\\\n"):

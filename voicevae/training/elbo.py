@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, reduce
+from einops import rearrange, reduce, repeat
 from torch import nn
 
 from ..augment import random_warp
@@ -67,6 +67,7 @@ def elbo_terms(
     channel_speaker: bool = True,
     critic: Critic | None = None,
     phones: tuple[Phonetic, PhoneBatch] | None = None,
+    pitch: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Named ELBO terms for a batch of log-mels (B, n_mels, F), each in nats per frame.
 
@@ -88,6 +89,7 @@ def elbo_terms(
     (training/adversarial.py).
     phones: the phonetic term and this step's whole clips; adds "phone/ctc"
     (training/phonetic.py).
+    pitch (B, 2, F): the clips' intonation, for a `model.pitch_input` decoder.
 
     Returns scalars:
       "rec/nll"      -E_q[log p(x|z)] (K-sample average)
@@ -105,7 +107,8 @@ def elbo_terms(
     q_c = model.content_encoder(model.prepare(random_warp(seen, content_warp))[0] if content_warp > 0 else seen_n)
     z_s = q_s.rsample(n_samples)  # (K, B, Ds)
     z_c, index = model.sample_content(q_c, n_samples)  # (K, B, Dc, L)
-    mu = model.decoder(rearrange(z_c, "k b d l -> (k b) d l"), rearrange(z_s, "k b d -> (k b) d"))
+    contour = None if pitch is None else repeat(pitch, "b c f -> (k b) c f", k=n_samples)
+    mu = model.decoder(rearrange(z_c, "k b d l -> (k b) d l"), rearrange(z_s, "k b d -> (k b) d"), contour)
     mu = rearrange(mu, "(k b) m f -> k b m f", k=n_samples)
     log_lik = model.log_likelihood(xn, mu, frames, band_bins)  # (K, B)
 
@@ -127,7 +130,7 @@ def elbo_terms(
         "elbo": (log_lik.mean(0) - kl_c_raw - kl_s_raw).sum().detach() / n_frames,
     }
     if content_cycle:
-        terms["cycle/content"] = content_cycle_loss(model, q_c.mu, z_c[0], z_s[0]) / n_frames
+        terms["cycle/content"] = content_cycle_loss(model, q_c.mu, z_c[0], z_s[0], pitch) / n_frames
     if speakers is not None:
         terms["speaker/consistency"] = speaker_consistency_loss(q_s.mu, speakers)
     if critic is not None:
@@ -154,7 +157,9 @@ def elbo_terms(
     return terms
 
 
-def content_cycle_loss(model: VAE, content_mean: torch.Tensor, z_c: torch.Tensor, z_s: torch.Tensor) -> torch.Tensor:
+def content_cycle_loss(
+    model: VAE, content_mean: torch.Tensor, z_c: torch.Tensor, z_s: torch.Tensor, pitch: torch.Tensor | None = None
+) -> torch.Tensor:
     """Content consistency under a change of voice, summed over the batch.
 
     content_mean, z_c (B, Dc, L): the content posterior mean and a sample;
@@ -168,16 +173,18 @@ def content_cycle_loss(model: VAE, content_mean: torch.Tensor, z_c: torch.Tensor
     content code itself.
     """
     swapped = torch.roll(z_s, shifts=z_s.shape[0] // 2, dims=0)
-    return content_read_back_loss(model, content_mean, z_c, swapped)
+    return content_read_back_loss(model, content_mean, z_c, swapped, pitch)
 
 
-def content_read_back_loss(model: VAE, content_mean: torch.Tensor, z_c: torch.Tensor, voices: torch.Tensor) -> torch.Tensor:
+def content_read_back_loss(
+    model: VAE, content_mean: torch.Tensor, z_c: torch.Tensor, voices: torch.Tensor, pitch: torch.Tensor | None = None
+) -> torch.Tensor:
     """z_c (B, Dc, L) decoded with `voices` (B, Ds) and encoded again: squared error to content_mean, summed.
 
     The target is detached, so the term moves the decoder (and the content
     encoder, where it is trained), not the content code it starts from.
     """
-    q_back = model.content_encoder(model.decoder(z_c, voices))
+    q_back = model.content_encoder(model.decoder(z_c, voices, pitch))
     return (q_back.mu - content_mean.detach()).square().sum()
 
 
@@ -238,6 +245,7 @@ class ELBO(nn.Module):
         speakers: torch.Tensor | None = None,
         critic: Critic | None = None,
         phones: tuple[Phonetic, PhoneBatch] | None = None,
+        pitch: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """mel (B, n_mels, F) -> scalar terms in nats per frame (the optional inputs: see `elbo_terms`)."""
         return elbo_terms(
@@ -254,4 +262,5 @@ class ELBO(nn.Module):
             self.channel_speaker,
             critic,
             phones,
+            pitch,
         )

@@ -124,11 +124,12 @@ def validate(model: VAE, corpus: MelCorpus, device: torch.device, max_clips: int
     model.eval()
     objective = ELBO(model)
     elbo, log_px, frames = 0.0, 0.0, 0
-    for mel, bins in zip(corpus.mels[:max_clips], corpus.band_bins):
+    for i, (mel, bins) in enumerate(zip(corpus.mels[:max_clips], corpus.band_bins)):
         x = mel.float().unsqueeze(0).to(device)
         n = x.shape[-1]
-        elbo += float(objective(x, band_bins=torch.tensor([bins]))["elbo"]) * n
-        log_px += float(model.log_px(x, n_samples=is_samples).sum())
+        pitch = corpus.pitch[i].float().unsqueeze(0).to(device) if corpus.pitch else None
+        elbo += float(objective(x, band_bins=torch.tensor([bins]), pitch=pitch)["elbo"]) * n
+        log_px += float(model.log_px(x, n_samples=is_samples, pitch=pitch).sum())
         frames += n
     model.train()
     return {"valid/elbo": elbo / frames, "valid/log_px": log_px / frames}
@@ -188,15 +189,16 @@ def train(
     if rank == 0:
         folder.write_config(cfg)
 
-    # Rank 0 builds the mel cache; the others wait and then read it.
+    # Rank 0 builds the mel cache (and the intonation cache); the others wait and then read it.
+    pitch = cfg.model.pitch_input
     if rank == 0:
-        train_set = load_corpus(cfg.data.manifest, cfg.data.train_split, cfg.mel, cfg.data, progress)
+        train_set = load_corpus(cfg.data.manifest, cfg.data.train_split, cfg.mel, cfg.data, progress, pitch)
     if world > 1:
         dist.barrier()
     if rank != 0:
-        train_set = load_corpus(cfg.data.manifest, cfg.data.train_split, cfg.mel, cfg.data, False)
+        train_set = load_corpus(cfg.data.manifest, cfg.data.train_split, cfg.mel, cfg.data, False, pitch)
     try:
-        valid_set = load_corpus(cfg.data.manifest, cfg.data.valid_split, cfg.mel, cfg.data, progress and rank == 0)
+        valid_set = load_corpus(cfg.data.manifest, cfg.data.valid_split, cfg.mel, cfg.data, progress and rank == 0, pitch)
     except ValueError:
         valid_set = None  # a manifest without a validation split: skip validation
 
@@ -282,7 +284,7 @@ def train(
                 print(f"train: --max-minutes {max_minutes:g} spent at step {state.step}; --resume continues")
             break
         t0 = time.perf_counter()
-        mel, speakers, bins = state.batches.next()
+        mel, speakers, bins, contours = state.batches.next()
         mel, bins = speaker_warp(mel, speakers, bins, cfg.speaker_warp)
         # The encoders (or the content encoder alone) see the clip through a random channel; the target stays clean.
         seen = channel(mel, cfg.channel, cfg.mel, model.floor) if with_channel else None
@@ -302,6 +304,7 @@ def train(
             band_bins=bins.to(device),
             speakers=speakers.to(device) if with_consistency else None,
             phones=phones,
+            pitch=None if contours is None else contours.to(device),
         )
         for k, v in terms.items():
             # float() is a CPU-GPU sync point; fine at this model size.

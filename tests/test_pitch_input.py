@@ -1,0 +1,116 @@
+"""The decoder's intonation input (model.pitch_input): the contour, its cache, training and conversion with it."""
+
+import numpy as np
+import torch
+from conftest import write_train_config as write_config
+
+from voicevae.config import VAEConfig
+from voicevae.model import VAE
+from voicevae.pitch import intonation
+from voicevae.training.vae import load_config, train
+
+RATE, HOP = 22050, 256
+
+
+def glide(seconds: float, hz: float, octaves: float, silent_from: float | None = None) -> np.ndarray:
+    """A harmonic tone whose F0 swings `octaves` either side of `hz` once a second."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    f0 = hz * 2 ** (octaves * np.sin(2 * np.pi * t))
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    x = 0.3 * sum(np.sin(k * phase) / k for k in range(1, 20))
+    if silent_from is not None:
+        x[int(silent_from * RATE) :] = 0
+    return x.astype(np.float32)
+
+
+def test_intonation_follows_the_melody_relative_to_the_clips_mean():
+    frames = 86
+    contour = intonation(torch.from_numpy(glide(1.0, 150, 0.5, silent_from=0.8)), RATE, frames, HOP)
+    assert contour.shape == (2, frames)
+    voiced = contour[1].numpy() > 0
+    assert voiced[:60].all() and not voiced[75:].any()  # the silent end is unvoiced
+    # The same melody an octave up gives the same contour: the register is not in it.
+    higher = intonation(torch.from_numpy(glide(1.0, 300, 0.5, silent_from=0.8)), RATE, frames, HOP)
+    assert (contour[0] - higher[0])[voiced].abs().max() < 0.05
+    mel_t = (np.arange(frames) + 0.5) * HOP / RATE
+    truth = 0.5 * np.sin(2 * np.pi * mel_t)
+    assert np.corrcoef(truth[voiced], contour[0].numpy()[voiced])[0, 1] > 0.99
+    assert abs(float(contour[0][voiced].mean())) < 0.05
+    assert not intonation(torch.zeros(RATE), RATE, frames, HOP).any()  # nothing voiced: zeros
+
+
+def test_the_decoder_reads_the_contour_and_old_models_are_unchanged():
+    torch.manual_seed(0)
+    plain = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
+    assert plain.decoder.pitch is None
+    model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4, pitch_input=True)).eval()
+    mel = torch.randn(1, 80, 31)
+    up, down = torch.zeros(1, 2, 31), torch.zeros(1, 2, 31)
+    up[:, 0], down[:, 0], up[:, 1], down[:, 1] = 0.5, -0.5, 1, 1
+    speaker = torch.zeros(4)
+    a, b = model.convert(mel, speaker, pitch=up), model.convert(mel, speaker, pitch=down)
+    assert a.shape == mel.shape and not torch.allclose(a, b)
+    # No contour: the flat unvoiced one (zeros), the same as giving zeros.
+    torch.testing.assert_close(model.convert(mel, speaker), model.convert(mel, speaker, pitch=torch.zeros(1, 2, 31)))
+
+
+def test_training_with_the_contour_caches_it_and_saves_the_setting(tmp_path, tone_corpus):
+    config = write_config(tmp_path, tone_corpus, steps=2)
+    train(load_config(config, ["model.pitch_input=true"]), progress=False)
+    model = VAE.load(tmp_path / "run" / "model.pt")
+    assert model.config.pitch_input and model.decoder.pitch is not None
+    caches = sorted(p.name for p in (tmp_path / "cache").glob("pitch-*.pt"))
+    assert len(caches) == 2  # train and valid splits
+    # A second run reads the caches instead of tracking every clip again.
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("pitch-*.pt")}
+    train(load_config(config, ["model.pitch_input=true", f"out_dir={tmp_path / 'again'}"]), progress=False)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("pitch-*.pt")} == before
+
+
+def test_conversion_reads_the_sources_contour_and_unsupported_paths_say_so(tone_corpus):
+    import pytest
+
+    from voicevae.api import VoiceConverter
+    from voicevae.corpora import read_manifest
+    from voicevae.training.adapt import adapt
+    from voicevae.vectors import compute_vectors
+    from voicevae.vocoder import load_vocoder
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4, pitch_input=True))
+    vectors = compute_vectors(model, read_manifest(tone_corpus), is_samples=2, f0_clips=0, progress=False)
+    vc = VoiceConverter(model, vectors, load_vocoder("griffinlim"))
+    rising, falling = glide(1.0, 150, 0.5), glide(1.0, 150, 0.5)[::-1].copy()
+    mel = vc.mel(torch.from_numpy(rising))
+    # The same log-mel decoded with two melodies differs only through the contour.
+    a = vc.decode_with_speaker(mel, vectors.speaker("spk0"), vc.intonation(torch.from_numpy(rising), mel.shape[-1]))
+    b = vc.decode_with_speaker(mel, vectors.speaker("spk0"), vc.intonation(torch.from_numpy(falling), mel.shape[-1]))
+    assert not torch.allclose(a, b)
+    # convert_mel feeds the source's own contour: the same as decoding with it by hand.
+    torch.testing.assert_close(
+        vc.convert_mel(torch.from_numpy(rising), None),
+        vc.decode_with_speaker(
+            mel, vc.encode_speaker(torch.from_numpy(rising)), vc.intonation(torch.from_numpy(rising), mel.shape[-1])
+        ),
+    )
+    with pytest.raises(ValueError, match="adaptation does not yet give the decoder the source's intonation"):
+        adapt(model, vectors, [torch.from_numpy(rising)] * 12, "new", progress=False)
+    with pytest.raises(ValueError, match="live conversion does not yet"):
+        vc.stream("spk0")
+
+
+def test_batches_crop_the_contour_where_they_crop_the_mel():
+    from voicevae.config import DataConfig
+    from voicevae.data import MelCorpus, SpeakerBalancedBatches
+
+    lengths = [40, 9, 25]  # one clip shorter than the segment: padded, its contour with zeros
+    mels = [torch.arange(n, dtype=torch.float16).expand(3, n).clone() for n in lengths]
+    pitch = [torch.stack([torch.arange(n, dtype=torch.float16), torch.ones(n, dtype=torch.float16)]) for n in lengths]
+    corpus = MelCorpus(mels, ["a", "b", "c"], [""] * 3, ["x"] * 3, pitch=pitch)
+    batches = SpeakerBalancedBatches(corpus, DataConfig(segment_frames=16, speakers_per_batch=3, clips_per_speaker=2), -11.5, 0)
+    for _ in range(5):
+        mel, _, _, contour = batches.next()
+        assert contour is not None and contour.shape == (6, 2, 16)
+        real = contour[:, 1] > 0
+        torch.testing.assert_close(contour[:, 0][real], mel[:, 0][real])
+        assert (mel[:, 0][~real] == -11.5).all() and (contour[:, 0][~real] == 0).all()
