@@ -42,10 +42,18 @@ BANK_CLIPS = 256  # clips whose content goes into the content bank
 BANK_FRAMES = 32  # latent frames per crop (64 mel frames, 0.75 s, at downsample 2)
 
 
+# Model options added after vector files were first written, with the value
+# that means "off". An option left off is kept out of the hash, so adding an
+# off-by-default option does not orphan every vector file made before it
+# (the weights and every other setting still pin the latent space).
+LATER_OPTIONS = {"pitch_input": False}
+
+
 def model_fingerprint(model: VAE) -> str:
     """A short hash of the model's weights and configs: which latent space vectors live in."""
+    config = {k: v for k, v in to_dict(model.config).items() if not (k in LATER_OPTIONS and v == LATER_OPTIONS[k])}
     h = hashlib.sha256()
-    h.update(repr((to_dict(model.config), to_dict(model.mel_config))).encode())
+    h.update(repr((config, to_dict(model.mel_config))).encode())
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
