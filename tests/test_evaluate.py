@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,6 +10,7 @@ from voicevae.api import VoiceConverter
 from voicevae.config import VAEConfig
 from voicevae.corpora import read_manifest
 from voicevae.evaluate import evaluate, non_speech_clips, to_markdown
+from voicevae.metrics import f0_spread
 from voicevae.model import VAE
 from voicevae.vectors import compute_vectors
 from voicevae.vocoder import load_vocoder
@@ -125,6 +127,13 @@ def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path):
     assert len(per["resynth/similarity"]) == 2
     assert len(per["fewshot/closer"]) == 2  # two targets, each from the other voice's scored clip
     assert len(per["named/closer"]) == 2
+    # The originals' intonation is the judge's reading of each scored source clip.
+    resynth = a["summary"]["resynthesis of held-out clips"]
+    scored = [c for c in clips if c.name in per["resynth/key"]]
+    assert resynth["F0 spread of the originals, semitones"] == pytest.approx(
+        float(np.nanmean([f0_spread(c.audio, converters[0].sample_rate)[0] for c in scored]))
+    )
+    assert len(per["resynth/f0_spread"]) == len(per["fewshot/f0_spread"]) == 2
     few = a["summary"]["few-shot cloning of held-out voices"]
     assert few["closer to target (share)"] == pytest.approx(sum(per["fewshot/closer"]) / 2)
     anomaly = a["summary"]["anomaly score"]
@@ -136,6 +145,7 @@ def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path):
     assert diffs["resynthesis: similarity to original"].n == 2 and diffs["resynthesis: similarity to original"].mean != 0
     table = to_markdown(a, b, ("new", "old"))
     assert "paired differences, new - old" in table and "| few-shot: similarity to target |" in table
+    assert "| resynthesis: F0 spread, semitones |" in table
 
 
 def test_compare_pairs_two_saved_reports(tmp_path, capsys):

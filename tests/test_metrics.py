@@ -28,6 +28,7 @@ from voicevae.metrics import (
     Transcriber,
     auroc,
     f0_correlation,
+    f0_spread,
     median_f0,
     mel_l1,
     normalize_words,
@@ -223,6 +224,20 @@ def test_median_f0_reads_the_pitch_heard_and_nan_without_voicing(arctic: torch.T
     up = torch.from_numpy(librosa.effects.pitch_shift(arctic.numpy(), sr=RATE, n_steps=3))
     assert 12 * math.log2(median_f0(up, RATE) / median_f0(arctic, RATE)) == pytest.approx(3.0, abs=0.5)
     assert math.isnan(median_f0(torch.zeros(RATE), RATE))
+
+
+def test_f0_spread_tells_a_monotone_from_a_melody() -> None:
+    t = torch.arange(2 * RATE) / RATE
+    buzz = lambda f0: sum(torch.sin(2 * math.pi * k * f0) / k for k in range(1, 20))  # noqa: E731
+    monotone = buzz(150 * t)
+    # A glide up one octave at an even rate in log F0: a uniform spread over 12 semitones, std 12/sqrt(12).
+    glide = buzz(100 * (2 ** (t / 2) - 1) * 2 / math.log(2))
+    flat, flat_voiced = f0_spread(monotone, RATE)
+    wide, wide_voiced = f0_spread(glide, RATE)
+    assert flat < 0.2 and flat_voiced > 0.9
+    assert wide == pytest.approx(12 / math.sqrt(12), abs=0.4) and wide_voiced > 0.9
+    spread, voiced = f0_spread(torch.zeros(RATE), RATE)
+    assert math.isnan(spread) and voiced == 0.0
 
 
 def test_f0_correlation_is_nan_without_voicing_and_rejects_empty() -> None:

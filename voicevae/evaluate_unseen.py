@@ -10,13 +10,14 @@ scored on.
 
 1. Resynthesis: each scored clip encoded, decoded and vocoded with its own
    latents; Resemblyzer similarity to the original, WER where an English
-   transcript exists.
+   transcript exists, and its intonation: F0 correlation with the original,
+   F0 spread in semitones and voiced share of frames (pYIN, both clips).
 2. Few-shot cloning: each held-out voice is a target, its vector the mean
    speaker latent of its reference clips; sources are scored clips of the
    other held-out voices, round-robin. Similarity of the output to the target
    (mean embedding of the target's scored clips) and to the source (mean
    embedding of the source voice's other clips), share closer to the target,
-   WER against the source's own, F0 correlation with the source.
+   WER against the source's own, F0 correlation with the source and F0 spread.
 3. Real speech converted to named voices: the real scored clips converted to
    `named` voices of the vector file; the judges' reference of a named voice
    is its `train` clips in the manifest.
@@ -44,7 +45,7 @@ from tqdm import tqdm
 from .api import VoiceConverter
 from .corpora import read_manifest
 from .evaluate import non_speech_clips
-from .metrics import Difference, SpeakerEncoder, Transcriber, auroc, f0_correlation, paired_difference, word_errors
+from .metrics import Difference, SpeakerEncoder, Transcriber, auroc, f0_correlation, f0_spread, paired_difference, word_errors
 from .realclips import load_real_clip, real_clips
 
 ENGLISH = ("", "en", "en-US", "en-GB")
@@ -136,6 +137,13 @@ def unseen_protocol(
         add("resynth/errors", e)
         add("resynth/words", n)
         add("source/wer", wer_of(c, c.audio)[0])
+        add("resynth/f0_corr", f0_correlation(c.audio, out, rate))
+        spread, voiced = f0_spread(out, rate)
+        add("resynth/f0_spread", spread)
+        add("resynth/voiced", voiced)
+        spread, voiced = f0_spread(c.audio, rate)
+        add("source/f0_spread", spread)
+        add("source/voiced", voiced)
 
     # 2. few-shot cloning from the reference clips
     targets = sorted(refs)
@@ -163,6 +171,7 @@ def unseen_protocol(
             add("fewshot/words", n)
             add("fewshot/source_errors", wer_of(c, c.audio)[1] if c.text else 0)
             add("fewshot/f0_corr", f0_correlation(c.audio, out, rate))
+            add("fewshot/f0_spread", f0_spread(out, rate)[0])
 
     # 3. real speech to named voices
     train = read_manifest(manifest, split="train")
@@ -228,6 +237,13 @@ def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict
         for kind, keep in _by_kind(kinds):
             section[f"similarity to original [{kind}]"] = _mean_where(per["resynth/similarity"], keep)
             section[f"WER [{kind}]"] = _wer(per["resynth/errors"], per["resynth/words"], keep)
+        # Intonation, in reports from 2026-12-03 on (older ones lack these keys).
+        if "resynth/f0_spread" in per:
+            section["F0 correlation with original"] = float(np.nanmean(per["resynth/f0_corr"]))
+            section["F0 spread, semitones"] = float(np.nanmean(per["resynth/f0_spread"]))
+            section["F0 spread of the originals, semitones"] = float(np.nanmean(per["source/f0_spread"]))
+            section["voiced share of frames"] = float(np.nanmean(per["resynth/voiced"]))
+            section["voiced share of the originals"] = float(np.nanmean(per["source/voiced"]))
         out["resynthesis of held-out clips"] = section
     kinds = per.get("fewshot/kind", [])
     if kinds:
@@ -238,6 +254,8 @@ def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict
             "similarity to source": float(np.nanmean(per["fewshot/to_source"])),
             "F0 correlation with source": float(np.nanmean(per["fewshot/f0_corr"])),
         }
+        if "fewshot/f0_spread" in per:
+            section["F0 spread, semitones"] = float(np.nanmean(per["fewshot/f0_spread"]))
         for kind, keep in _by_kind(kinds):
             section[f"closer to target [{kind} sources]"] = _mean_where(per["fewshot/closer"], keep)
             section[f"WER converted [{kind}]"] = _wer(per["fewshot/errors"], per["fewshot/words"], keep)
@@ -258,9 +276,13 @@ def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict
 PAIRED = {
     "resynth/similarity": "resynthesis: similarity to original",
     "resynth/wer": "resynthesis: WER per clip",
+    "resynth/f0_corr": "resynthesis: F0 correlation with original",
+    "resynth/f0_spread": "resynthesis: F0 spread, semitones",
     "fewshot/to_target": "few-shot: similarity to target",
     "fewshot/closer": "few-shot: closer to target",
     "fewshot/wer": "few-shot: WER per clip",
+    "fewshot/f0_corr": "few-shot: F0 correlation with source",
+    "fewshot/f0_spread": "few-shot: F0 spread, semitones",
     "named/to_target": "real to named: similarity to target",
     "named/closer": "real to named: closer to target",
 }

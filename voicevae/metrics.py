@@ -173,6 +173,20 @@ def median_f0(wav: Audio, rate: int) -> float:
     return float(np.exp(np.median(log_f0[voiced]))) if voiced.any() else float("nan")
 
 
+def f0_spread(wav: Audio, rate: int) -> tuple[float, float]:
+    """(spread, voiced share) of a (T,) clip: std of F0 in semitones over its voiced frames, and their share of frames.
+
+    How much melody a clip carries. A decoder that renders every voiced frame
+    at one pitch gives a spread near 0; one that loses voicing gives a voiced
+    share near 0. The spread is nan when fewer than 10 frames are voiced.
+    """
+    log_f0, voiced = _log_f0(_prepare(wav, rate, METRIC_RATE, "clip"))
+    share = float(voiced.mean()) if voiced.size else float("nan")
+    if voiced.sum() < MIN_VOICED_FRAMES:
+        return float("nan"), share
+    return float((12 / np.log(2)) * log_f0[voiced].std()), share
+
+
 def f0_correlation(ref: Audio, deg: Audio, rate: int) -> float:
     """Pearson correlation of log-F0 (pYIN) over frames voiced in both (T,) clips.
 
