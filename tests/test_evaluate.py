@@ -145,7 +145,7 @@ def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path):
     assert diffs["resynthesis: similarity to original"].n == 2 and diffs["resynthesis: similarity to original"].mean != 0
     table = to_markdown(a, b, ("new", "old"))
     assert "paired differences, new - old" in table and "| few-shot: similarity to target |" in table
-    assert "| resynthesis: F0 spread, semitones |" in table
+    assert "| resynthesis: F0 spread, semitones |" in table and "| resynthesis: voiced share of frames |" in table
 
 
 def test_compare_pairs_two_saved_reports(tmp_path, capsys):

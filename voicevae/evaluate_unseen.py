@@ -278,6 +278,7 @@ PAIRED = {
     "resynth/wer": "resynthesis: WER per clip",
     "resynth/f0_corr": "resynthesis: F0 correlation with original",
     "resynth/f0_spread": "resynthesis: F0 spread, semitones",
+    "resynth/voiced": "resynthesis: voiced share of frames",
     "fewshot/to_target": "few-shot: similarity to target",
     "fewshot/closer": "few-shot: closer to target",
     "fewshot/wer": "few-shot: WER per clip",
