@@ -10,7 +10,7 @@ from voicevae.api import VoiceConverter
 from voicevae.config import VAEConfig
 from voicevae.corpora import read_manifest
 from voicevae.evaluate import evaluate, non_speech_clips, to_markdown
-from voicevae.metrics import f0_spread
+from voicevae.metrics import f0_spread, f0_track
 from voicevae.model import VAE
 from voicevae.vectors import compute_vectors
 from voicevae.vocoder import load_vocoder
@@ -108,7 +108,8 @@ def _heldout_tone_corpus(root):
 
 
 @pytest.mark.slow
-def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path):
+def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path, monkeypatch):
+    import voicevae.evaluate_unseen as protocol
     from voicevae.evaluate_unseen import compare, heldout_clips, to_markdown, unseen_protocol
 
     manifest = _heldout_tone_corpus(tmp_path / "c")
@@ -121,8 +122,13 @@ def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path):
     clips = heldout_clips(converters[0], manifest, per_voice=5, with_packaged=False)
     assert [c.speaker for c in clips] == ["spk2"] * 4 + ["spk3"] * 4
     assert all(c.kind == "real" and c.text is not None for c in clips)  # no engine label, English by default
+    tracked = []
+    monkeypatch.setattr(protocol, "f0_track", lambda wav, *a: tracked.append(len(wav)) or f0_track(wav, *a))
     a, b = (unseen_protocol(vc, clips, manifest, named=["spk0"], is_samples=2, progress=False) for vc in converters)
     per = a["clips"]
+    # pYIN, the slowest judge, tracks each scored source once and each output once:
+    # per model, 2 sources + 2 resyntheses + 2 few-shot conversions.
+    assert len(tracked) == 2 * 6
     # Three clips of each voice are its reference: only the fourth is scored.
     assert len(per["resynth/similarity"]) == 2
     assert len(per["fewshot/closer"]) == 2  # two targets, each from the other voice's scored clip
@@ -154,7 +160,8 @@ def test_compare_pairs_two_saved_reports(tmp_path, capsys):
     from voicevae.cli import main
 
     def report(sims, keys=("a", "b", "c")):
-        clips = {"resynth/similarity": sims, "resynth/key": list(keys)}
+        # No frame voiced in any clip: no F0 correlation to pair, so no row for it.
+        clips = {"resynth/similarity": sims, "resynth/key": list(keys), "resynth/f0_corr": [math.nan] * 3}
         return {"model": {"summary": {"resynthesis of held-out clips": {"clips": 3.0}}, "clips": clips}}
 
     new, old, other = tmp_path / "new.json", tmp_path / "old.json", tmp_path / "other.json"
@@ -165,6 +172,7 @@ def test_compare_pairs_two_saved_reports(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "paired differences, new - old" in out
     assert "| resynthesis: similarity to original | +0.117 |" in out and "| 3 / 3 |" in out
+    assert "F0 correlation" not in out and "nan" not in out
     # Reports of other clips (or another order) are not paired.
     assert main(["evaluate", "--unseen", "--compare", str(new), str(other)]) == 1
     assert "scored other clips" in capsys.readouterr().err

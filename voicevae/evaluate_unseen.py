@@ -45,7 +45,18 @@ from tqdm import tqdm
 from .api import VoiceConverter
 from .corpora import read_manifest
 from .evaluate import non_speech_clips
-from .metrics import Difference, SpeakerEncoder, Transcriber, auroc, f0_correlation, f0_spread, paired_difference, word_errors
+from .metrics import (
+    Difference,
+    F0Track,
+    SpeakerEncoder,
+    Transcriber,
+    auroc,
+    f0_track,
+    paired_difference,
+    track_correlation,
+    track_spread,
+    word_errors,
+)
 from .realclips import load_real_clip, real_clips
 
 ENGLISH = ("", "en", "en-US", "en-GB")
@@ -120,6 +131,14 @@ def unseen_protocol(
         e, n = word_errors(c.text, asr.transcribe(wav, rate))
         return e / max(n, 1), e, n
 
+    tracks: dict[int, F0Track] = {}
+
+    def source_track(i: int) -> F0Track:
+        """The judge's pitch track of clip i, tracked once (pYIN is the slowest judge)."""
+        if i not in tracks:
+            tracks[i] = f0_track(clips[i].audio, rate, clips[i].name)
+        return tracks[i]
+
     per: dict[str, list] = {}
 
     def add(key: str, value) -> None:
@@ -137,11 +156,12 @@ def unseen_protocol(
         add("resynth/errors", e)
         add("resynth/words", n)
         add("source/wer", wer_of(c, c.audio)[0])
-        add("resynth/f0_corr", f0_correlation(c.audio, out, rate))
-        spread, voiced = f0_spread(out, rate)
+        out_track = f0_track(out, rate)
+        add("resynth/f0_corr", track_correlation(source_track(i), out_track))
+        spread, voiced = track_spread(out_track)
         add("resynth/f0_spread", spread)
         add("resynth/voiced", voiced)
-        spread, voiced = f0_spread(c.audio, rate)
+        spread, voiced = track_spread(source_track(i))
         add("source/f0_spread", spread)
         add("source/voiced", voiced)
 
@@ -170,8 +190,9 @@ def unseen_protocol(
             add("fewshot/errors", e)
             add("fewshot/words", n)
             add("fewshot/source_errors", wer_of(c, c.audio)[1] if c.text else 0)
-            add("fewshot/f0_corr", f0_correlation(c.audio, out, rate))
-            add("fewshot/f0_spread", f0_spread(out, rate)[0])
+            out_track = f0_track(out, rate)
+            add("fewshot/f0_corr", track_correlation(source_track(i), out_track))
+            add("fewshot/f0_spread", track_spread(out_track)[0])
 
     # 3. real speech to named voices
     train = read_manifest(manifest, split="train")
@@ -224,9 +245,15 @@ def _by_kind(kinds: list[str]) -> Iterator[tuple[str, list[bool]]]:
             yield kind, keep
 
 
+def _nanmean(values: Sequence[float]) -> float:
+    """Mean leaving out NaN; NaN, without numpy's warning, when every value is NaN."""
+    kept = [v for v in values if not math.isnan(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
 def _mean_where(values: list[float], keep: list[bool]) -> float:
     """Mean of the kept values, leaving out NaN (a verdict that could not be made)."""
-    return float(np.nanmean([v for v, k in zip(values, keep) if k]))
+    return _nanmean([v for v, k in zip(values, keep) if k])
 
 
 def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict[str, float]]:
@@ -239,23 +266,23 @@ def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict
             section[f"WER [{kind}]"] = _wer(per["resynth/errors"], per["resynth/words"], keep)
         # Intonation, in reports from 2026-12-03 on (older ones lack these keys).
         if "resynth/f0_spread" in per:
-            section["F0 correlation with original"] = float(np.nanmean(per["resynth/f0_corr"]))
-            section["F0 spread, semitones"] = float(np.nanmean(per["resynth/f0_spread"]))
-            section["F0 spread of the originals, semitones"] = float(np.nanmean(per["source/f0_spread"]))
-            section["voiced share of frames"] = float(np.nanmean(per["resynth/voiced"]))
-            section["voiced share of the originals"] = float(np.nanmean(per["source/voiced"]))
+            section["F0 correlation with original"] = _nanmean(per["resynth/f0_corr"])
+            section["F0 spread, semitones"] = _nanmean(per["resynth/f0_spread"])
+            section["F0 spread of the originals, semitones"] = _nanmean(per["source/f0_spread"])
+            section["voiced share of frames"] = _nanmean(per["resynth/voiced"])
+            section["voiced share of the originals"] = _nanmean(per["source/voiced"])
         out["resynthesis of held-out clips"] = section
     kinds = per.get("fewshot/kind", [])
     if kinds:
         section = {
             "conversions": float(len(kinds)),
-            "closer to target (share)": float(np.nanmean(per["fewshot/closer"])),
+            "closer to target (share)": _nanmean(per["fewshot/closer"]),
             "similarity to target": float(np.mean(per["fewshot/to_target"])),
-            "similarity to source": float(np.nanmean(per["fewshot/to_source"])),
-            "F0 correlation with source": float(np.nanmean(per["fewshot/f0_corr"])),
+            "similarity to source": _nanmean(per["fewshot/to_source"]),
+            "F0 correlation with source": _nanmean(per["fewshot/f0_corr"]),
         }
         if "fewshot/f0_spread" in per:
-            section["F0 spread, semitones"] = float(np.nanmean(per["fewshot/f0_spread"]))
+            section["F0 spread, semitones"] = _nanmean(per["fewshot/f0_spread"])
         for kind, keep in _by_kind(kinds):
             section[f"closer to target [{kind} sources]"] = _mean_where(per["fewshot/closer"], keep)
             section[f"WER converted [{kind}]"] = _wer(per["fewshot/errors"], per["fewshot/words"], keep)
@@ -264,9 +291,9 @@ def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict
     if per.get("named/closer"):
         out["real speech to named voices"] = {
             "conversions": float(len(per["named/closer"])),
-            "closer to target (share)": float(np.nanmean(per["named/closer"])),
+            "closer to target (share)": _nanmean(per["named/closer"]),
             "similarity to target": float(np.mean(per["named/to_target"])),
-            "similarity to source": float(np.nanmean(per["named/to_source"])),
+            "similarity to source": _nanmean(per["named/to_source"]),
         }
     out["anomaly score"] = anomaly
     return out
@@ -303,7 +330,9 @@ def compare(new: dict, old: dict) -> list[tuple[str, Difference]]:
         section = key.split("/")[0]
         if new["clips"].get(f"{section}/key") != old["clips"].get(f"{section}/key"):
             raise ValueError(f"the two reports scored other clips in {section!r}: run both with the same manifest and settings")
-        rows.append((label, paired_difference([float(x) for x in a], [float(x) for x in b])))
+        d = paired_difference([float(x) for x in a], [float(x) for x in b])
+        if d.n:  # no clip scored in both (e.g. no frame voiced in either): nothing to compare
+            rows.append((label, d))
     return rows
 
 

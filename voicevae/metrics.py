@@ -7,7 +7,8 @@ audio raises `AudioError`.
 
 - Speaker identity: `SpeakerEncoder` (Resemblyzer d-vectors, cosine similarity).
 - Intelligibility: `Transcriber` (pocketsphinx en-us) and `word_error_rate`.
-- Prosody: `f0_correlation`, `median_f0`.
+- Prosody: `f0_track` (pYIN, once per clip), `track_spread`, `track_correlation`; `f0_spread`,
+  `f0_correlation` and `median_f0` on audio.
 - Signal quality: `pesq_wb`, `stoi`, `mel_l1`.
 - Verification: `auroc` over same/different-speaker scores.
 - Speed: `real_time_factor`.
@@ -161,6 +162,19 @@ def _log_f0(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.log(np.where(voiced, f0, 1.0)), voiced
 
 
+F0Track = tuple[np.ndarray, np.ndarray]  # (log-F0 (F,), voiced mask (F,)) at a 10 ms hop
+
+
+def f0_track(wav: Audio, rate: int, name: str = "clip") -> F0Track:
+    """The judge's pYIN track of a (T,) clip: (log-F0 (F,), voiced mask (F,)), 10 ms hop.
+
+    pYIN is the slowest judge; a protocol that reads one clip's pitch several
+    ways tracks it once here and passes the track to `track_spread` and
+    `track_correlation`. `name` says which input is at fault in an error.
+    """
+    return _log_f0(_prepare(wav, rate, METRIC_RATE, name))
+
+
 def median_f0(wav: Audio, rate: int) -> float:
     """Median F0 in Hz (pYIN, the judge's band) over the voiced frames of a (T,) clip; nan when none is voiced.
 
@@ -169,33 +183,37 @@ def median_f0(wav: Audio, rate: int) -> float:
     subharmonic that a tracker reaching below the judge's band reads as F0,
     an octave below the pitch heard (`benchmarks/f0_octave_check.py`).
     """
-    log_f0, voiced = _log_f0(_prepare(wav, rate, METRIC_RATE, "clip"))
+    log_f0, voiced = f0_track(wav, rate)
     return float(np.exp(np.median(log_f0[voiced]))) if voiced.any() else float("nan")
 
 
-def f0_spread(wav: Audio, rate: int) -> tuple[float, float]:
-    """(spread, voiced share) of a (T,) clip: std of F0 in semitones over its voiced frames, and their share of frames.
+def track_spread(track: F0Track) -> tuple[float, float]:
+    """(spread, voiced share) of an `f0_track`: std of F0 in semitones over its voiced frames, and their share of frames.
 
     How much melody a clip carries. A decoder that renders every voiced frame
     at one pitch gives a spread near 0; one that loses voicing gives a voiced
     share near 0. The spread is nan when fewer than 10 frames are voiced.
     """
-    log_f0, voiced = _log_f0(_prepare(wav, rate, METRIC_RATE, "clip"))
+    log_f0, voiced = track
     share = float(voiced.mean()) if voiced.size else float("nan")
     if voiced.sum() < MIN_VOICED_FRAMES:
         return float("nan"), share
     return float((12 / np.log(2)) * log_f0[voiced].std()), share
 
 
-def f0_correlation(ref: Audio, deg: Audio, rate: int) -> float:
-    """Pearson correlation of log-F0 (pYIN) over frames voiced in both (T,) clips.
+def f0_spread(wav: Audio, rate: int) -> tuple[float, float]:
+    """`track_spread` of a (T,) clip: (std of F0 in semitones over voiced frames, voiced share)."""
+    return track_spread(f0_track(wav, rate))
 
-    The contours are cut to the shorter length (no time warping: `deg` is
+
+def track_correlation(ref: F0Track, deg: F0Track) -> float:
+    """Pearson correlation of log-F0 over frames voiced in both tracks.
+
+    The tracks are cut to the shorter length (no time warping: `deg` is
     assumed frame-aligned with `ref`, as a resynthesis is). Returns nan when
     fewer than 10 frames are voiced in both or a contour is flat there.
     """
-    r_f0, r_v = _log_f0(_prepare(ref, rate, METRIC_RATE, "reference"))
-    d_f0, d_v = _log_f0(_prepare(deg, rate, METRIC_RATE, "degraded"))
+    (r_f0, r_v), (d_f0, d_v) = ref, deg
     n = min(len(r_f0), len(d_f0))
     both = r_v[:n] & d_v[:n]
     if both.sum() < MIN_VOICED_FRAMES:
@@ -204,6 +222,11 @@ def f0_correlation(ref: Audio, deg: Audio, rate: int) -> float:
     if a.std() == 0 or b.std() == 0:
         return float("nan")
     return float(np.corrcoef(a, b)[0, 1])
+
+
+def f0_correlation(ref: Audio, deg: Audio, rate: int) -> float:
+    """`track_correlation` of two (T,) clips, `deg` frame-aligned with `ref`."""
+    return track_correlation(f0_track(ref, rate, "reference"), f0_track(deg, rate, "degraded"))
 
 
 def pesq_wb(ref: Audio, deg: Audio, rate: int) -> float:
