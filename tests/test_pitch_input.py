@@ -1,6 +1,9 @@
 """The decoder's intonation input (model.pitch_input): the contour, its cache, training and conversion with it."""
 
+import math
+
 import numpy as np
+import pytest
 import torch
 from conftest import write_train_config as write_config
 
@@ -26,12 +29,17 @@ def glide(seconds: float, hz: float, octaves: float, silent_from: float | None =
 def test_intonation_follows_the_melody_relative_to_the_clips_mean():
     frames = 86
     contour = intonation(torch.from_numpy(glide(1.0, 150, 0.5, silent_from=0.8)), RATE, frames, HOP)
-    assert contour.shape == (2, frames)
+    assert contour.shape == (3, frames)
     voiced = contour[1].numpy() > 0
     assert voiced[:60].all() and not voiced[75:].any()  # the silent end is unvoiced
     # The same melody an octave up gives the same contour: the register is not in it.
     higher = intonation(torch.from_numpy(glide(1.0, 300, 0.5, silent_from=0.8)), RATE, frames, HOP)
     assert (contour[0] - higher[0])[voiced].abs().max() < 0.05
+    # The register is row 2 instead: the clip's mean log2 F0, an octave apart here.
+    assert (higher[2] == higher[2, 0]).all() and float(higher[2, 0] - contour[2, 0]) == pytest.approx(1.0, abs=0.02)
+    # Over the voiced 0.8 s the swing's mean is 0.5 (1 - cos 1.6 pi) / 1.6 pi octaves above 150 Hz.
+    swing = 0.5 * (1 - math.cos(1.6 * math.pi)) / (1.6 * math.pi)
+    assert float(contour[2, 0]) == pytest.approx(math.log2(150) + swing, abs=0.02)
     mel_t = (np.arange(frames) + 0.5) * HOP / RATE
     truth = 0.5 * np.sin(2 * np.pi * mel_t)
     assert np.corrcoef(truth[voiced], contour[0].numpy()[voiced])[0, 1] > 0.99
@@ -68,7 +76,6 @@ def test_training_with_the_contour_caches_it_and_saves_the_setting(tmp_path, ton
 
 
 def test_conversion_reads_the_sources_contour_and_unsupported_paths_say_so(tone_corpus):
-    import pytest
 
     from voicevae.api import VoiceConverter
     from voicevae.corpora import read_manifest

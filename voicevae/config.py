@@ -184,8 +184,18 @@ class VAEConfig:
     # comes from the source and the register from z_s instead of neither: the
     # content encoder's voice warp (content_warp) hides F0 from z_c.
     pitch_input: bool = False
+    # With pitch_input, also a harmonic source (harmonics.py): the log-mel
+    # ripple of equal harmonics at the frame's F0, scaled per bin and frame by
+    # a gain the decoder predicts, is added to its output. Below 1 kHz the
+    # ripple is what the vocoder voices from, and a mean-predicting decoder
+    # blurs it away. The register (mean log2 F0) of a clip decoded with its
+    # own latents is its own; a conversion reads it from the target's speaker
+    # latent, through a head trained with lambdas["pitch/register"].
+    harmonic_source: bool = False
 
     def validate(self, where: str = "model") -> None:
+        if self.harmonic_source and not self.pitch_input:
+            raise ConfigError(f"{where}.harmonic_source: needs {where}.pitch_input (the source's F0 places the harmonics)")
         if self.content_latent not in ("gaussian", "categorical"):
             raise ConfigError(f"{where}.content_latent: must be 'gaussian' or 'categorical', got {self.content_latent!r}")
         for name in ("channels", "n_blocks", "content_dim", "speaker_dim", "downsample"):
@@ -382,6 +392,11 @@ class TrainConfig:
             raise ConfigError(f"{where}.lambdas.cycle/content: needs model.content_latent 'gaussian'")
         if self.model.n_mels != self.mel.n_mels:
             raise ConfigError(f"{where}: model.n_mels={self.model.n_mels} differs from mel.n_mels={self.mel.n_mels}")
+        if self.model.harmonic_source and not self.lambdas.get("pitch/register", 0.0) > 0:
+            raise ConfigError(
+                f"{where}.lambdas.pitch/register: model.harmonic_source reads a conversion's register from the "
+                "target's speaker latent; give the head that learns it a weight (1.0 is usual)"
+            )
         if not self.lambdas.get("rec/nll"):
             # The usual way here: `--set lambdas.X=w` on a YAML without a lambdas
             # section makes {X: w} the whole dict, dropping the default weights.
@@ -630,6 +645,7 @@ VAE_TERMS = (
     "fm",
     "phone/ctc",
     "adv/disc",
+    "pitch/register",
 )
 VOCODER_GENERATOR_TERMS = ("mel/l1", "stft/sc", "stft/mag", "phase/ip", "phase/gd", "phase/iaf", "adv/gen", "fm", "mel/multi")
 

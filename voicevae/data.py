@@ -15,7 +15,7 @@ decoder is never taught that this voice has an empty top band; "drop" leaves
 them out; "keep" treats them as full-band.
 
 For a model that reads the source's intonation (`model.pitch_input`), each
-clip's contour (pitch.intonation, (2, F)) is cached beside its log-mel in a
+clip's contour (pitch.intonation, (3, F)) is cached beside its log-mel in a
 file of its own, so the log-mel cache serves both kinds of run.
 """
 
@@ -34,7 +34,7 @@ from .checkpoint import save_checkpoint
 from .config import DataConfig, MelConfig, to_dict
 from .corpora import Utterance, read_manifest
 from .features import MelFrontend, bins_below
-from .pitch import intonation
+from .pitch import INTONATION_CHANNELS, intonation
 
 CACHE_VERSION = 1
 
@@ -45,7 +45,7 @@ class MelCorpus:
 
     band_bins[i]: how many mel bins from the bottom hold clip i's signal
     (n_mels for a full-band clip; see `data.band_limited`); empty means all.
-    pitch[i]: clip i's intonation (2, F_i) float16, for a pitch_input model; empty otherwise.
+    pitch[i]: clip i's intonation (3, F_i) float16, for a pitch_input model; empty otherwise.
     """
 
     mels: list[torch.Tensor]
@@ -137,10 +137,12 @@ def _load_mels(
 
 
 def _load_intonation(corpus: MelCorpus, cache: Path, mel_config: MelConfig, progress: bool) -> list[torch.Tensor]:
-    """Each clip's intonation (2, F_i) float16, aligned with its cached log-mel; cached in `cache`."""
+    """Each clip's intonation (3, F_i) float16, aligned with its cached log-mel; cached in `cache`."""
     if cache.is_file():
         data = torch.load(cache, weights_only=True)
-        if data.get("version") == CACHE_VERSION and len(data["pitch"]) == len(corpus):
+        # A cache from before a row was added to the intonation is stale, not an error.
+        current = data.get("version") == CACHE_VERSION and len(data["pitch"]) == len(corpus)
+        if current and all(p.shape[0] == INTONATION_CHANNELS for p in data["pitch"][:1]):
             return data["pitch"]
     contours = []
     for path, mel in tqdm(
@@ -205,7 +207,7 @@ class SpeakerBalancedBatches:
     def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Returns (mels (B, n_mels, segment_frames) float32, speaker indices (B,), band bins (B,), intonation).
 
-        The intonation (B, 2, segment_frames) is the crops' own (zeros where
+        The intonation (B, 3, segment_frames) is the crops' own (zeros where
         padded), when the corpus holds it; else None.
         """
         g = self.generator

@@ -15,7 +15,8 @@ The decoder upsamples z_c back to F frames and modulates every block with a
 scale and shift computed from z_s (adaptive instance normalisation), giving
 the mean mu (B, n_mels, F) of p(x | z) = N(mu, sigma^2 I) with a learned
 sigma per mel bin. With `pitch_input` it also reads the source's intonation
-(B, 2, F) (pitch.intonation), added after the upsampling: p(x | z, pitch).
+(B, 3, F) (pitch.intonation), added after the upsampling: p(x | z, pitch). With
+`harmonic_source` a comb of that F0's harmonics (harmonics.py) is added to mu.
 Without a contour (pitch=None) it reads zeros, a flat unvoiced one; the
 conversion API passes the source's real contour.
 
@@ -49,7 +50,11 @@ from .distributions import (
     importance_log_mean_exp,
     standard_normal_log_prob,
 )
-from .pitch import INTONATION_CHANNELS
+from .harmonics import HarmonicComb
+from .pitch import INTONATION_CHANNELS, MELODY_CHANNELS
+
+# Where the register head starts: log2 of 150 Hz, mid-way between typical male and female voices.
+REGISTER_PRIOR = math.log2(150.0)
 
 # The small model trained on the synthetic corpus, shipped with the package (README).
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default" / "model.pt"
@@ -157,16 +162,37 @@ class AdaINBlock(nn.Module):
 
 
 class Decoder(nn.Module):
-    """(z_c (B, content_dim, L), z_s (B, speaker_dim)[, pitch (B, 2, L * downsample)]) -> mu (B, n_mels, L * downsample)."""
+    """(z_c (B, content_dim, L), z_s (B, speaker_dim)[, pitch (B, 3, L * downsample)]) -> mu (B, n_mels, L * downsample).
 
-    def __init__(self, cfg: VAEConfig) -> None:
+    With a harmonic source (VAEConfig.harmonic_source) mu also carries the
+    comb of the frame's F0 (harmonics.py), F0 = 2^(pitch row 0 + row 2):
+    the melody from the contour, the register from row 2. `register(z_s)`
+    predicts that register from a speaker latent, for conversions.
+    """
+
+    def __init__(self, cfg: VAEConfig, mel_config: MelConfig) -> None:
         super().__init__()
         self.inp = nn.Conv1d(cfg.content_dim, cfg.channels, cfg.kernel_size, padding=cfg.kernel_size // 2)
         self.up = nn.ConvTranspose1d(cfg.channels, cfg.channels, cfg.downsample, stride=cfg.downsample)
         pad = cfg.kernel_size // 2
-        self.pitch = nn.Conv1d(INTONATION_CHANNELS, cfg.channels, cfg.kernel_size, padding=pad) if cfg.pitch_input else None
+        self.pitch = nn.Conv1d(MELODY_CHANNELS, cfg.channels, cfg.kernel_size, padding=pad) if cfg.pitch_input else None
         self.blocks = nn.ModuleList([AdaINBlock(cfg.channels, cfg.kernel_size, cfg.speaker_dim) for _ in range(cfg.n_blocks)])
         self.out = nn.Conv1d(cfg.channels, cfg.n_mels, cfg.kernel_size, padding=cfg.kernel_size // 2)
+        self.comb: HarmonicComb | None = None
+        if cfg.harmonic_source:
+            self.comb = HarmonicComb(mel_config)
+            self.comb_gain = gain = nn.Conv1d(cfg.channels, cfg.n_mels, 1)
+            # Starts shallow (gain sigmoid(-2) = 0.12): a full-depth comb at step 0 would swamp the envelope.
+            nn.init.zeros_(gain.weight)
+            assert gain.bias is not None  # a Conv1d has one unless told otherwise
+            nn.init.constant_(gain.bias, -2.0)
+            self.register_head = nn.Linear(cfg.speaker_dim, 1)
+            nn.init.zeros_(self.register_head.weight)
+            nn.init.constant_(self.register_head.bias, REGISTER_PRIOR)
+
+    def register(self, z_s: torch.Tensor) -> torch.Tensor:
+        """The register (mean log2 F0) a speaker latent speaks at: (B, speaker_dim) -> (B,)."""
+        return self.register_head(z_s)[:, 0]
 
     def forward(self, z_c: torch.Tensor, z_s: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         h = self.up(F.gelu(self.inp(z_c)))
@@ -175,11 +201,16 @@ class Decoder(nn.Module):
             if pitch is None:
                 pitch = h.new_zeros((h.shape[0], INTONATION_CHANNELS, frames))
             # A contour for the unpadded frames is padded as unvoiced; (B,) or (1,) batches broadcast.
-            pitch = F.pad(pitch[..., :frames], (0, frames - min(frames, pitch.shape[-1])))
-            h = h + self.pitch(pitch.to(h.dtype))
+            pitch = F.pad(pitch[..., :frames], (0, frames - min(frames, pitch.shape[-1]))).to(h.dtype)
+            h = h + self.pitch(pitch[:, :MELODY_CHANNELS])
         for block in self.blocks:
             h = block(h, z_s)
-        return self.out(F.gelu(h))
+        h = F.gelu(h)
+        mu = self.out(h)
+        if self.comb is not None and pitch is not None:
+            ripple = self.comb(pitch[:, 0] + pitch[:, 2], pitch[:, 1])  # (B, n_mels, F), 0 where unvoiced
+            mu = mu + torch.sigmoid(self.comb_gain(h)) * ripple
+        return mu
 
 
 @dataclass
@@ -214,7 +245,7 @@ class VAE(nn.Module):
         cfg = self.config
         self.speaker_encoder = SpeakerEncoder(cfg)
         self.content_encoder = ContentEncoder(cfg)
-        self.decoder = Decoder(cfg)
+        self.decoder = Decoder(cfg, self.mel_config)
         if cfg.content_latent == "categorical":
             self.codebook = nn.Embedding(cfg.content_codes, cfg.content_dim)
         self.log_sigma = nn.Parameter(torch.full((cfg.n_mels,), cfg.init_log_sigma), requires_grad=cfg.learn_sigma)
@@ -279,13 +310,13 @@ class VAE(nn.Module):
         return rearrange(self.codebook(index), "... l d -> ... d l")
 
     def decode_normalized(self, z_c: torch.Tensor, z_s: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
-        """mu of p(x|z) in standardised units: (B, Dc, L), (B, Ds)[, (B, 2, F)] -> (B, n_mels, L*downsample)."""
+        """mu of p(x|z) in standardised units: (B, Dc, L), (B, Ds)[, (B, 3, F)] -> (B, n_mels, L*downsample)."""
         return self.decoder(z_c, z_s, pitch)
 
     def decode(
         self, z_c: torch.Tensor, z_s: torch.Tensor, frames: int | None = None, pitch: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Log-mel mean (B, n_mels, F) from latents; `frames` crops the padding; pitch (B, 2, F) for a pitch_input model."""
+        """Log-mel mean (B, n_mels, F) from latents; `frames` crops the padding; pitch (B, 3, F) for a pitch_input model."""
         mel = self._denormalize(self.decode_normalized(z_c, z_s, pitch))
         return mel if frames is None else mel[..., :frames]
 
@@ -313,7 +344,7 @@ class VAE(nn.Module):
         return q.rsample(n), None
 
     def log_px(self, x: torch.Tensor, n_samples: int = 64, chunk: int = 16, pitch: torch.Tensor | None = None) -> torch.Tensor:
-        """Importance-sampled log p(x) per utterance, (B,), in nats (given the intonation (B, 2, F) for a pitch_input model).
+        """Importance-sampled log p(x) per utterance, (B,), in nats (given the intonation (B, 3, F) for a pitch_input model).
 
         log p(x) ~ log 1/N sum_n p(x|z_n) p(z_n) / q(z_n|x), z_n ~ q(z|x), with
         both latents drawn jointly from the posterior. Includes the Jacobian of
@@ -349,7 +380,7 @@ class VAE(nn.Module):
 
     @torch.inference_mode()
     def reconstruct(self, x: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
-        """Decode the posterior means: log-mel (B, n_mels, F)[, intonation (B, 2, F)] -> (B, n_mels, F)."""
+        """Decode the posterior means: log-mel (B, n_mels, F)[, intonation (B, 3, F)] -> (B, n_mels, F) (the clip's own register)."""
         q = self.posterior(x)
         z_c = self._point_content(q.content)
         return self.decode(z_c, q.speaker.mu, q.frames, pitch)
@@ -363,14 +394,30 @@ class VAE(nn.Module):
     def convert(self, x: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         """Keep the content of x, decode with speaker latent(s) (B, Ds) or (Ds,): -> (B, n_mels, F).
 
-        pitch (B, 2, F): the source's intonation, for a pitch_input model.
+        pitch (B, 3, F): the source's intonation, for a pitch_input model
+        (a harmonic source speaks it at the target's register: `with_register`).
         """
         xn, frames = self.prepare(x)
         # Only the content encoder: the speaker latent is given (and live conversion runs this per block).
         content = self.content_encoder(xn)
         if speaker.ndim == 1:
             speaker = repeat(speaker, "d -> b d", b=x.shape[0])
-        return self.decode(self._point_content(content), speaker.to(x.dtype), frames, pitch)
+        speaker = speaker.to(x.dtype)
+        return self.decode(self._point_content(content), speaker, frames, self.with_register(pitch, speaker))
+
+    def with_register(self, pitch: torch.Tensor | None, speaker: torch.Tensor) -> torch.Tensor | None:
+        """The source's intonation (B or 1, 3, F) at the register speaker latents (B, Ds) speak at -> (B, 3, F).
+
+        A harmonic source places its comb at the source's melody around the
+        target's register (the decoder's `register` head); any other model
+        gets `pitch` back unchanged.
+        """
+        if pitch is None or self.decoder.comb is None:
+            return pitch
+        pitch = repeat(pitch, "b c f -> (r b) c f", r=speaker.shape[0] // pitch.shape[0]).clone()
+        # Detached: the head learns the register from "pitch/register" alone, not from what a decode asks of it.
+        pitch[:, 2] = self.decoder.register(speaker).detach()[:, None].to(pitch.dtype)
+        return pitch
 
     @torch.inference_mode()
     def sample_prior(

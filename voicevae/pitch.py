@@ -25,7 +25,8 @@ import librosa
 import numpy as np
 import torch
 
-INTONATION_CHANNELS = 2  # log-F0 relative to the clip's mean (octaves), voicing
+INTONATION_CHANNELS = 3  # log-F0 relative to the clip's mean (octaves), voicing, the clip's mean log2 F0
+MELODY_CHANNELS = 2  # the first two: what the decoder's melody input reads (the register comes from z_s)
 
 TRACK_RATE = 16000
 F0_MIN_HZ, F0_MAX_HZ = 50.0, 600.0
@@ -70,13 +71,15 @@ def pitch_shift(wav: torch.Tensor, rate: int, semitones: float) -> torch.Tensor:
 
 
 def intonation(wav: torch.Tensor | np.ndarray, rate: int, frames: int, hop_length: int) -> torch.Tensor:
-    """(T,) audio at `rate` -> (2, frames) float32 at the log-mel frame rate (`hop_length` samples at `rate`).
+    """(T,) audio at `rate` -> (3, frames) float32 at the log-mel frame rate (`hop_length` samples at `rate`).
 
     Row 0: log2 F0 minus its mean over the clip's voiced frames (octaves),
     carried across unvoiced gaps by linear interpolation so the decoder sees
-    a continuous melody; row 1: 1 where RAPT finds voicing, else 0. A clip
-    with no voiced frame gives zeros. Mel frame f is centred at (f + 1/2) hops
-    (features.MelFrontend's framing).
+    a continuous melody; row 1: 1 where RAPT finds voicing, else 0; row 2:
+    that mean, the clip's register (log2 Hz, the same in every frame), so row
+    0 + row 2 is the absolute log2 F0 a harmonic source (harmonics.py) needs.
+    A clip with no voiced frame gives zeros. Mel frame f is centred at
+    (f + 1/2) hops (features.MelFrontend's framing).
     """
     try:
         with warnings.catch_warnings():  # pysptk imports pkg_resources, which warns that it is deprecated
@@ -101,4 +104,5 @@ def intonation(wav: torch.Tensor | np.ndarray, rate: int, frames: int, hop_lengt
     log_f0 = np.log2(f0[voiced])
     out[0] = np.interp(mel_t, track_t[voiced], log_f0 - log_f0.mean())
     out[1] = np.interp(mel_t, track_t, voiced.astype(np.float32)) > 0.5
+    out[2] = log_f0.mean()
     return torch.from_numpy(out)

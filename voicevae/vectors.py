@@ -46,7 +46,7 @@ BANK_FRAMES = 32  # latent frames per crop (64 mel frames, 0.75 s, at downsample
 # that means "off". An option left off is kept out of the hash, so adding an
 # off-by-default option does not orphan every vector file made before it
 # (the weights and every other setting still pin the latent space).
-LATER_OPTIONS = {"pitch_input": False}
+LATER_OPTIONS = {"pitch_input": False, "harmonic_source": False}
 
 
 def model_fingerprint(model: VAE) -> str:

@@ -89,7 +89,8 @@ def elbo_terms(
     (training/adversarial.py).
     phones: the phonetic term and this step's whole clips; adds "phone/ctc"
     (training/phonetic.py).
-    pitch (B, 2, F): the clips' intonation, for a `model.pitch_input` decoder.
+    pitch (B, 3, F): the clips' intonation, for a `model.pitch_input` decoder; with a harmonic
+    source it adds "pitch/register" (register_loss).
 
     Returns scalars:
       "rec/nll"      -E_q[log p(x|z)] (K-sample average)
@@ -129,6 +130,8 @@ def elbo_terms(
         "kl/speaker": kl_s.sum() / n_frames,
         "elbo": (log_lik.mean(0) - kl_c_raw - kl_s_raw).sum().detach() / n_frames,
     }
+    if pitch is not None and model.decoder.comb is not None:
+        terms["pitch/register"] = register_loss(model, z_s[0], pitch)
     if content_cycle:
         terms["cycle/content"] = content_cycle_loss(model, q_c.mu, z_c[0], z_s[0], pitch) / n_frames
     if speakers is not None:
@@ -155,6 +158,20 @@ def elbo_terms(
         if baseline is not None:
             baseline.update(h)
     return terms
+
+
+def register_loss(model: VAE, z_s: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+    """Squared error, in semitones^2, of the register the decoder reads from z_s (B, Ds) against each clip's own.
+
+    pitch (B, 3, F): row 2 holds the clip's mean log2 F0. Clips with no
+    voiced frame have no register and are left out. A conversion places the
+    harmonic source at the register its target's latent gives (VAE.with_register).
+    """
+    voiced = pitch[:, 1].amax(-1) > 0  # (B,)
+    if not voiced.any():
+        return z_s.sum() * 0.0
+    error = 12.0 * (model.decoder.register(z_s) - pitch[:, 2, 0])
+    return error[voiced].square().mean()
 
 
 def content_cycle_loss(
@@ -184,7 +201,8 @@ def content_read_back_loss(
     The target is detached, so the term moves the decoder (and the content
     encoder, where it is trained), not the content code it starts from.
     """
-    q_back = model.content_encoder(model.decoder(z_c, voices, pitch))
+    # Decoded as a conversion is: a harmonic source at the register of the voice swapped in.
+    q_back = model.content_encoder(model.decoder(z_c, voices, model.with_register(pitch, voices)))
     return (q_back.mu - content_mean.detach()).square().sum()
 
 

@@ -371,6 +371,8 @@ def terms_logged(cfg: TrainConfig) -> tuple[str, ...]:
         computed.update({"adv/gen", "fm", "adv/disc"})
     if cfg.lambdas.get("phone/ctc", 0.0) > 0:
         computed.add("phone/ctc")
+    if cfg.model.harmonic_source:
+        computed.add("pitch/register")
     return (*(t for t in VAE_TERMS if t in computed), "elbo")
 
 
