@@ -236,7 +236,7 @@ class VoiceConverter:
     # ----- conversion -----------------------------------------------------------------
 
     def intonation(self, wav: torch.Tensor, frames: int) -> torch.Tensor | None:
-        """The decoder's pitch input (1, 2, frames) for audio (T,), on the device; None for a model without one."""
+        """The decoder's pitch input (1, 3, frames) for audio (T,), on the device; None for a model without one."""
         if not self.model.config.pitch_input:
             return None
         return intonation(wav, self.sample_rate, frames, self.model.mel_config.hop_length).unsqueeze(0).to(self.device)
@@ -245,7 +245,7 @@ class VoiceConverter:
     def decode_with_speaker(self, mel: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         """Keep the content of log-mel (n_mels, F), decode with speaker latent (Ds,): -> (n_mels, F).
 
-        pitch (1, 2, F): the source's intonation, for a pitch_input model (`intonation`).
+        pitch (1, 3, F): the source's intonation, for a pitch_input model (`intonation`).
         Long inputs are converted in overlapping chunks so memory stays bounded.
         """
         frames = mel.shape[-1]

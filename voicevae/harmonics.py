@@ -34,7 +34,7 @@ from .features import MelFrontend
 
 F0_LOW_HZ, F0_HIGH_HZ = 40.0, 640.0  # beyond the trackers' 50-600 Hz, so every tracked F0 has rows both sides
 STEPS_PER_OCTAVE = 96
-TONE_FRAMES = 6  # frames analysed per tone; the middle four are averaged
+TONE_FRAMES = 6  # the tone lasts this many hops past one window; the middle four frames are averaged
 
 
 @functools.lru_cache(maxsize=4)

@@ -201,15 +201,17 @@ class Decoder(nn.Module):
             if pitch is None:
                 pitch = h.new_zeros((h.shape[0], INTONATION_CHANNELS, frames))
             # A contour for the unpadded frames is padded as unvoiced; (B,) or (1,) batches broadcast.
-            pitch = F.pad(pitch[..., :frames], (0, frames - min(frames, pitch.shape[-1]))).to(h.dtype)
-            h = h + self.pitch(pitch[:, :MELODY_CHANNELS])
+            pitch = F.pad(pitch[..., :frames], (0, frames - min(frames, pitch.shape[-1]))).float()
+            h = h + self.pitch(pitch[:, :MELODY_CHANNELS].to(h.dtype))
         for block in self.blocks:
             h = block(h, z_s)
         h = F.gelu(h)
         mu = self.out(h)
         if self.comb is not None and pitch is not None:
+            # F0 from the float32 contour: in bfloat16 a log2 F0 near 7 is only good to 1/32 octave.
             ripple = self.comb(pitch[:, 0] + pitch[:, 2], pitch[:, 1])  # (B, n_mels, F), 0 where unvoiced
-            mu = mu + torch.sigmoid(self.comb_gain(h)) * ripple
+            # In standardised units, so the gain's full depth is the table's ripple times the bin's std.
+            mu = mu + torch.sigmoid(self.comb_gain(h)) * ripple.to(mu.dtype)
         return mu
 
 
@@ -406,15 +408,20 @@ class VAE(nn.Module):
         return self.decode(self._point_content(content), speaker, frames, self.with_register(pitch, speaker))
 
     def with_register(self, pitch: torch.Tensor | None, speaker: torch.Tensor) -> torch.Tensor | None:
-        """The source's intonation (B or 1, 3, F) at the register speaker latents (B, Ds) speak at -> (B, 3, F).
+        """The source's intonation (B, 3, F) at the register of speaker latents (B, Ds) -> (B, 3, F).
 
-        A harmonic source places its comb at the source's melody around the
-        target's register (the decoder's `register` head); any other model
-        gets `pitch` back unchanged.
+        Either batch may be 1 and is repeated to the other's. A harmonic
+        source places its comb at the source's melody around the target's
+        register (the decoder's `register` head); any other model gets
+        `pitch` back unchanged.
         """
         if pitch is None or self.decoder.comb is None:
             return pitch
-        pitch = repeat(pitch, "b c f -> (r b) c f", r=speaker.shape[0] // pitch.shape[0]).clone()
+        b = max(pitch.shape[0], speaker.shape[0])
+        if {pitch.shape[0], speaker.shape[0]} - {1, b}:
+            raise ValueError(f"intonation batch {pitch.shape[0]} and speaker batch {speaker.shape[0]} differ")
+        pitch = repeat(pitch[:1], "1 c f -> b c f", b=b).clone() if pitch.shape[0] < b else pitch.clone()
+        speaker = repeat(speaker[:1], "1 d -> b d", b=b) if speaker.shape[0] < b else speaker
         # Detached: the head learns the register from "pitch/register" alone, not from what a decode asks of it.
         pitch[:, 2] = self.decoder.register(speaker).detach()[:, None].to(pitch.dtype)
         return pitch

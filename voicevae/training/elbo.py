@@ -168,9 +168,12 @@ def register_loss(model: VAE, z_s: torch.Tensor, pitch: torch.Tensor) -> torch.T
     harmonic source at the register its target's latent gives (VAE.with_register).
     """
     voiced = pitch[:, 1].amax(-1) > 0  # (B,)
+    # In float32 even under autocast: bfloat16 rounds a log2 F0 near 7 to 1/32 octave, a floor of its own.
+    with torch.autocast(z_s.device.type, enabled=False):
+        register = model.decoder.register(z_s.float())
     if not voiced.any():
-        return z_s.sum() * 0.0
-    error = 12.0 * (model.decoder.register(z_s) - pitch[:, 2, 0])
+        return register.sum() * 0.0  # still through the head, so distributed training sees it used on every rank
+    error = 12.0 * (register - pitch[:, 2, 0].float())
     return error[voiced].square().mean()
 
 
