@@ -18,6 +18,11 @@ a harmonic-contrast figure for each:
   low band (the original minus its mel-axis blur, added back): whether the
   decoder has the envelope right and only lacks the harmonic ripple.
 
+For a model with a harmonic source (`model.harmonic_source`) it first
+prints how far, in semitones, the register its head reads from each clip's
+speaker latent lies from the clip's own (the comb of a resynthesis or a
+conversion is placed at the head's register).
+
 Harmonic contrast is the mean absolute second difference along the mel axis
 of the low band in voiced frames of the original, in nats: the ripple that
 resolved harmonics leave on a log-mel. A blurred spectrum has less of it.
@@ -93,6 +98,15 @@ def main() -> None:
         ],
     }
     print(f"{len(clips)} held-out clips, vocoder {args.vocoder}, low band below bin {low} ({args.split_hz:.0f} Hz)\n")
+    if vc.model.decoder.comb is not None:
+        # A conversion places the comb at the register the speaker latent gives: how far is it from the clip's own?
+        errors = []
+        for c, m in zip(clips, originals):
+            own = vc.intonation(c.audio, m.shape[-1])
+            if own is not None and own[0, 1].any():
+                guess = vc.model.decoder.register(vc.encode_speaker(c.audio).unsqueeze(0))
+                errors.append(12 * abs(float(guess[0]) - float(own[0, 2, 0])))
+        print(f"register head: median |error| {np.median(errors):.2f} semitones over {len(errors)} voiced clips\n")
     print("| log-mel vocoded | voiced share | harmonic contrast (nats) | mel L1 to original |")
     print("| --- | --- | --- | --- |")
     for name, mels in variants.items():
