@@ -132,3 +132,29 @@ def test_training_a_harmonic_source_needs_the_register_weight_and_refreshes_an_o
     header, *rows = (tmp_path / "run" / "train.csv").read_text().splitlines()
     column = header.split(",").index("pitch/register")
     assert float(rows[-1].split(",")[column]) > 0  # logged with the other terms
+
+
+def test_adapting_a_harmonic_model_learns_the_new_voices_register(tone_corpus):
+    from test_pitch_input import glide
+
+    from voicevae.config import AdaptConfig
+    from voicevae.corpora import read_manifest
+    from voicevae.training.adapt import adapt
+    from voicevae.vectors import compute_vectors
+
+    model = harmonic_model()
+    with torch.no_grad():  # a trained head reads the register off z_s; the fresh one reads a constant
+        model.decoder.register_head.weight.normal_(0.0, 0.5)
+    vectors = compute_vectors(model, read_manifest(tone_corpus), is_samples=2, f0_clips=0, progress=False)
+    clips = [torch.from_numpy(glide(1.0, 220.0, 0.1)) for _ in range(12)]
+
+    def error(adapted: VAE, voice: torch.Tensor) -> float:
+        return abs(12 * (float(adapted.decoder.register(voice[None])[0]) - math.log2(220.0)))
+
+    done = [
+        adapt(model, vectors, clips, "new", AdaptConfig(steps=40, lambdas=lambdas), progress=False)
+        for lambdas in ({"rec/nll": 1.0, "pitch/register": 1.0}, {"rec/nll": 1.0})
+    ]
+    with_term, without = (error(a.model, a.vectors.speaker("new")) for a in done)
+    assert with_term < 1.0 and without > 2.0, (with_term, without)
+    assert [r["pitch/register"] for r in done[0].log][-1] < done[0].log[0]["pitch/register"]

@@ -582,7 +582,7 @@ class VocoderConfig:
             self.mel.scaled(*scale).validate(f"{where}.mel_scales[{i}]")
 
 
-ADAPT_TERMS = ("rec/nll", "preserve/voices", "prior/speaker", "cycle/content")
+ADAPT_TERMS = ("rec/nll", "preserve/voices", "prior/speaker", "cycle/content", "pitch/register")
 ADAPT_TRAINABLE = ("decoder", "speaker_path", "vector")
 
 
@@ -608,7 +608,10 @@ class AdaptConfig:
     content_warp: float = 0.0
     seed: int = 0
     # Weights of the named terms (ADAPT_TERMS).
-    lambdas: dict[str, float] = field(default_factory=lambda: {"rec/nll": 1.0, "preserve/voices": 1.0, "prior/speaker": 1.0})
+    # "pitch/register" counts only for a model with a harmonic source (the new voice's register, learnt from its clips).
+    lambdas: dict[str, float] = field(
+        default_factory=lambda: {"rec/nll": 1.0, "preserve/voices": 1.0, "prior/speaker": 1.0, "pitch/register": 1.0}
+    )
 
     def validate(self, where: str = "adapt") -> None:
         for name in ("steps", "segment_frames", "batch_size"):

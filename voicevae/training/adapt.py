@@ -18,6 +18,11 @@ renders some other voice. Adaptation instead fits the voice:
   each known speaker vector (and draws from the aggregated posterior), is
   held to the frozen decoder's output ("preserve/voices").
 
+- a model that reads the source's intonation (`model.pitch_input`) is fed
+  each clip's own; with a harmonic source the new voice's register is
+  learnt too ("pitch/register"), since a conversion to it reads its register
+  from z_new.
+
 The adapted model is written as a model folder (model.pt + vectors.pt with
 the new name, plus its matching set and F0 statistics) that `voicevae.load`,
 `convert --model` and the demo's model picker read.
@@ -41,10 +46,10 @@ from ..config import AdaptConfig, ConfigError, adapt_config, to_dict
 from ..features import MelFrontend
 from ..matching import MatchingSet
 from ..model import DEFAULT_MODEL, VAE
-from ..pitch import f0_stats
+from ..pitch import f0_stats, intonation
 from ..recordings import RecordingSettings, Utterance, prepare_recordings, total_seconds
 from ..vectors import LabelStats, VectorSet, model_fingerprint
-from .elbo import content_read_back_loss
+from .elbo import content_read_back_loss, register_loss
 from .state import Deadline, check_max_minutes, weighted_loss
 
 
@@ -61,17 +66,31 @@ class Adapted:
     log: list[dict[str, float]]
 
 
-def random_segments(mels: list[torch.Tensor], frames: int, batch: int, floor: float, generator: torch.Generator) -> torch.Tensor:
-    """(batch, n_mels, frames) random crops of the clips, weighted by length; short clips padded with silence."""
+def random_segments(
+    mels: list[torch.Tensor],
+    frames: int,
+    batch: int,
+    floor: float,
+    generator: torch.Generator,
+    pitch: list[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(batch, n_mels, frames) random crops of the clips, weighted by length; short clips padded with silence.
+
+    pitch: each clip's intonation (3, F_i), cropped where its log-mel is
+    (zeros, unvoiced, in the padding) into (batch, 3, frames); else None.
+    """
     lengths = torch.tensor([m.shape[-1] for m in mels], dtype=torch.float)
     picks = torch.multinomial(lengths, batch, replacement=True, generator=generator).tolist()
     out = torch.full((batch, mels[0].shape[0], frames), floor)
+    contours = None if pitch is None else torch.zeros((batch, pitch[0].shape[0], frames))
     for i, k in enumerate(picks):
         m = mels[k]
         start = int(torch.randint(max(1, m.shape[-1] - frames + 1), (1,), generator=generator))
         piece = m[:, start : start + frames]
         out[i, :, : piece.shape[-1]] = piece
-    return out
+        if contours is not None and pitch is not None:
+            contours[i, :, : piece.shape[-1]] = pitch[k][:, start : start + frames]
+    return out, contours
 
 
 def adapt(
@@ -86,7 +105,6 @@ def adapt(
     force: bool = False,
 ) -> Adapted:
     """Fine-tune a copy of `model` to the speaker of `clips`; `model` itself is left as it was."""
-    model.refuse_pitch_input("adaptation")
     config = config or AdaptConfig()
     config.validate()
     if not name or not name.strip() or any(c in name for c in "/\\\n"):
@@ -115,6 +133,12 @@ def adapt(
     frontend = MelFrontend(model.mel_config).to(device)
     with torch.inference_mode():
         mels = [frontend(u.audio.to(device)) for u in utterances]
+    # A pitch_input model reads each clip's intonation as training did; a harmonic source also
+    # learns the new voice's register from it ("pitch/register"), since conversions read it from z_new.
+    contours = None
+    if model.config.pitch_input:
+        hop = model.mel_config.hop_length
+        contours = [intonation(u.audio, rate, m.shape[-1], hop) for u, m in zip(utterances, mels)]
     frozen = copy.deepcopy(model).eval().requires_grad_(False)
     tuned = copy.deepcopy(model).train().requires_grad_(False)
     if config.trainable == "decoder":
@@ -148,18 +172,22 @@ def adapt(
         if deadline.spent():
             print(f"adapt: --max-minutes {max_minutes:g} spent at step {step} of {config.steps}; writing the model as it stands")
             break
-        mel = random_segments(mels, config.segment_frames, config.batch_size, model.floor, g).to(device)
+        mel, crops = random_segments(mels, config.segment_frames, config.batch_size, model.floor, g, contours)
+        mel, contour = mel.to(device), None if crops is None else crops.to(device)
         xn, frames = frozen.prepare(mel)
         with torch.no_grad():
             seen = frozen.prepare(random_warp(mel, config.content_warp, generator=g))[0] if config.content_warp > 0 else xn
             z_c = frozen.content_encoder(seen).rsample()
-        mu = tuned.decoder(z_c, repeat(z_new, "d -> b d", b=mel.shape[0]))
+        voice = repeat(z_new, "d -> b d", b=mel.shape[0])
+        mu = tuned.decoder(z_c, voice, contour)  # the clips' own register, as in training
         n_frames = mel.shape[0] * frames
         terms = {
             "rec/nll": -tuned.log_likelihood(xn, mu, frames).sum() / n_frames,
             # -log N(z_new; 0, I) spread over the clips' frames: the MAP estimate's prior term.
             "prior/speaker": 0.5 * z_new.square().sum() / n_speech_frames,
         }
+        if contour is not None and tuned.decoder.comb is not None:
+            terms["pitch/register"] = register_loss(tuned, voice, contour)
         if preserve:  # a frozen decoder (trainable="vector") keeps every voice by construction
             with torch.no_grad():
                 # The other voices: known speaker vectors and draws from the aggregated posterior, half each.
@@ -167,19 +195,22 @@ def adapt(
                 if known is not None:
                     draws.insert(0, known[torch.randint(len(known), (config.batch_size // 2 + 1,), generator=g)])
                 others = torch.cat(draws)[: config.batch_size]
-                reference = frozen.decoder(z_c, others)
+                # Both decoders hear the clips' melody at the register the frozen model gives each other voice.
+                others_pitch = frozen.with_register(contour, others)
+                reference = frozen.decoder(z_c, others, others_pitch)
             # The frozen decoder's output as data for the tuned one, in the same
             # units as rec/nll (a Gaussian with the model's sigma), so weight 1
             # makes the other voices count as much as the new one.
             terms["preserve/voices"] = (
-                -tuned.log_likelihood(reference, tuned.decoder(z_c, others), frames).sum() / n_frames
+                -tuned.log_likelihood(reference, tuned.decoder(z_c, others, others_pitch), frames).sum() / n_frames
                 + frozen.log_likelihood(reference, reference, frames).sum() / n_frames
             )
         if bank is not None:
             # Conversion decodes other speakers' content with the new voice, which
             # rec/nll never asks for: the content encoder must read back the
             # content of known speech decoded in the new voice (training's
-            # content_cycle_loss, with z_new as the foreign voice).
+            # content_cycle_loss, with z_new as the foreign voice). The bank holds no
+            # intonation, so a pitch_input decoder reads it as unvoiced here.
             content = bank[torch.randint(len(bank), (config.batch_size,), generator=g).to(device)]
             in_new_voice = repeat(z_new, "d -> b d", b=len(content))
             # The tuned model's content encoder is the frozen one (never trained here).
