@@ -158,3 +158,26 @@ def test_adapting_a_harmonic_model_learns_the_new_voices_register(tone_corpus):
     with_term, without = (error(a.model, a.vectors.speaker("new")) for a in done)
     assert with_term < 1.0 and without > 2.0, (with_term, without)
     assert [r["pitch/register"] for r in done[0].log][-1] < done[0].log[0]["pitch/register"]
+
+
+def test_resynthesis_keeps_the_clips_register_and_conversion_takes_the_targets(tone_corpus):
+    from test_pitch_input import glide
+
+    from voicevae.api import VoiceConverter
+    from voicevae.corpora import read_manifest
+    from voicevae.vectors import compute_vectors
+    from voicevae.vocoder import load_vocoder
+
+    model = harmonic_model()
+    with torch.no_grad():
+        model.decoder.register_head.bias.fill_(math.log2(400.0))  # far from the clip's 150 Hz
+    vectors = compute_vectors(model, read_manifest(tone_corpus), is_samples=2, f0_clips=0, progress=False)
+    vc = VoiceConverter(model, vectors, load_vocoder("griffinlim"))
+    wav = torch.from_numpy(glide(1.0, 150.0, 0.2))
+    mel, own = vc.mel(wav), vc.encode_speaker(wav)
+    contour = vc.intonation(wav, mel.shape[-1])
+    resynthesis = vc.convert_mel(wav, None)
+    torch.testing.assert_close(resynthesis, vc.decode_with_speaker(mel, own, contour, own_register=True))
+    # The same latent given as a target is a conversion: the head's register, here 400 Hz.
+    torch.testing.assert_close(vc.convert_mel(wav, own), vc.decode_with_speaker(mel, own, contour))
+    assert not torch.allclose(resynthesis, vc.convert_mel(wav, own))

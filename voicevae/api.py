@@ -242,20 +242,24 @@ class VoiceConverter:
         return intonation(wav, self.sample_rate, frames, self.model.mel_config.hop_length).unsqueeze(0).to(self.device)
 
     @torch.inference_mode()
-    def decode_with_speaker(self, mel: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+    def decode_with_speaker(
+        self, mel: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None, own_register: bool = False
+    ) -> torch.Tensor:
         """Keep the content of log-mel (n_mels, F), decode with speaker latent (Ds,): -> (n_mels, F).
 
-        pitch (1, 3, F): the source's intonation, for a pitch_input model (`intonation`).
+        pitch (1, 3, F): the source's intonation, for a pitch_input model (`intonation`);
+        own_register: at the source's register, not the speaker latent's (VAE.convert).
         Long inputs are converted in overlapping chunks so memory stays bounded.
         """
         frames = mel.shape[-1]
         if frames <= self.chunk_frames + 2 * self.overlap_frames:
-            return self.model.convert(mel.unsqueeze(0), speaker, pitch)[0]
+            return self.model.convert(mel.unsqueeze(0), speaker, pitch, own_register)[0]
         out = torch.empty_like(mel)
         step, pad = self.chunk_frames, self.overlap_frames
         for start in range(0, frames, step):
             lo, hi = max(0, start - pad), min(frames, start + step + pad)
-            piece = self.model.convert(mel[:, lo:hi].unsqueeze(0), speaker, None if pitch is None else pitch[..., lo:hi])[0]
+            contour = None if pitch is None else pitch[..., lo:hi]
+            piece = self.model.convert(mel[:, lo:hi].unsqueeze(0), speaker, contour, own_register)[0]
             out[:, start : min(frames, start + step)] = piece[:, start - lo : start - lo + min(step, frames - start)]
         return out
 
@@ -375,7 +379,8 @@ class VoiceConverter:
         z_s = self._speaker_of_mel(mel)
         if target is not None:
             z_s = self._speaker_latent(z_s, target, strength, attributes, method, source_speaker)
-        out = self.decode_with_speaker(mel, z_s, self.intonation(audio, mel.shape[-1]))
+        # Resynthesis keeps the clip's own pitch register; a conversion takes the target's.
+        out = self.decode_with_speaker(mel, z_s, self.intonation(audio, mel.shape[-1]), own_register=target is None)
         if retrieval:
             assert target is not None
             out = (matching or self.matching_for(target)).blend(self.model, out, retrieval)

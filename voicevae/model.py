@@ -393,11 +393,16 @@ class VAE(nn.Module):
         return q.mu
 
     @torch.inference_mode()
-    def convert(self, x: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+    def convert(
+        self, x: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None, own_register: bool = False
+    ) -> torch.Tensor:
         """Keep the content of x, decode with speaker latent(s) (B, Ds) or (Ds,): -> (B, n_mels, F).
 
         pitch (B, 3, F): the source's intonation, for a pitch_input model
         (a harmonic source speaks it at the target's register: `with_register`).
+        own_register: keep the source's register instead (resynthesis, where
+        the speaker latent is the source's own and its head would only add
+        its error, a semitone or so).
         """
         xn, frames = self.prepare(x)
         # Only the content encoder: the speaker latent is given (and live conversion runs this per block).
@@ -405,7 +410,8 @@ class VAE(nn.Module):
         if speaker.ndim == 1:
             speaker = repeat(speaker, "d -> b d", b=x.shape[0])
         speaker = speaker.to(x.dtype)
-        return self.decode(self._point_content(content), speaker, frames, self.with_register(pitch, speaker))
+        contour = pitch if own_register else self.with_register(pitch, speaker)
+        return self.decode(self._point_content(content), speaker, frames, contour)
 
     def with_register(self, pitch: torch.Tensor | None, speaker: torch.Tensor) -> torch.Tensor | None:
         """The source's intonation (B, 3, F) at the register of speaker latents (B, Ds) -> (B, 3, F).
