@@ -47,7 +47,7 @@ def contrast(mels: list[torch.Tensor], voiced: list[np.ndarray], low: int) -> fl
     values = []
     for m, v in zip(mels, voiced):
         d2 = (m[2:low] - 2 * m[1 : low - 1] + m[: low - 2]).abs()  # (low-2, F)
-        frames = torch.from_numpy(np.resize(v, m.shape[-1])[: m.shape[-1]])
+        frames = torch.from_numpy(v)  # already one flag per mel frame
         if frames.any():
             values.append(float(d2[:, frames].mean()))
     return float(np.mean(values))

@@ -142,7 +142,7 @@ def _load_intonation(corpus: MelCorpus, cache: Path, mel_config: MelConfig, prog
         data = torch.load(cache, weights_only=True)
         # A cache from before a row was added to the intonation is stale, not an error.
         current = data.get("version") == CACHE_VERSION and len(data["pitch"]) == len(corpus)
-        if current and all(p.shape[0] == INTONATION_CHANNELS for p in data["pitch"][:1]):
+        if current and data["pitch"][0].shape[0] == INTONATION_CHANNELS:  # a corpus is never empty (_load_mels)
             return data["pitch"]
     contours = []
     for path, mel in tqdm(
