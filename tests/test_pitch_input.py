@@ -75,7 +75,7 @@ def test_training_with_the_contour_caches_it_and_saves_the_setting(tmp_path, ton
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").glob("pitch-*.pt")} == before
 
 
-def test_conversion_and_adaptation_read_the_contour_and_unsupported_paths_say_so(tone_corpus):
+def test_conversion_and_adaptation_read_the_contour(tone_corpus):
 
     from voicevae.api import VoiceConverter
     from voicevae.config import AdaptConfig
@@ -101,11 +101,9 @@ def test_conversion_and_adaptation_read_the_contour_and_unsupported_paths_say_so
             mel, vc.encode_speaker(torch.from_numpy(rising)), vc.intonation(torch.from_numpy(rising), mel.shape[-1])
         ),
     )
-    # Adaptation reads the new voice's own contours; live conversion does not yet.
+    # Adaptation reads the new voice's own contours.
     adapted = adapt(model, vectors, [torch.from_numpy(rising)] * 12, "new", AdaptConfig(steps=2), progress=False)
     assert "new" in adapted.vectors.speakers
-    with pytest.raises(ValueError, match="live conversion does not yet"):
-        vc.stream("spk0")
 
 
 def test_batches_crop_the_contour_where_they_crop_the_mel():

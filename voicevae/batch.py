@@ -204,9 +204,8 @@ def convert_pairs(
         pending.clear()
 
     # Long files stream through block by block (streaming.py: the same samples
-    # in constant memory) unless an option, or a decoder that reads the
-    # source's intonation, needs the whole clip at once.
-    whole_clip_options = bool(retrieval or pitch_shift or match_pitch or vc.model.config.pitch_input)
+    # in constant memory) unless an option needs the whole clip at once.
+    whole_clip_options = bool(retrieval or pitch_shift or match_pitch)
     total = sum(seconds.values())
     with tqdm(total=round(total, 1), desc="converting", unit="s audio", disable=not progress) as bar:
         for path, out in sorted(jobs, key=lambda job: seconds[job[0]]) if batch_size > 1 else jobs:

@@ -7,6 +7,12 @@ The graph is `ExportableConverter`:
 
     audio (1, T), target (1, Ds), strength (1,) -> audio (1, F * hop),  F = T // hop
 
+and for a model that reads the source's intonation (`model.pitch_input`) a
+fourth input, `pitch` (1, 3, F): F0 tracking (RAPT, a dynamic programme in
+C) is not a graph operation, so the caller computes it, with
+`voicevae.pitch.intonation(audio, sample_rate, F, hop_length)` or the few
+lines of pysptk the JSON file's "pitch" entry spells out.
+
 front end (reflect padding, STFT, mel filterbank, log) -> speaker and content
 encoders -> z = z_source + strength * (target - z_source) -> decoder -> fast
 vocoder, with the silent tail `vocode_many` adds. Beside the graph goes a
@@ -43,6 +49,7 @@ from torch import nn
 from .checkpoint import atomic_write
 from .features import MelFrontend
 from .model import VAE
+from .pitch import INTONATION_CHANNELS
 from .vocoder import VocosVocoder
 
 FORMATS = ("torchscript", "onnx")
@@ -127,12 +134,19 @@ class ExportableConverter(nn.Module):
         self.tail = vocoder.batch_tail_frames
         self.hop = model.mel_config.hop_length
 
-    def forward(self, audio: torch.Tensor, target: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, audio: torch.Tensor, target: torch.Tensor, strength: torch.Tensor, pitch: torch.Tensor | None = None
+    ) -> torch.Tensor:
         m = self.model
         xn, frames = m.prepare(self.frontend(audio))
         z_source = m.speaker_encoder(xn).mu
         z = z_source + strength[:, None] * (target - z_source)
-        converted = m.decode(m._point_content(m.content_encoder(xn)), z, frames)
+        if pitch is not None:
+            # Unvoiced frames past the end, a fixed number: the decoder crops the contour to its
+            # padded length, a slice a traced graph keeps dynamic (a pad it computed would be frozen).
+            pitch = F.pad(pitch, (0, m.config.downsample))
+        # A harmonic source speaks the source's melody at the converted voice's register, as VAE.convert does.
+        converted = m.decode(m._point_content(m.content_encoder(xn)), z, frames, m.with_register(pitch, z))
         # The silence vocode_many puts after a clip, so its end is vocoded as offline.
         padded = F.pad(converted, (0, self.tail), value=self.model.floor)
         mag, phase = self.vocoder.polar(padded)
@@ -140,16 +154,32 @@ class ExportableConverter(nn.Module):
         return out.clamp(-1.0, 1.0)
 
 
-def example_inputs(vc, seconds: float = 2.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A speech-length input for tracing: (1, T) noise, (1, Ds) zeros, (1,) ones."""
+def example_inputs(vc, seconds: float = 2.0) -> tuple[torch.Tensor, ...]:
+    """A speech-length input for tracing: (1, T) noise, (1, Ds) zeros, (1,) ones[, (1, 3, F) a voiced contour]."""
     generator = torch.Generator().manual_seed(0)
     audio = 0.1 * torch.randn(1, int(seconds * vc.sample_rate), generator=generator)
-    return audio, torch.zeros(1, vc.model.config.speaker_dim), torch.ones(1)
+    inputs: tuple[torch.Tensor, ...] = (audio, torch.zeros(1, vc.model.config.speaker_dim), torch.ones(1))
+    if vc.model.config.pitch_input:
+        frames = audio.shape[-1] // vc.model.mel_config.hop_length
+        pitch = torch.zeros(1, INTONATION_CHANNELS, frames)
+        pitch[:, 1], pitch[:, 2] = 1.0, 7.0  # voiced at 128 Hz, so the harmonic source is in the traced graph
+        inputs = (*inputs, pitch)
+    return inputs
+
+
+# How a caller without voicevae makes the `pitch` input (pitch.intonation, in words and code).
+PITCH_RECIPE = (
+    "pitch (1, 3, F), F = T // hop_length, row 0: log2 F0 minus its mean over the voiced frames (octaves), "
+    "linearly interpolated across unvoiced frames; row 1: 1 where voiced, else 0; row 2: that mean (any value: "
+    "the graph replaces it with the target's register). F0: pysptk.rapt(x16k * 32767, fs=16000, hopsize=160, "
+    "min=50, max=600, otype='f0') on the audio resampled to 16 kHz (frame j at j * 10 ms, 0 = unvoiced); "
+    "mel frame f is at (f + 0.5) * hop_length / sample_rate seconds; row 0 = numpy.interp(mel times, voiced "
+    "track times, log2 F0 - mean); row 1 = numpy.interp(mel times, track times, voiced) > 0.5"
+)
 
 
 def export(vc, out: str | Path, fmt: str, force: bool = False) -> tuple[Path, Path]:
     """Write the converter graph to `out` and its voices to `out`.json; returns both paths."""
-    vc.model.refuse_pitch_input("export")
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)
@@ -175,7 +205,8 @@ def export(vc, out: str | Path, fmt: str, force: bool = False) -> tuple[Path, Pa
         "sample_rate": vc.sample_rate,
         "hop_length": vc.model.mel_config.hop_length,
         "speaker_dim": vc.model.config.speaker_dim,
-        "inputs": {"audio": "(1, T) float32 mono", "target": "(1, speaker_dim) float32", "strength": "(1,) float32"},
+        "inputs": {"audio": "(1, T) float32 mono", "target": "(1, speaker_dim) float32", "strength": "(1,) float32"}
+        | ({"pitch": PITCH_RECIPE} if vc.model.config.pitch_input else {}),
         "output": "(1, (T // hop_length) * hop_length) float32 in [-1, 1]",
         "voices": voices,
     }
@@ -195,9 +226,11 @@ def _onnx(net: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
         net,
         inputs,
         str(path),
-        input_names=["audio", "target", "strength"],
+        input_names=["audio", "target", "strength", "pitch"][: len(inputs)],
         output_names=["converted"],
-        dynamic_axes={"audio": {1: "samples"}, "converted": {1: "out_samples"}},
+        dynamic_axes={"audio": {1: "samples"}, "pitch": {2: "frames"}, "converted": {1: "out_samples"}}
+        if len(inputs) == 4
+        else {"audio": {1: "samples"}, "converted": {1: "out_samples"}},
         opset_version=ONNX_OPSET,
         dynamo=False,
     )

@@ -423,14 +423,17 @@ class VAE(nn.Module):
         """
         if pitch is None or self.decoder.comb is None:
             return pitch
-        b = max(pitch.shape[0], speaker.shape[0])
-        if {pitch.shape[0], speaker.shape[0]} - {1, b}:
-            raise ValueError(f"intonation batch {pitch.shape[0]} and speaker batch {speaker.shape[0]} differ")
-        pitch = repeat(pitch[:1], "1 c f -> b c f", b=b).clone() if pitch.shape[0] < b else pitch.clone()
-        speaker = repeat(speaker[:1], "1 d -> b d", b=b) if speaker.shape[0] < b else speaker
+        # Plain ints: a traced graph (realtime.frozen_networks) gives sizes as tensors, which a set cannot compare.
+        pb, sb = int(pitch.shape[0]), int(speaker.shape[0])
+        b = max(pb, sb)
+        if pb not in (1, b) or sb not in (1, b):
+            raise ValueError(f"intonation batch {pb} and speaker batch {sb} differ")
+        pitch = repeat(pitch[:1], "1 c f -> b c f", b=b) if pb < b else pitch
+        speaker = repeat(speaker[:1], "1 d -> b d", b=b) if sb < b else speaker
         # Detached: the head learns the register from "pitch/register" alone, not from what a decode asks of it.
-        pitch[:, 2] = self.decoder.register(speaker).detach()[:, None].to(pitch.dtype)
-        return pitch
+        register = self.decoder.register(speaker).detach().to(pitch.dtype)
+        # expand_as, not an in-place broadcast: a traced graph keeps the length dynamic.
+        return torch.cat([pitch[:, :2], register[:, None, None].expand_as(pitch[:, 2:3])], dim=1)
 
     @torch.inference_mode()
     def sample_prior(
@@ -448,14 +451,6 @@ class VAE(nn.Module):
         if speaker is None:
             speaker = torch.randn((n, cfg.speaker_dim), generator=generator, device=dev)
         return self.decode(z_c, speaker, frames)
-
-    def refuse_pitch_input(self, what: str) -> None:
-        """A clear error where a path does not yet feed the decoder the source's intonation."""
-        if self.config.pitch_input:
-            raise ValueError(
-                f"{what} does not yet give the decoder the source's intonation, which this model "
-                "(model.pitch_input) reads; use convert, convert-files or resynthesis with it"
-            )
 
     # ----- persistence ----------------------------------------------------------------
 

@@ -29,6 +29,13 @@ Timing (all in samples at the model rate, `hop` samples per mel frame):
 So output sample n is input sample n - delay, delay = (2 + vae_lookahead +
 vocoder_lookahead) * hop, and the algorithmic latency (what a listener waits
 beyond compute) is a block plus that delay: `latency_ms`.
+
+A model that reads the source's intonation (`model.pitch_input`) gets it
+from F0 tracked as the samples come (`pitch.F0Stream`: RAPT over the recent
+samples, each frame settled once half a second after it is in). The melody
+is relative to the mean F0 of the stream so far, where offline conversion
+uses the whole clip's: the first second or so of a stream is measured
+against a mean still moving, and the harmonic source follows it.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pitch import INTONATION_CHANNELS, F0Stream, contour
 from .streaming import FrameBuffer, MelStream
 
 if TYPE_CHECKING:
@@ -84,7 +92,6 @@ class StreamingConverter:
         ):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"stream: {name} must be an integer >= {low}, got {value!r}")
-        vc.model.refuse_pitch_input("live conversion")
         self.vc = vc
         self.speaker = speaker.to(vc.device).reshape(1, -1)
         self.hop = vc.model.mel_config.hop_length
@@ -120,6 +127,9 @@ class StreamingConverter:
         """Forget the input so far (a new utterance or a new microphone session)."""
         n_mels = self.vc.model.config.n_mels
         self.mels = MelStream(self.vc)
+        # A pitch_input model reads the source's intonation: F0 tracked as the samples come
+        # (a few seconds kept, more than any window reaches back).
+        self.track = F0Stream(self.sample_rate, keep=10.0) if self.vc.model.config.pitch_input else None
         self.inputs = FrameBuffer(n_mels)  # input log-mel, from some frame on
         self.converted = FrameBuffer(n_mels)  # converted log-mel, from some frame on
         self.pending = torch.zeros(0)  # input samples not yet a whole block
@@ -177,12 +187,14 @@ class StreamingConverter:
         return out
 
     def _step(self, x: torch.Tensor, last: bool) -> None:
+        if self.track is not None:
+            self.track.feed(x, last)
         self.inputs.push(self.mels.feed(x, last))
         self._convert(last)
         self._vocode(last)
 
     def _extended(self, frames: torch.Tensor, last: bool) -> torch.Tensor:
-        """(n_mels, F) -> (1, n_mels, F + e): the newest frame repeated, unless the input has ended.
+        """(C, F) -> (1, C, F + e): the newest frame repeated, unless the input has ended.
 
         e is `extend`, or one more where that makes whole latent frames, so the
         VAE never pads the repeated frames with silence.
@@ -205,12 +217,33 @@ class StreamingConverter:
         window = self.inputs.window(lo, self.inputs.end)
         with torch.inference_mode():
             x = self._extended(window, last).to(self.vc.device)
+            inputs = (x, self.speaker) if self.track is None else (x, self.speaker, self._melody(lo, last))
             if self.networks is None or last:
-                mel = self.vc.model.convert(x, self.speaker)[0].cpu()
+                mel = self.vc.model.convert(*inputs)[0].cpu()
             else:
-                mel = self.networks[0](x, self.speaker)[0].cpu()
+                mel = self.networks[0](*inputs)[0].cpu()
         self.converted.push(mel[:, done - lo : upto - lo])
         self.inputs.drop_before(lo)
+
+    def _melody(self, lo: int, last: bool) -> torch.Tensor:
+        """The intonation (1, 3, F + e) of input frames lo .. end, extended as the mel window is.
+
+        Its reference is the mean log F0 of the stream's settled voiced frames
+        so far (offline: the whole clip's), and its newest frames come from F0
+        tracked without right context, so they are estimates as the newest
+        mel frames are. The register row is the target's (VAE.convert).
+        """
+        assert self.track is not None
+        track = self.track
+        f0 = np.concatenate([track.final, track.provisional()])
+        mean = track.mean_log_f0
+        if mean is None and (f0 > 0).any():
+            mean = float(np.log2(f0[f0 > 0]).mean())  # no settled voiced frame yet: what there is
+        c = self.vc.model.mel_config
+        melody = contour(
+            f0, self.inputs.end - lo, c.sample_rate, c.hop_length, first_frame=lo, f0_start=track.final_start, mean=mean
+        )
+        return self._extended(melody, last).to(self.vc.device)
 
     def _vocode(self, last: bool) -> None:
         """Audio for every converted frame `vocoder_lookahead` frames behind the newest."""
@@ -234,14 +267,15 @@ class StreamingConverter:
 
 
 class _Convert(nn.Module):
-    """VAE.convert as a module to trace: log-mel (1, n_mels, F), F a multiple of downsample, and (1, Ds)."""
+    """VAE.convert as a module to trace: log-mel (1, n_mels, F), F a multiple of downsample, (1, Ds), and a
+    pitch_input model's intonation (1, 3, F)."""
 
     def __init__(self, model: VAE) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
-        return self.model.convert(x, speaker)
+    def forward(self, x: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.convert(x, speaker, pitch)
 
 
 # Traced graphs per (model, vocoder): built once, shared by every stream on them.
@@ -256,9 +290,12 @@ def frozen_networks(vc: VoiceConverter) -> tuple[Callable[..., torch.Tensor], Ca
     n_mels, down = vc.model.config.n_mels, vc.model.config.downsample
     x = torch.full((1, n_mels, 32 * down), vc.model.floor, device=vc.device)
     speaker = torch.zeros(1, vc.model.config.speaker_dim, device=vc.device)
+    inputs: tuple[torch.Tensor, ...] = (x, speaker)
+    if vc.model.config.pitch_input:
+        inputs = (x, speaker, torch.zeros(1, INTONATION_CHANNELS, x.shape[-1], device=vc.device))
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracing warns about each shape-dependent Python value
-        vae = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(_Convert(vc.model).eval(), (x, speaker))))
+        vae = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(_Convert(vc.model).eval(), inputs)))
         vocoder = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(vc.vocoder.eval(), (x,))))
     _FROZEN[vc.model] = (vc.vocoder, vae, vocoder)
     return vae, vocoder

@@ -18,6 +18,11 @@ Every stage reproduces the windows of the whole-file path exactly:
   and the vocoder runs the same windows and crossfades as `Vocoder._chunked`
   (with its silent tail after the last frame, as `vocode_many` adds).
 
+A pitch_input model's intonation is the exception: the first pass tracks
+F0 in stretches with context on each side (`pitch.F0Stream`), which RAPT on
+the whole file matches at nearly every frame but not bit for bit, so such a
+model's samples agree with the whole-file path closely rather than exactly.
+
 The output is written to a temporary file beside the target and renamed over
 it at the end, so an interrupted run leaves no half-written output.
 """
@@ -36,6 +41,7 @@ import torchaudio.functional as AF
 
 from .audio import MAX_RATE, MIN_RATE, AudioError, output_format
 from .checkpoint import atomic_write
+from .pitch import F0Stream, contour
 
 if TYPE_CHECKING:
     from .api import Source, VoiceConverter
@@ -151,14 +157,18 @@ class MelStream:
         return torch.zeros(self.frontend.config.n_mels, 0)
 
 
-def mel_blocks(vc: VoiceConverter, path: Path, block_seconds: float = BLOCK_SECONDS) -> Iterator[tuple[torch.Tensor, bool, int]]:
+def mel_blocks(
+    vc: VoiceConverter, path: Path, block_seconds: float = BLOCK_SECONDS, track: F0Stream | None = None
+) -> Iterator[tuple[torch.Tensor, bool, int]]:
     """(log-mel frames, is_last, samples read so far) of a file, a block at a time.
 
     The checks `VoiceConverter.load_audio` makes of a whole clip are made at
-    the end: too short to convert, or silent.
+    the end: too short to convert, or silent. `track` is fed the same samples.
     """
     stream = MelStream(vc)
     for x, last in read_blocks(path, vc.sample_rate, block_seconds):
+        if track is not None:
+            track.feed(x, last)
         mel = stream.feed(x, last)
         if last:
             if stream.total < vc.min_samples:
@@ -193,8 +203,13 @@ class FrameBuffer:
             self.offset = index
 
 
-def speaker_latent(vc: VoiceConverter, path: Path, block_seconds: float = BLOCK_SECONDS) -> torch.Tensor:
-    """The source's speaker latent as `_speaker_of_mel` finds it on the whole file (Ds,), in one streaming pass."""
+def speaker_latent(
+    vc: VoiceConverter, path: Path, block_seconds: float = BLOCK_SECONDS, track: F0Stream | None = None
+) -> torch.Tensor:
+    """The source's speaker latent as `_speaker_of_mel` finds it on the whole file (Ds,), in one streaming pass.
+
+    track: also fed the file's samples in that pass (a pitch_input model's contour).
+    """
     chunk = vc.chunk_frames
     total, frames = torch.zeros(vc.model.config.speaker_dim, device=vc.device), 0
     buf = FrameBuffer(vc.model.config.n_mels)
@@ -207,7 +222,7 @@ def speaker_latent(vc: VoiceConverter, path: Path, block_seconds: float = BLOCK_
             mu = vc.model.encode(piece.to(vc.device).unsqueeze(0)).speaker.mu[0]
         total, frames = total + mu * piece.shape[-1], frames + piece.shape[-1]
 
-    for mel, last, _ in mel_blocks(vc, path, block_seconds):
+    for mel, last, _ in mel_blocks(vc, path, block_seconds, track):
         buf.push(mel)
         while buf.end - buf.offset >= chunk:
             take(buf.window(buf.offset, buf.offset + chunk))
@@ -311,15 +326,21 @@ def convert_file(
     on_progress(seconds): called with the seconds of input converted since
     the last call, so a progress bar can count audio, not files.
     """
-    vc.model.refuse_pitch_input("long-file streaming conversion")
     path, out = Path(path), Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: exists; pass --force to overwrite")
     fmt = output_format(out)
     out_rate = sample_rate or vc.sample_rate
-    z_s = speaker_latent(vc, path, block_seconds)
+    # A pitch_input model reads the file's intonation: tracked in the first pass
+    # (a float per 10 ms, so the whole file's contour is small beside its audio).
+    track = F0Stream(vc.sample_rate) if vc.model.config.pitch_input else None
+    z_s = speaker_latent(vc, path, block_seconds, track)
     if target is not None:
         z_s = vc._speaker_latent(z_s, target, strength, attributes, method, None)
+    pitch = None
+    if track is not None:
+        c = vc.model.mel_config
+        pitch = contour(track.final, vc.frontend.num_frames(track.seen), c.sample_rate, c.hop_length).unsqueeze(0).to(vc.device)
     chunk, pad = vc.chunk_frames, vc.overlap_frames
     mels = FrameBuffer(vc.model.config.n_mels)
     vocoder = VocoderStream(vc)
@@ -335,7 +356,10 @@ def convert_file(
             while next_start < mels.end and _window_ready(next_start, mels.end, chunk, pad, last):
                 lo, hi = max(0, next_start - pad), min(mels.end, next_start + chunk + pad)
                 with torch.inference_mode():
-                    piece = vc.model.convert(mels.window(lo, hi).to(vc.device).unsqueeze(0), z_s)[0].cpu()
+                    window = mels.window(lo, hi).to(vc.device).unsqueeze(0)
+                    melody = None if pitch is None else pitch[..., lo:hi]
+                    # Resynthesis keeps the file's own register, as VoiceConverter.convert_mel does.
+                    piece = vc.model.convert(window, z_s, melody, own_register=target is None)[0].cpu()
                 stop = min(mels.end, next_start + chunk)
                 converted.append(piece[:, next_start - lo : stop - lo])
                 next_start = stop
