@@ -36,10 +36,15 @@ def test_default_conversion_moves_voice_toward_target(vc, one_thread):
     assert to_target > to_source
 
 
-def test_default_scores_speech_above_noise(vc):
-    speech = vc.score(EXAMPLES / "flite_slt.wav", n_samples=8)
-    noise = vc.score(torch.randn(3 * 22050) * 0.1, n_samples=8)
-    assert speech > vc.anomaly_threshold > noise
+def test_default_scores_speech_as_like_its_training_data(vc):
+    # The default, trained on real recordings too (telephone, game and radio audio), no
+    # longer separates speech from white noise (README, "The shipped default model"):
+    # what it is held to is not flagging speech. The previous default still separates them.
+    assert vc.score(EXAMPLES / "flite_slt.wav", n_samples=8) > vc.anomaly_threshold
+    synthetic = voicevae.load("synthetic", vocoder="fast", device="cpu")
+    speech = synthetic.score(EXAMPLES / "flite_slt.wav", n_samples=8)
+    noise = synthetic.score(torch.randn(3 * 22050) * 0.1, n_samples=8)
+    assert speech > synthetic.anomaly_threshold > noise
 
 
 def test_shipped_model_output_is_unchanged():
@@ -59,8 +64,19 @@ def test_shipped_model_output_is_unchanged():
     spec.loader.exec_module(ref)
     stored = np.load(data_dir / "shipped_reference.npz")
     assert str(stored["digest"]) == ref.assets_digest(), "shipped assets changed: regenerate tests/data/shipped_reference.npz"
+    # In a fresh process, as the reference was made: RAPT (pysptk), which the default's
+    # intonation input uses, can settle a frame differently after other calls in a process.
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "now.npz"
+        code = f"import importlib.util, numpy as np; s = importlib.util.spec_from_file_location('r', {str(data_dir / 'make_shipped_reference.py')!r}); r = importlib.util.module_from_spec(s); s.loader.exec_module(r); np.savez({str(out)!r}, **r.shipped_outputs())"
+        subprocess.run([sys.executable, "-c", code], check=True)
+        now = dict(np.load(out))
     # Another CPU picks other float kernels: on an AMD EPYC the samples (peak
     # 0.2) moved by up to 4e-6 from the reference's machine, over 100 dB
     # below the signal. A refactor that changes the output moves them by far more.
-    for name, samples in ref.shipped_outputs().items():
+    for name, samples in now.items():
         np.testing.assert_allclose(samples, stored[name], rtol=0, atol=1e-4, err_msg=name)

@@ -38,7 +38,8 @@ from .batch import convert_files as _convert_files
 from .config import AdaptConfig
 from .features import MelFrontend
 from .matching import DEFAULT_SPACE, MatchingSet, parse_space
-from .model import DEFAULT_MODEL, VAE
+from .model import DEFAULT_MODEL as DEFAULT_MODEL  # re-exported: tests and scripts import it from here
+from .model import SHIPPED_MODELS, VAE
 from .pitch import f0_stats, intonation, median_f0, semitones_between
 from .pitch import pitch_shift as shift_pitch
 from .realtime import StreamingConverter
@@ -591,15 +592,16 @@ def load(
     device: str | torch.device | None = None,
     vectors: str | Path | None = None,
 ) -> VoiceConverter:
-    """Load a model (a model.pt path, a folder holding model.pt and vectors.pt, or None/'default').
+    """Load a model: a model.pt path, a folder holding model.pt and vectors.pt, or a shipped one by name
+    (None or 'default'; 'synthetic', the previous default, trained on synthetic voices only).
 
     The vector file is looked up next to the model as vectors.pt unless given.
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if path_or_name in (None, "default"):
-        path = DEFAULT_MODEL
+    if path_or_name is None or path_or_name in SHIPPED_MODELS:
+        path = SHIPPED_MODELS[str(path_or_name or "default")]
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: the shipped default model is missing from this installation")
+            raise FileNotFoundError(f"{path}: the shipped model {path_or_name or 'default'!r} is missing from this installation")
     else:
         path = Path(path_or_name)
         if path.is_dir():

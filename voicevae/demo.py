@@ -35,11 +35,13 @@ from .api import DEFAULT_MODEL, DEFAULT_VOCODER, VoiceConverter, load
 from .audio import save_audio
 from .batch import convert_pairs
 from .config import MelConfig
+from .model import SYNTHETIC_MODEL
 from .realtime import StreamingConverter
 from .streaming import Resampler
 from .vocoder import FAST_ASSET
 
 DEFAULT_LABEL = "default (shipped)"
+SYNTHETIC_LABEL = "synthetic voices only (shipped, previous default)"
 EXAMPLES_DIR = DEFAULT_MODEL.parent / "examples"
 
 # Gradio cannot add components after the page is built, so the attribute
@@ -84,6 +86,8 @@ def find_models(models_dir: Path, extra: Path | None = None) -> dict[str, Path]:
         models[extra.name or str(extra)] = extra
     if DEFAULT_MODEL.is_file():
         models[DEFAULT_LABEL] = DEFAULT_MODEL.parent
+    if SYNTHETIC_MODEL.is_file():
+        models[SYNTHETIC_LABEL] = SYNTHETIC_MODEL.parent
     if models_dir.is_dir():
         for path in sorted(models_dir.glob("*/model.pt")):
             models.setdefault(path.parent.name, path.parent)

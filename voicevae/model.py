@@ -56,8 +56,12 @@ from .pitch import INTONATION_CHANNELS, MELODY_CHANNELS
 # Where the register head starts: log2 of 150 Hz, mid-way between typical male and female voices.
 REGISTER_PRIOR = math.log2(150.0)
 
-# The small model trained on the synthetic corpus, shipped with the package (README).
+# The small models shipped with the package (README, "The shipped default model"): the
+# default, trained on synthetic and real recorded voices, and the previous default,
+# trained on the synthetic voices alone.
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default" / "model.pt"
+SYNTHETIC_MODEL = Path(__file__).resolve().parent / "assets" / "synthetic" / "model.pt"
+SHIPPED_MODELS = {"default": DEFAULT_MODEL, "synthetic": SYNTHETIC_MODEL}
 
 
 def band_masked(x: torch.Tensor, band_bins: torch.Tensor | None) -> torch.Tensor:
