@@ -137,7 +137,6 @@ def intonation(wav: torch.Tensor | np.ndarray, rate: int, frames: int, hop_lengt
 
     RAPT on the whole clip, then `contour` with the clip's own mean.
     """
-    _import_pysptk()
     x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
     return contour(rapt_f0(to_track_rate(x, rate)), frames, rate, hop_length)
 
@@ -173,7 +172,6 @@ class F0Stream:
         self.final = np.zeros(0, dtype=np.float32)  # from track frame `final_start` on
         self.final_start = 0
         self.ended = False
-        self.seen = 0  # samples fed
         self.log_sum, self.log_count = 0.0, 0  # over the settled voiced frames
 
     @property
@@ -182,13 +180,17 @@ class F0Stream:
         return self.log_sum / self.log_count if self.log_count else None
 
     @property
+    def seen(self) -> int:
+        """Samples fed so far."""
+        return self.start + self.samples.size
+
+    @property
     def frames_settled(self) -> int:
         return self.final_start + self.final.size
 
     def feed(self, x: torch.Tensor | np.ndarray, last: bool = False) -> None:
         x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         self.samples = np.concatenate([self.samples, x.astype(np.float32).reshape(-1)])
-        self.seen += x.size
         end = self.start + self.samples.size
         while self.settled + self.span + self.context <= end:
             self._settle(self.settled + self.span)

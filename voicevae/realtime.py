@@ -236,12 +236,16 @@ class StreamingConverter:
         assert self.track is not None
         track = self.track
         f0 = np.concatenate([track.final, track.provisional()])
-        mean = track.mean_log_f0
-        if mean is None and (f0 > 0).any():
-            mean = float(np.log2(f0[f0 > 0]).mean())  # no settled voiced frame yet: what there is
         c = self.vc.model.mel_config
+        # Before the first settled voiced frame (None), contour measures against the voiced frames given.
         melody = contour(
-            f0, self.inputs.end - lo, c.sample_rate, c.hop_length, first_frame=lo, f0_start=track.final_start, mean=mean
+            f0,
+            self.inputs.end - lo,
+            c.sample_rate,
+            c.hop_length,
+            first_frame=lo,
+            f0_start=track.final_start,
+            mean=track.mean_log_f0,
         )
         return self._extended(melody, last).to(self.vc.device)
 
