@@ -145,10 +145,19 @@ def test_cli_convert_mirrors_tree_refuses_overwrite_and_reports_failures(model_d
         (src / "spk0" / "broken.wav").unlink()
 
 
-def test_cli_score_prints_a_line_per_clip(model_dir, tone_corpus, capsys):
+def test_cli_score_prints_a_line_per_clip(model_dir, tone_corpus, capsys, monkeypatch):
     assert main(["score", str(tone_corpus.parent / "spk1"), "--model", str(model_dir), "--samples", "2"]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.endswith(("ok", "training data"))]
-    assert len(lines) == 3 and all(np.isfinite(float(line.split("\t")[1])) for line in lines)
+    out = capsys.readouterr().out
+    threshold = float(out.splitlines()[0].rsplit(" ", 1)[1])
+    lines = [line.split("\t") for line in out.splitlines() if line.endswith(("ok", "training data"))]
+    assert len(lines) == 3 and all(np.isfinite(float(lp)) and np.isfinite(float(r)) for _, lp, r, _ in lines)
+    assert all((verdict == "ok") == (float(r) >= threshold) for _, _, r, verdict in lines)
+    # The verdict is the likelihood ratio's against the threshold, not log p(x)'s.
+    for log_px, ratio, verdict in ((-1e6, 1e6, "ok"), (1e6, -1e6, "unlike training data")):
+        monkeypatch.setattr(VoiceConverter, "scores", lambda self, wav, n_samples=32: (log_px, ratio))
+        assert main(["score", str(tone_corpus.parent / "spk1"), "--model", str(model_dir)]) == 0
+        rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[2:]]
+        assert len(rows) == 3 and all(row[3] == verdict for row in rows)
 
 
 def test_batched_files_match_one_by_one(vc, tone_corpus, tmp_path):

@@ -124,7 +124,11 @@ def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path, mo
     assert all(c.kind == "real" and c.text is not None for c in clips)  # no engine label, English by default
     tracked = []
     monkeypatch.setattr(protocol, "f0_track", lambda wav, *a: tracked.append(len(wav)) or f0_track(wav, *a))
-    a, b = (unseen_protocol(vc, clips, manifest, named=["spk0"], is_samples=2, progress=False) for vc in converters)
+    rate = converters[0].sample_rate
+    sounds = {"rain": torch.randn(rate) * 0.05}  # a recorded sound, as evaluate.packaged_sounds gives them
+    a, b = (
+        unseen_protocol(vc, clips, manifest, named=["spk0"], is_samples=2, progress=False, sounds=sounds) for vc in converters
+    )
     per = a["clips"]
     # pYIN, the slowest judge, tracks each scored source once and each output once:
     # per model, 2 sources + 2 resyntheses + 2 few-shot conversions.
@@ -145,6 +149,12 @@ def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path, mo
     anomaly = a["summary"]["anomaly score"]
     assert anomaly["real clips"] == 8 and 0 <= anomaly["real clips flagged unlike the training data"] <= 8
     assert 0.0 <= anomaly["AUROC real speech vs non-speech"] <= 1.0
+    assert 0.0 <= anomaly["AUROC real speech vs packaged sounds, likelihood ratio"] <= 1.0
+    assert anomaly["packaged sounds"] == 1 and anomaly["non-speech sounds"] == 6 + 1
+    # Flags and passes are the likelihood ratio's against the vector file's threshold.
+    threshold = converters[0].anomaly_threshold
+    assert anomaly["anomaly threshold (likelihood ratio)"] == threshold
+    assert math.isfinite(threshold) and 0 <= anomaly["non-speech sounds passed as like the training data"] <= 7
     # A model against itself differs by nothing; two models differ clip by clip.
     assert all(d.mean == 0 for _, d in compare(a, a))
     diffs = dict(compare(a, b))
@@ -218,3 +228,18 @@ def test_compare_pairs_two_cloning_runs_conversion_by_conversion(tmp_path, capsy
     (tmp_path / "broken.json").write_text("{")
     assert main(["evaluate", "--compare", str(new), str(tmp_path / "broken.json")]) == 1
     assert "broken.json: not a JSON report" in capsys.readouterr().err
+
+
+def test_packaged_sounds_skip_voices_and_short_clips_and_crop_long_ones(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from voicevae import evaluate as ev
+
+    rate = 16000
+    noise = np.random.default_rng(0).standard_normal(10 * rate).astype(np.float32) * 0.1
+    sf.write(tmp_path / "boom.wav", noise, rate)
+    sf.write(tmp_path / "hell_ow.wav", noise, rate)  # a hedgehog's cry: may hold a voice
+    sf.write(tmp_path / "tick.wav", noise[: rate // 4], rate)
+    monkeypatch.setattr(ev, "PACKAGED_SOUND_GLOBS", (str(tmp_path / "*.wav"),))
+    sounds = ev.packaged_sounds(22050, seconds=4.0)
+    assert list(sounds) == [str(tmp_path / "boom.wav")] and sounds[str(tmp_path / "boom.wav")].shape == (4 * 22050,)

@@ -35,6 +35,7 @@ import torch
 from .audio import AudioError, load_audio
 from .batch import BatchReport
 from .batch import convert_files as _convert_files
+from .complexity import stationary_log_likelihood
 from .config import AdaptConfig
 from .features import MelFrontend
 from .matching import DEFAULT_SPACE, MatchingSet, parse_space
@@ -114,6 +115,7 @@ class VoiceConverter:
 
     @property
     def anomaly_threshold(self) -> float:
+        """`likelihood_ratio` below which a clip is unlike the training data (-inf: no vector file, or one without it)."""
         return self.vectors.anomaly_threshold() if self.vectors is not None else -math.inf
 
     # ----- audio in -------------------------------------------------------------------
@@ -339,9 +341,32 @@ class VoiceConverter:
 
     @torch.inference_mode()
     def score(self, wav: Source, n_samples: int = 32) -> float:
-        """Importance-sampled log p(x) per mel frame; low values mean unlike the training data."""
+        """Importance-sampled log p(x) per mel frame (nats).
+
+        On its own it is a poor anomaly score (noise scores like speech); use
+        `likelihood_ratio`, which `anomaly_threshold` applies to.
+        """
+        audio = self._audio(wav)
+        return self._log_px(audio, self.mel(audio), n_samples)
+
+    @torch.inference_mode()
+    def likelihood_ratio(self, wav: Source, n_samples: int = 32) -> float:
+        """log p(x) per frame minus the clip's log-likelihood under its own stationary model (complexity.py).
+
+        Low values mean unlike the training data; clips under `anomaly_threshold` are flagged.
+        """
+        return self.scores(wav, n_samples)[1]
+
+    @torch.inference_mode()
+    def scores(self, wav: Source, n_samples: int = 32) -> tuple[float, float]:
+        """(log p(x), likelihood ratio) per frame from one importance-sampling pass."""
         audio = self._audio(wav)
         mel = self.mel(audio)
+        log_px = self._log_px(audio, mel, n_samples)
+        return log_px, log_px - stationary_log_likelihood(mel)
+
+    def _log_px(self, audio: torch.Tensor, mel: torch.Tensor, n_samples: int) -> float:
+        """(T,) audio and its (n_mels, F) mel -> log p(x) per frame."""
         pitch = self.intonation(audio, mel.shape[-1])
         scores: list[tuple[float, int]] = []
         # Long clips are scored in chunks and averaged per frame (bounded memory).

@@ -169,17 +169,20 @@ def run_resynth(args: argparse.Namespace) -> int:
 def run_score(args: argparse.Namespace) -> int:
     vc = _converter(args)
     threshold = vc.anomaly_threshold
-    print(f"# log p(x) in nats per mel frame (importance sampling, {args.samples} samples); anomaly threshold {threshold:.2f}")
-    print("path\tlog_px_per_frame\tverdict")
+    print(
+        f"# nats per mel frame: log p(x) (importance sampling, {args.samples} samples) and the likelihood ratio "
+        f"(log p(x) minus the clip's stationary log-likelihood); anomaly threshold on the ratio {threshold:.2f}"
+    )
+    print("path\tlog_px_per_frame\tratio_per_frame\tverdict")
     failed = 0
     for f, _ in collect_inputs(args.inputs):
         try:
-            s = vc.score(f, n_samples=args.samples)
+            lp, ratio = vc.scores(f, n_samples=args.samples)
         except AudioError as e:
             print(f"failed: {e}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{f}\t{s:.3f}\t{'unlike training data' if s < threshold else 'ok'}")
+        print(f"{f}\t{lp:.3f}\t{ratio:.3f}\t{'unlike training data' if ratio < threshold else 'ok'}")
     return 1 if failed else 0
 
 

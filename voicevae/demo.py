@@ -494,9 +494,12 @@ class Demo:
 
     @staticmethod
     def _score_note(vc: VoiceConverter, wav: torch.Tensor) -> str:
-        """The source's likelihood under the model, in words when it is unusually low."""
-        score = vc.score(wav)
-        text = f"Source log-likelihood: **{score:.2f}** per frame (clips below {vc.anomaly_threshold:.2f} are unlike the training data)."
+        """The source's likelihood ratio under the model, in words when it is unusually low."""
+        score = vc.likelihood_ratio(wav)
+        text = (
+            f"Source likelihood ratio: **{score:.2f}** nats per frame (clips below {vc.anomaly_threshold:.2f} are unlike"
+            " the training data)."
+        )
         if score < vc.anomaly_threshold:
             text += (
                 "\n\nThis recording is unlike the speech the model was trained on (noise, music, an unusual"

@@ -20,7 +20,9 @@ training voices) and `test_voice` (held-out voices):
 4. Held-out log p(x) per frame of `valid` and `test_voice` clips, and the
    AUROC with which that score separates speech from non-speech (white and
    pink noise, tone chords, clicks, hum) generated with a fixed seed: once
-   for the training voices' held-out sentences, once with the unseen voices.
+   for the training voices' held-out sentences, once with the unseen voices;
+   the same for the likelihood ratio the anomaly threshold is set on
+   (complexity.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import torch
 from tqdm import tqdm
 
 from .api import DEFAULT_VOCODER, VoiceConverter, check_method, load
+from .audio import AudioError, load_audio
 from .commands import add_conversion_settings
 from .corpora import Utterance, read_manifest
 from .metrics import SpeakerEncoder, Transcriber, auroc, f0_correlation, word_errors
@@ -65,6 +68,41 @@ def non_speech_clips(rate: int, seconds: float = 2.5, seed: int = 0) -> dict[str
     hum = np.sin(2 * np.pi * 50 * t) + 0.5 * np.sin(2 * np.pi * 150 * t)
     sounds = {"white-noise": white, "pink-noise": pink, "tone-chord": chord, "melody": melody, "clicks": clicks, "hum": hum}
     return {k: torch.from_numpy(0.3 * v / np.abs(v).max()).float() for k, v in sounds.items()}
+
+
+# Non-speech recordings in installed Debian main packages (the recorded corpus's
+# hedgewars-data and fillets-ng-data, `make corpus-recorded`): the two games'
+# sound effects and music, read in place and never shipped (their licences are
+# in /usr/share/doc/<package>/copyright). Effects whose names say they may hold
+# a voice (a hedgehog's "ow", a chant, a countdown call) are left out: this set
+# is for sounds that are not speech.
+PACKAGED_SOUND_GLOBS = (
+    "/usr/share/games/hedgewars/Data/Sounds/*.ogg",
+    "/usr/share/games/hedgewars/Data/Music/*.ogg",
+    "/usr/share/games/fillets-ng/music/*.ogg",
+)
+VOICED_SOUND_NAMES = ("hell_", "hog", "Hellish", "Yoohoo", "Kiss", "countdown", "homerun", "suddendeath", "extratime", "custom")
+
+
+def packaged_sounds(rate: int, seconds: float = 4.0) -> dict[str, torch.Tensor]:
+    """Installed non-speech recordings (see PACKAGED_SOUND_GLOBS), each at most `seconds` from its middle: (T,) at `rate`.
+
+    {} where none are installed; clips under half a second are skipped.
+    """
+    out = {}
+    for pattern in PACKAGED_SOUND_GLOBS:
+        for path in sorted(Path("/").glob(pattern.lstrip("/"))):
+            if path.name.startswith(VOICED_SOUND_NAMES):
+                continue
+            try:
+                wav = load_audio(path, rate)
+            except AudioError:  # a sound that is silent or unreadable is not a test of the score
+                continue
+            n = int(seconds * rate)
+            start = max(0, (wav.shape[0] - n) // 2)
+            if wav.shape[0] >= rate // 2:
+                out[str(path)] = wav[start : start + n]
+    return out
 
 
 def spread(utts: list[Utterance], n: int) -> list[Utterance]:
@@ -160,8 +198,10 @@ def evaluate(
     # far the score carries to voices the model never saw.
     scored = sources + spread(heldout, max_pairs)
     n_valid = len(sources)
-    speech = [vc.score(u.path, n_samples=is_samples) for u in tqdm(scored, desc="log p(x)", disable=not progress)]
-    noise = [vc.score(w, n_samples=is_samples) for w in non_speech_clips(vc.sample_rate).values()]
+    speech, speech_ratio = zip(
+        *[vc.scores(u.path, n_samples=is_samples) for u in tqdm(scored, desc="log p(x)", disable=not progress)]
+    )
+    noise, noise_ratio = zip(*[vc.scores(w, n_samples=is_samples) for w in non_speech_clips(vc.sample_rate).values()])
     results["likelihood"] = {
         "held-out log p(x) / frame (valid)": float(np.mean(speech[:n_valid])),
         "held-out log p(x) / frame (unseen voices)": float(np.mean(speech[n_valid:])) if heldout else math.nan,
@@ -169,6 +209,9 @@ def evaluate(
         "highest non-speech log p(x) / frame": float(np.max(noise)),
         "AUROC speech vs non-speech (training voices)": auroc(speech[:n_valid], noise),
         "AUROC speech vs non-speech (all voices)": auroc(speech, noise),
+        # The anomaly score the product flags with (complexity.py).
+        "AUROC speech vs non-speech, likelihood ratio (training voices)": auroc(speech_ratio[:n_valid], noise_ratio),
+        "AUROC speech vs non-speech, likelihood ratio (all voices)": auroc(speech_ratio, noise_ratio),
         "clips": float(len(speech) + len(noise)),
     }
     return results

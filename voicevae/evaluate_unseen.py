@@ -21,9 +21,11 @@ scored on.
 3. Real speech converted to named voices: the real scored clips converted to
    `named` voices of the vector file; the judges' reference of a named voice
    is its `train` clips in the manifest.
-4. Anomaly score: log p(x) per frame of every held-out clip against the
-   non-speech sounds of `evaluate.non_speech_clips`; AUROC per kind and the
-   number of real clips under the vector file's anomaly threshold.
+4. Anomaly score: log p(x) per frame of every held-out clip, and the
+   likelihood ratio the anomaly threshold is set on (complexity.py), against
+   the non-speech sounds of `evaluate.non_speech_clips` and the recorded
+   effects and music of `evaluate.packaged_sounds`; AUROC per kind, the real
+   clips flagged and the sounds passed by the vector file's threshold.
 
 Word error rates are by source kind (the `engine` label of synthetic clips,
 "real" for recordings); only English clips with a transcript count. Every
@@ -44,7 +46,7 @@ from tqdm import tqdm
 
 from .api import VoiceConverter
 from .corpora import read_manifest
-from .evaluate import non_speech_clips
+from .evaluate import non_speech_clips, packaged_sounds
 from .metrics import (
     Difference,
     F0Track,
@@ -103,8 +105,13 @@ def unseen_protocol(
     sources_per_target: int = 6,
     is_samples: int = 16,
     progress: bool = True,
+    sounds: dict[str, torch.Tensor] | None = None,
 ) -> dict:
-    """Run the protocol; returns {"summary": {section: {measure: value}}, "clips": {measure: [per-clip values]}}."""
+    """Run the protocol; returns {"summary": {section: {measure: value}}, "clips": {measure: [per-clip values]}}.
+
+    sounds: recorded non-speech for the anomaly score, (T,) at the model's rate each; None reads
+    the installed ones (evaluate.packaged_sounds).
+    """
     enc, asr = SpeakerEncoder(), Transcriber()
     rate = vc.sample_rate
     by_voice: dict[str, list[int]] = {}
@@ -214,20 +221,44 @@ def unseen_protocol(
             add("named/to_source", to_s)
             add("named/closer", math.nan if math.isnan(to_s) else float(to_t > to_s))
 
-    # 4. anomaly score
-    speech = [vc.score(c.audio, n_samples=is_samples) for c in tqdm(clips, desc="log p(x)", disable=not progress)]
-    noise = [vc.score(w, n_samples=is_samples) for w in non_speech_clips(rate).values()]
-    real = [s for s, c in zip(speech, clips) if c.kind == "real"]
-    synthetic = [s for s, c in zip(speech, clips) if c.kind != "real"]
+    # 4. anomaly score: log p(x) alone and the likelihood ratio the threshold is set on (complexity.py)
+    speech, speech_ratio = zip(
+        *[vc.scores(c.audio, n_samples=is_samples) for c in tqdm(clips, desc="log p(x)", disable=not progress)]
+    )
+    generated, generated_ratio = zip(*[vc.scores(w, n_samples=is_samples) for w in non_speech_clips(rate).values()])
+    sounds = packaged_sounds(rate) if sounds is None else sounds
+    recorded = [vc.scores(w, n_samples=is_samples) for w in tqdm(sounds.values(), desc="log p(x), sounds", disable=not progress)]
+    recorded_ratio = [r for _, r in recorded]
+    is_real = [c.kind == "real" for c in clips]
+    real = [s for s, k in zip(speech, is_real) if k]
+    real_ratio = [s for s, k in zip(speech_ratio, is_real) if k]
+    synthetic_ratio = [s for s, k in zip(speech_ratio, is_real) if not k]
+    synthetic = [s for s, k in zip(speech, is_real) if not k]
     threshold = vc.anomaly_threshold
+
+    def roc(pos: Sequence[float], neg: Sequence[float]) -> float:
+        return auroc(list(pos), list(neg)) if pos and neg else math.nan
+
     anomaly = {
-        "AUROC real speech vs non-speech": auroc(real, noise) if real else math.nan,
-        "AUROC synthetic speech vs non-speech": auroc(synthetic, noise) if synthetic else math.nan,
-        "real clips flagged unlike the training data": float(sum(s < threshold for s in real)),
+        # log p(x) against the generated sounds: the figures of earlier reports
+        "AUROC real speech vs non-speech": roc(real, generated),
+        "AUROC synthetic speech vs non-speech": roc(synthetic, generated),
+        "AUROC real speech vs non-speech, likelihood ratio": roc(real_ratio, generated_ratio),
+        "AUROC synthetic speech vs non-speech, likelihood ratio": roc(synthetic_ratio, generated_ratio),
+        # recorded effects and music (evaluate.packaged_sounds), where installed
+        "AUROC real speech vs packaged sounds": roc(real, [lp for lp, _ in recorded]),
+        "AUROC real speech vs packaged sounds, likelihood ratio": roc(real_ratio, recorded_ratio),
+        "AUROC all held-out speech vs all non-speech, likelihood ratio": roc(speech_ratio, [*generated_ratio, *recorded_ratio]),
+        "packaged sounds": float(len(sounds)),
+        "real clips flagged unlike the training data": float(sum(s < threshold for s in real_ratio)),
         "real clips": float(len(real)),
+        "non-speech sounds passed as like the training data": float(
+            sum(s >= threshold for s in [*generated_ratio, *recorded_ratio])
+        ),
+        "non-speech sounds": float(len(generated) + len(sounds)),
         "median log p(x) / frame, real": float(np.median(real)) if real else math.nan,
-        "highest non-speech log p(x) / frame": float(max(noise)),
-        "anomaly threshold": threshold,
+        "highest non-speech log p(x) / frame": float(max(generated)),
+        "anomaly threshold (likelihood ratio)": threshold,
     }
     return {"summary": summarise(per, anomaly), "clips": per}
 
@@ -336,6 +367,17 @@ def compare(new: dict, old: dict) -> list[tuple[str, Difference]]:
     return rows
 
 
+COUNTS = (
+    "clips",
+    "conversions",
+    "real clips",
+    "real clips flagged unlike the training data",
+    "packaged sounds",
+    "non-speech sounds",
+    "non-speech sounds passed as like the training data",
+)
+
+
 def to_markdown(report: dict, baseline: dict | None = None, names: tuple[str, str] = ("model", "baseline")) -> str:
     lines = []
     sections = report["summary"]
@@ -344,11 +386,7 @@ def to_markdown(report: dict, baseline: dict | None = None, names: tuple[str, st
         head = f"| measure | {names[0]} |" + (f" {names[1]} |" if baseline else "")
         lines += [f"**{section}**", "", head, "| --- | --- |" + (" --- |" if baseline else "")]
         for k, v in values.items():
-            fmt = (
-                "{:.0f}"
-                if k in ("clips", "conversions", "real clips", "real clips flagged unlike the training data")
-                else "{:.3f}"
-            )
+            fmt = "{:.0f}" if k in COUNTS else "{:.3f}"
             row = f"| {k} | {fmt.format(v)} |"
             if baseline:
                 row += f" {fmt.format(other[k]) if k in other else '-'} |"

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from .audio import load_audio
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .complexity import stationary_log_likelihood
 from .config import MelConfig, from_dict, to_dict
 from .corpora import Utterance, read_manifest
 from .distributions import AggregatedPosterior
@@ -101,6 +102,10 @@ class VectorSet:
     # speech the model knows, for adaptation to decode in a new voice
     # (training/adapt.py, "cycle/content"). None in files made before it.
     content_bank: torch.Tensor | None = None
+    # (N,) log-likelihood per frame of the same clips under their own stationary
+    # model (complexity.py): frame_scores minus these are the likelihood ratios
+    # the anomaly threshold is set on. None in files made before it.
+    frame_baselines: torch.Tensor | None = None
 
     @property
     def speakers(self) -> list[str]:
@@ -126,11 +131,14 @@ class VectorSet:
         return AggregatedPosterior(self.posterior_mu, self.posterior_logvar)
 
     def anomaly_threshold(self, quantile: float = 0.01, margin: float = 0.5) -> float:
-        """Per-frame log p(x) below which a clip looks unlike the data the vectors came from.
+        """Likelihood ratio per frame (VoiceConverter.likelihood_ratio) below which a clip looks unlike
+        the data the vectors came from: the `quantile` of the reference clips' ratios minus `margin` nats.
 
-        The `quantile` of the reference clips' scores minus `margin` nats per frame.
+        -inf (nothing is flagged) for a vector file made before the ratio, which holds no baselines.
         """
-        return float(torch.quantile(self.frame_scores, quantile)) - margin
+        if self.frame_baselines is None:
+            return -math.inf
+        return float(torch.quantile(self.frame_scores - self.frame_baselines, quantile)) - margin
 
     # ----- persistence ----------------------------------------------------------------
 
@@ -149,6 +157,7 @@ class VectorSet:
                 "frame_scores": self.frame_scores,
                 "f0": self.f0,
                 "content_bank": self.content_bank,
+                "frame_baselines": self.frame_baselines,
             },
         )
 
@@ -166,7 +175,14 @@ class VectorSet:
             frame_scores=data["frame_scores"],
             f0=data.get("f0", {}),  # vector files before pitch control have none
             content_bank=data.get("content_bank"),
+            frame_baselines=data.get("frame_baselines"),
         )
+        if vs.frame_baselines is None:
+            warnings.warn(
+                f"{path}: made before the likelihood-ratio anomaly score, so it sets no anomaly threshold "
+                "(no clip is flagged); run `voicevae vectors` again to get one",
+                stacklevel=2,
+            )
         if model is not None:
             fp = model_fingerprint(model)
             if fp != vs.fingerprint:
@@ -236,7 +252,7 @@ def compute_vectors(
         raise ValueError("no utterances to compute vectors from")
     frontend = MelFrontend(model.mel_config).to(device)
     model = model.to(device).eval()
-    mus, logvars, scores = [], [], []
+    mus, logvars, scores, baselines = [], [], [], []
     crops: list[torch.Tensor] = []
     picks = set(bank_picks(len(utterances)))
     for i, u in enumerate(tqdm(utterances, desc="encoding", disable=not progress, leave=False)):
@@ -252,6 +268,7 @@ def compute_vectors(
                 intonation(wav, model.mel_config.sample_rate, mel.shape[-1], model.mel_config.hop_length).unsqueeze(0).to(device)
             )
         scores.append(float(model.log_px(mel, n_samples=is_samples, pitch=pitch)[0]) / mel.shape[-1])
+        baselines.append(stationary_log_likelihood(mel[0]))
         content = getattr(q.content, "mu", None)  # (1, Dc, L); a categorical content latent has no bank
         if content is not None and i in picks and content.shape[-1] >= BANK_FRAMES:
             start = (content.shape[-1] - BANK_FRAMES) // 2
@@ -280,7 +297,18 @@ def compute_vectors(
             except ValueError as e:  # whispered or unvoiced clips: that voice cannot match_pitch
                 warnings.warn(f"speaker {s!r}: no F0 statistics ({e}); match_pitch will refuse it", stacklevel=2)
     bank = torch.stack(crops) if crops else None
-    return VectorSet(model_fingerprint(model), model.mel_config, labels, directions, mu, logvar, torch.tensor(scores), f0, bank)
+    return VectorSet(
+        model_fingerprint(model),
+        model.mel_config,
+        labels,
+        directions,
+        mu,
+        logvar,
+        torch.tensor(scores),
+        f0,
+        bank,
+        torch.tensor(baselines, dtype=torch.float32),
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

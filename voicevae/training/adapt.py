@@ -254,6 +254,7 @@ def add_voice(vectors: VectorSet, model: VAE, name: str, vector: torch.Tensor, l
         vectors.frame_scores,
         dict(vectors.f0),
         vectors.content_bank,  # the encoders are frozen, so the bank still reads as this model's content
+        vectors.frame_baselines,
     )
 
 
