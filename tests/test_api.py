@@ -154,7 +154,7 @@ def test_cli_score_prints_a_line_per_clip(model_dir, tone_corpus, capsys, monkey
     assert all((verdict == "ok") == (float(r) >= threshold) for _, _, r, verdict in lines)
     # The verdict is the likelihood ratio's against the threshold, not log p(x)'s.
     for log_px, ratio, verdict in ((-1e6, 1e6, "ok"), (1e6, -1e6, "unlike training data")):
-        monkeypatch.setattr(VoiceConverter, "scores", lambda self, wav, n_samples=32: (log_px, ratio))
+        monkeypatch.setattr(VoiceConverter, "scores", lambda self, wav, n_samples=32, pair=(log_px, ratio): pair)
         assert main(["score", str(tone_corpus.parent / "spk1"), "--model", str(model_dir)]) == 0
         rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()[2:]]
         assert len(rows) == 3 and all(row[3] == verdict for row in rows)
