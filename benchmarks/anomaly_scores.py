@@ -12,8 +12,8 @@ the clip's log-mel (complexity.py says why):
 - none: log p(x) alone, the score before the ratio;
 - stationary: each mel bin a Gaussian with the clip's mean and variance (the
   product's, `complexity.stationary_log_likelihood`);
-- ar1: each frame predicted by the one before, with per-bin Gaussian residuals
-  of the clip's variance;
+- ar1: each frame predicted by the one before (a random walk), the
+  differences under the stationary model;
 - zlib: the compressed size of the log-mel quantised to 1 nat, in nats per
   frame (Serrà et al.'s compressor, up to a constant per frame).
 
@@ -41,9 +41,8 @@ from voicevae.metrics import auroc
 
 
 def ar1_log_likelihood(mel: torch.Tensor) -> float:
-    """(n_mels, F) -> log-likelihood per frame of the frame-to-frame differences under their per-bin Gaussians."""
-    var = torch.diff(mel.double(), dim=-1).var(dim=-1, unbiased=False).clamp_min(1e-6)
-    return float(-0.5 * (torch.log(2 * math.pi * var) + 1).sum())
+    """(n_mels, F) -> log-likelihood per frame of the frame-to-frame differences under their stationary model."""
+    return stationary_log_likelihood(torch.diff(mel, dim=-1))
 
 
 def zlib_log_likelihood(mel: torch.Tensor, step: float = 1.0) -> float:

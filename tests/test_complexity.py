@@ -24,13 +24,27 @@ def test_stationary_log_likelihood_is_the_fitted_gaussians():
     std = torch.linspace(0.5, 2.0, 80)
     mel = torch.randn(80, 4000) * std[:, None] - 3.0
     expected = -0.5 * float((torch.log(2 * math.pi * std**2) + 1).sum())
-    assert stationary_log_likelihood(mel) == pytest.approx(expected, abs=0.5)
+    assert stationary_log_likelihood(mel, window=mel.shape[-1]) == pytest.approx(expected, abs=0.5)
     # A steady spectrum is simple, one that moves from frame to frame is not.
     steady = torch.full((80, 200), -4.0) + 0.01 * torch.randn(80, 200)
     moving = torch.randn(80, 200) * 2
     assert stationary_log_likelihood(steady) > stationary_log_likelihood(moving) + 100
     # A bin that never moves is bounded by the variance floor, not infinite.
     assert math.isfinite(stationary_log_likelihood(torch.zeros(80, 50)))
+
+
+def test_stationary_log_likelihood_does_not_drift_with_length():
+    # A spectrum that wanders (as speech's does) spreads further the longer the clip: fitted
+    # to the whole clip, the baseline would fall with length; fitted per window it stays.
+    torch.manual_seed(0)
+    walk = torch.randn(80, 640).cumsum(-1) * 0.3
+    short, long = walk[:, :128], walk
+    assert abs(stationary_log_likelihood(long) - stationary_log_likelihood(short)) < 10
+    whole = stationary_log_likelihood(long, window=640)
+    assert stationary_log_likelihood(short, window=640) - whole > 40
+    # A last stretch under half a window joins the one before instead of being fitted alone.
+    tail = torch.cat([short, walk[:, 128:131]], -1)
+    assert stationary_log_likelihood(tail) == pytest.approx(stationary_log_likelihood(tail, window=131))
 
 
 @pytest.mark.parametrize("shape", [(80,), (80, 1), (1, 80, 10)])
@@ -62,3 +76,24 @@ def test_threshold_is_set_on_the_ratios_of_the_reference_clips(model_dir, tmp_pa
         old = VectorSet.load(tmp_path / "old.pt")
     vc = VoiceConverter(VAE.load(model_dir / "model.pt"), old, load_vocoder("griffinlim"))
     assert vc.anomaly_threshold == -math.inf
+
+
+def test_vector_file_baselines_are_the_api_s(vc, model_dir, tone_corpus):
+    # The threshold is set on the vector file's ratios and applied to VoiceConverter's: both
+    # baselines must come from the same mel of the same clip.
+    from voicevae.corpora import read_manifest
+
+    utts = read_manifest(tone_corpus)
+    vs = VectorSet.load(model_dir / "vectors.pt")
+    assert vs.frame_baselines is not None and len(utts) == len(vs.frame_baselines)
+    for u, baseline in zip(utts, vs.frame_baselines):
+        assert float(baseline) == pytest.approx(stationary_log_likelihood(vc.mel(vc.load_audio(u.path))), abs=1e-3)
+
+
+def test_an_added_voice_keeps_the_threshold(vc):
+    from voicevae.training.adapt import add_voice
+
+    dim = vc.model.config.speaker_dim
+    voices = add_voice(vc.vectors, vc.model, "new", torch.zeros(dim), torch.zeros(3, dim))
+    assert voices.frame_baselines is vc.vectors.frame_baselines
+    assert voices.anomaly_threshold() == vc.vectors.anomaly_threshold() > -math.inf

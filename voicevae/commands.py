@@ -10,6 +10,7 @@ failed.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -171,7 +172,12 @@ def run_score(args: argparse.Namespace) -> int:
     threshold = vc.anomaly_threshold
     print(
         f"# nats per mel frame: log p(x) (importance sampling, {args.samples} samples) and the likelihood ratio "
-        f"(log p(x) minus the clip's stationary log-likelihood); anomaly threshold on the ratio {threshold:.2f}"
+        f"(log p(x) minus the clip's stationary log-likelihood); "
+        + (
+            f"anomaly threshold on the ratio {threshold:.2f}"
+            if math.isfinite(threshold)
+            else "no anomaly threshold (see the vector file)"
+        )
     )
     print("path\tlog_px_per_frame\tratio_per_frame\tverdict")
     failed = 0

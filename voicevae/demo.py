@@ -13,6 +13,7 @@ as a line of text in the page, never as a crashed request.
 from __future__ import annotations
 
 import importlib.util
+import math
 import re
 import tempfile
 import threading
@@ -496,10 +497,11 @@ class Demo:
     def _score_note(vc: VoiceConverter, wav: torch.Tensor) -> str:
         """The source's likelihood ratio under the model, in words when it is unusually low."""
         score = vc.likelihood_ratio(wav)
-        text = (
-            f"Source likelihood ratio: **{score:.2f}** nats per frame (clips below {vc.anomaly_threshold:.2f} are unlike"
-            " the training data)."
-        )
+        text = f"Source likelihood ratio: **{score:.2f}** nats per frame"
+        if math.isfinite(vc.anomaly_threshold):
+            text += f" (clips below {vc.anomaly_threshold:.2f} are unlike the training data)."
+        else:
+            text += " (this model's vector file sets no anomaly threshold)."
         if score < vc.anomaly_threshold:
             text += (
                 "\n\nThis recording is unlike the speech the model was trained on (noise, music, an unusual"

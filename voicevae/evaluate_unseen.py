@@ -221,25 +221,35 @@ def unseen_protocol(
             add("named/to_source", to_s)
             add("named/closer", math.nan if math.isnan(to_s) else float(to_t > to_s))
 
-    # 4. anomaly score: log p(x) alone and the likelihood ratio the threshold is set on (complexity.py)
+    # 4. anomaly score
+    anomaly = anomaly_summary(vc, clips, packaged_sounds(rate) if sounds is None else sounds, is_samples, progress)
+    return {"summary": summarise(per, anomaly), "clips": per}
+
+
+def anomaly_summary(
+    vc: VoiceConverter, clips: Sequence[Clip], sounds: dict[str, torch.Tensor], is_samples: int = 16, progress: bool = False
+) -> dict[str, float]:
+    """log p(x) alone and the likelihood ratio the threshold is set on (complexity.py): AUROCs of the
+    held-out clips against the generated sounds and the recorded `sounds`, the real clips the
+    threshold flags and the sounds it passes."""
+    rate = vc.sample_rate
     speech, speech_ratio = zip(
         *[vc.scores(c.audio, n_samples=is_samples) for c in tqdm(clips, desc="log p(x)", disable=not progress)]
     )
     generated, generated_ratio = zip(*[vc.scores(w, n_samples=is_samples) for w in non_speech_clips(rate).values()])
-    sounds = packaged_sounds(rate) if sounds is None else sounds
     recorded = [vc.scores(w, n_samples=is_samples) for w in tqdm(sounds.values(), desc="log p(x), sounds", disable=not progress)]
     recorded_ratio = [r for _, r in recorded]
     is_real = [c.kind == "real" for c in clips]
     real = [s for s, k in zip(speech, is_real) if k]
     real_ratio = [s for s, k in zip(speech_ratio, is_real) if k]
-    synthetic_ratio = [s for s, k in zip(speech_ratio, is_real) if not k]
     synthetic = [s for s, k in zip(speech, is_real) if not k]
+    synthetic_ratio = [s for s, k in zip(speech_ratio, is_real) if not k]
     threshold = vc.anomaly_threshold
 
     def roc(pos: Sequence[float], neg: Sequence[float]) -> float:
         return auroc(list(pos), list(neg)) if pos and neg else math.nan
 
-    anomaly = {
+    return {
         # log p(x) against the generated sounds: the figures of earlier reports
         "AUROC real speech vs non-speech": roc(real, generated),
         "AUROC synthetic speech vs non-speech": roc(synthetic, generated),
@@ -260,7 +270,6 @@ def unseen_protocol(
         "highest non-speech log p(x) / frame": float(max(generated)),
         "anomaly threshold (likelihood ratio)": threshold,
     }
-    return {"summary": summarise(per, anomaly), "clips": per}
 
 
 def _wer(errors: list[int], words: list[int], keep: list[bool]) -> float:

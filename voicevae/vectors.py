@@ -8,7 +8,8 @@ For a label value v of a column (a speaker id, a gender, an accent, ...):
 Speaker vectors are the `mean` of the speaker column; attribute directions
 are the `direction` of every other label column. A vector file also keeps
 the utterance posteriors (for sampling the aggregated posterior), the
-per-frame log p(x) of the clips it was made from (to set the anomaly
+per-frame log p(x) of the clips it was made from and their stationary
+baselines (complexity.py; the likelihood ratios set the anomaly
 threshold), a content bank (content means of crops of some of the clips,
 known speech for adaptation's content term), and the fingerprint of the
 model it belongs to: loading it with another model is refused, because
@@ -130,6 +131,9 @@ class VectorSet:
     def aggregated_posterior(self) -> AggregatedPosterior:
         return AggregatedPosterior(self.posterior_mu, self.posterior_logvar)
 
+    # The margin only keeps a clip at the quantile from being flagged by the noise of
+    # importance sampling; it is no safety band (the ratios of the shipped default's
+    # clips spread over about 160 nats, the quantile sets the verdict).
     def anomaly_threshold(self, quantile: float = 0.01, margin: float = 0.5) -> float:
         """Likelihood ratio per frame (VoiceConverter.likelihood_ratio) below which a clip looks unlike
         the data the vectors came from: the `quantile` of the reference clips' ratios minus `margin` nats.
@@ -331,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
     labels = [c for c in args.labels.split(",") if c] if args.labels else None
     vs = compute_vectors(model, utts, args.device, f0_clips=args.f0_clips, label_columns=labels)
     if not math.isfinite(vs.anomaly_threshold()):
-        raise ValueError(f"{args.model}: log p(x) scores of the clips are not finite; the model may be broken")
+        raise ValueError(f"{args.model}: likelihood ratios of the clips are not finite; the model may be broken")
     vs.save(out)
     counts = vs.labels["speaker"].counts
     print(
