@@ -155,6 +155,15 @@ def test_bad_source_gives_a_message_not_a_crash(demo, tmp_path, make, message):
     assert str(tmp_path) not in status
 
 
+def test_detail_control_reaches_the_conversion(demo, clip):
+    sliders = [0.0] * MAX_ATTRIBUTE_SLIDERS
+    args = (str(clip), TARGET_SPEAKER, "spk1", None, 0, 1.0, demo.default_model, "griffinlim", *sliders)
+    plain, detailed = demo.on_convert(*args, 0.0, 0.0, False, 0.0), demo.on_convert(*args, 0.0, 0.0, False, 1.0)
+    assert plain[-1].startswith("Converted") and detailed[-1].startswith("Converted"), detailed[-1]
+    assert not np.allclose(sf.read(plain[0])[0], sf.read(detailed[0])[0])
+    assert "detail must be in [0, 1]" in demo.on_convert(*args, 0.0, 0.0, False, 1.5)[-1]
+
+
 def test_missing_inputs_give_messages(demo, clip):
     assert "upload or record a source clip" in convert(demo, None)[-1]
     assert "upload one or more reference clips" in convert(demo, clip, mode=TARGET_CLIPS, refs=[])[-1]

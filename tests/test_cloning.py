@@ -1,5 +1,6 @@
 """Clone one voice: preparing recordings, adaptation, retrieval blending and pitch control."""
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -233,6 +234,33 @@ def test_retrieval_blends_toward_the_targets_own_frames(vc):
         matching.blend(vc.model, converted, 1.5)
 
 
+def test_detail_adds_back_what_the_model_loses_of_the_source(vc, model_dir, tmp_path):
+    src = torch.from_numpy(tone(150, 1.0))
+    mel = vc.mel(src)
+    target = vc.vectors.speaker("spk1")
+    plain = vc.convert_mel(src, target)
+    # At strength 0 the two decodes are one: detail 1 gives back the source's own log-mel.
+    torch.testing.assert_close(vc.convert_mel(src, target, strength=0.0, detail=1.0), mel, atol=1e-4, rtol=0)
+    # Otherwise the conversion plus D times the source's loss through the VAE, its resynthesis.
+    loss = mel - vc.convert_mel(src, None)
+    assert float(loss.abs().mean()) > 0.05  # the tiny model loses something worth adding back
+    torch.testing.assert_close(vc.convert_mel(src, target, detail=0.4), plain + 0.4 * loss, atol=1e-4, rtol=0)
+    assert vc.convert(src, target, detail=0.4).shape == vc.convert(src, target).shape
+    with pytest.raises(ValueError, match=r"detail must be in \[0, 1\]"):
+        vc.convert(src, target, detail=-0.1)
+    with pytest.raises(ValueError, match="detail needs a target voice"):
+        vc.convert_mel(src, None, detail=0.5)
+    # The CLI's --detail reaches the conversion; a bad value is refused before any file is written.
+    sf.write(tmp_path / "src.wav", src.numpy(), RATE)
+    args = ["convert", str(tmp_path / "src.wav"), "--model", str(model_dir), "--vocoder", "griffinlim", "--target", "spk1"]
+    assert main([*args, "-o", str(tmp_path / "plain")]) == 0
+    assert main([*args, "-o", str(tmp_path / "detail"), "--detail", "1"]) == 0
+    a, b = (sf.read(tmp_path / d / "src.wav")[0] for d in ("plain", "detail"))
+    assert a.shape == b.shape and not np.allclose(a, b)
+    assert main([*args, "-o", str(tmp_path / "bad"), "--detail", "2"]) == 1
+    assert not (tmp_path / "bad" / "src.wav").exists()
+
+
 def test_matching_spaces_context_and_stored_sets(vc, tmp_path):
     from voicevae.checkpoint import save_checkpoint
     from voicevae.matching import frame_keys, parse_space
@@ -330,11 +358,30 @@ def test_cloning_protocol_budgets_and_arguments(tone_corpus, model_dir, capsys):
         (["--cloning", "30,a"], "--cloning '30,a': expected seconds"),
         (["--cloning", "30", "--cloning-retrieval", "1.5"], "each ratio must be in"),
         (["--cloning", "30", "--cloning-spaces", "content,hubert"], "matching space 'hubert'"),
+        (["--cloning", "30", "--cloning-detail", "0.5,x"], "--cloning-detail '0.5,x': expected values"),
+        (["--cloning", "30", "--cloning-detail", "0"], "each value must be in (0, 1]"),
+        (["--unseen", "--detail", "1.5"], "--detail 1.5: must be in [0, 1]"),
         (["--cloning", "30", "--adapt-set", "trainable=everything"], "trainable: must be one of"),
         (["--cloning", "30"], "needs at least 2 held-out voices"),  # the tone corpus has none
     ]:
         assert main([*base, *extra]) == 1
         assert message in capsys.readouterr().err
+
+
+def test_cloning_detail_conditions_are_paired_with_their_plain_twins():
+    from voicevae.evaluate_cloning import Scores, conditions, detail_conditions, differences
+
+    names = conditions([1.0], details=[0.5])
+    added = ["zero-shot + detail 0.5", "adapted + detail 0.5", "adapted + retrieval 1 + detail 0.5"]
+    assert [n for n in names if "detail" in n] == added
+    # Condition i scores 0.1 * i above the first in similarity and i word errors in 4 words on its first conversion.
+    per = {c: Scores([0.5 + 0.1 * i, 0.6], [0.4, 0.4], [i, 1], [4, 4], [0.0, 0.0], [0.0, 0.0]) for i, c in enumerate(names)}
+    twins = {c: plain for c, (plain, _) in detail_conditions([0.5], [1.0]).items()}
+    rows = {(m, c, b): d for _, m, c, b, d in differences({60.0: per}, twins)}
+    for cond, plain in twins.items():
+        gap = names.index(cond) - names.index(plain)
+        assert math.isclose(rows["similarity to target", cond, plain].mean, 0.05 * gap)
+        assert math.isclose(rows["WER per clip", cond, plain].mean, gap / 8)
 
 
 def test_adapt_never_replaces_what_is_not_an_adapted_model_folder(vc, model_dir, new_voice, tmp_path):

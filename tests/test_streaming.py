@@ -61,18 +61,23 @@ def test_mel_stream_frames_equal_the_frontend(vc):
 
 # Inside one window; just over a window, where decode_with_speaker still takes the clip whole
 # (172 frames <= chunk 128 + 2 x 32), with blocks that end past a window first; across many.
-@pytest.mark.parametrize(("seconds", "block"), [(1.0, 0.7), (2.0, 0.1), (9.0, 0.7)])
-def test_streamed_file_matches_the_whole_file_path(vc, tmp_path, seconds, block):
+# With the source's detail added back, each window adds it as the whole-file path does.
+@pytest.mark.parametrize(
+    ("seconds", "block", "detail"), [(1.0, 0.7, 0.0), (2.0, 0.1, 0.0), (9.0, 0.7, 0.0), (2.0, 0.1, 0.6), (9.0, 0.7, 1.0)]
+)
+def test_streamed_file_matches_the_whole_file_path(vc, tmp_path, seconds, block, detail):
     src = tmp_path / "src.wav"
     sf.write(src, speechlike(seconds, 44100, channels=2), 44100)
     target = torch.randn(4)
-    whole = vc.vocode_many([vc.convert_mel(src, target, strength=0.7)])[0].numpy()
-    out = convert_file(vc, src, tmp_path / "out.wav", target, strength=0.7, block_seconds=block)
+    whole = vc.vocode_many([vc.convert_mel(src, target, strength=0.7, detail=detail)])[0].numpy()
+    out = convert_file(vc, src, tmp_path / "out.wav", target, strength=0.7, block_seconds=block, detail=detail)
     got, rate = sf.read(out, dtype="float32")
     assert rate == 22050 and got.shape == whole.shape
     np.testing.assert_allclose(got, whole, atol=1e-4)  # 16-bit rounding of the file
     # An output at another rate is the whole output resampled.
-    flac = convert_file(vc, src, tmp_path / "out.flac", target, strength=0.7, sample_rate=16000, block_seconds=block)
+    flac = convert_file(
+        vc, src, tmp_path / "out.flac", target, strength=0.7, sample_rate=16000, block_seconds=block, detail=detail
+    )
     got16, rate = sf.read(flac, dtype="float32")
     want16 = AF.resample(torch.from_numpy(whole), 22050, 16000).clamp(-1, 1).numpy()
     assert rate == 16000 and got16.shape == want16.shape
@@ -87,6 +92,13 @@ def test_bad_long_input_fails_clearly_and_leaves_nothing(vc, tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # no output, no temp file
     with pytest.raises(FileExistsError):
         convert_file(vc, src, src, torch.randn(4))
+    speech = tmp_path / "speech.wav"
+    sf.write(speech, speechlike(1.0, 22050), 22050)
+    with pytest.raises(ValueError, match=r"detail must be in \[0, 1\]"):
+        convert_file(vc, speech, tmp_path / "y.wav", torch.randn(4), detail=1.5)
+    with pytest.raises(ValueError, match="detail needs a target voice"):
+        convert_file(vc, speech, tmp_path / "y.wav", None, detail=0.5)
+    assert not (tmp_path / "y.wav").exists()
 
 
 def test_convert_files_streams_long_files_and_counts_seconds(vc, tmp_path, monkeypatch):

@@ -278,6 +278,7 @@ class VoiceConverter:
         *,
         retrieval: float = 0.0,
         matching: MatchingSet | None = None,
+        detail: float = 0.0,
         pitch_shift: float = 0.0,
         match_pitch: bool = False,
         target_hz: float | None = None,
@@ -291,6 +292,9 @@ class VoiceConverter:
         nearest frames (matching.py); needs a named voice with a matching set
         (an adapted one) or reference clips as the target; `matching` stands
         in for that set (another key space, say: MatchingSet.respace).
+        detail D in [0, 1]: add back D times what the VAE loses of the source
+        (its log-mel minus its own resynthesis), so the source's fine detail,
+        its words with it, rides on the converted voice (`convert_mel`).
         match_pitch: move the output's median F0 to the target's (the target's
         F0 statistics: a named voice in the vector file, or the clips).
         pitch_shift: semitones added on top (after match_pitch when both).
@@ -299,7 +303,9 @@ class VoiceConverter:
         pitch register from the speaker latent, so shifting its input barely
         moves the output's pitch.
         """
-        mel = self.convert_mel(wav, target, strength, attributes, method, source_speaker, retrieval=retrieval, matching=matching)
+        mel = self.convert_mel(
+            wav, target, strength, attributes, method, source_speaker, retrieval=retrieval, matching=matching, detail=detail
+        )
         return self.adjust_pitch(self.vocode_many([mel])[0], target, pitch_shift, match_pitch, target_hz)
 
     def stream(
@@ -390,26 +396,37 @@ class VoiceConverter:
         *,
         retrieval: float = 0.0,
         matching: MatchingSet | None = None,
+        detail: float = 0.0,
     ) -> torch.Tensor:
         """The converted log-mel (n_mels, F) before vocoding; target=None resynthesizes (see `convert`).
 
         matching, when given, stands in for the target's matching set (a
         batch finds it once for all its clips).
+        detail D: out = conversion + D * (source mel - source resynthesized).
+        The decoder renders an unheard voice's clip smoothed and with words
+        blurred, and renders the conversion with the same losses; the
+        difference of its two decodes is the change of voice alone, so adding
+        it to the source's own log-mel (D = 1) keeps everything the decoder
+        would have lost. The price: what the VAE misses of the source voice
+        stays too.
         """
-        if not 0.0 <= retrieval <= 1.0:
-            raise ValueError(f"retrieval must be in [0, 1], got {retrieval}")
-        if retrieval and target is None:
-            raise ValueError("retrieval needs a target voice")
+        for name, value in (("retrieval", retrieval), ("detail", detail)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+            if value and target is None:
+                raise ValueError(f"{name} needs a target voice")
         audio = self._audio(wav)
         mel = self.mel(audio)
-        z_s = self._speaker_of_mel(mel)
-        if target is not None:
-            z_s = self._speaker_latent(z_s, target, strength, attributes, method, source_speaker)
+        own = self._speaker_of_mel(mel)
+        pitch = self.intonation(audio, mel.shape[-1])
+        z_s = own if target is None else self._speaker_latent(own, target, strength, attributes, method, source_speaker)
         # Resynthesis keeps the clip's own pitch register; a conversion takes the target's.
-        out = self.decode_with_speaker(mel, z_s, self.intonation(audio, mel.shape[-1]), own_register=target is None)
+        out = self.decode_with_speaker(mel, z_s, pitch, own_register=target is None)
         if retrieval:
             assert target is not None
             out = (matching or self.matching_for(target)).blend(self.model, out, retrieval)
+        if detail:
+            out = out + detail * (mel - self.decode_with_speaker(mel, own, pitch, own_register=True))
         return out
 
     # ----- retrieval and pitch --------------------------------------------------------
@@ -572,6 +589,7 @@ class VoiceConverter:
         retrieval: float = 0.0,
         pitch_shift: float = 0.0,
         match_pitch: bool = False,
+        detail: float = 0.0,
         fmt: str = "wav",
         sample_rate: int | None = None,
     ) -> BatchReport:
@@ -600,6 +618,7 @@ class VoiceConverter:
             retrieval=retrieval,
             pitch_shift=pitch_shift,
             match_pitch=match_pitch,
+            detail=detail,
             fmt=fmt,
             sample_rate=sample_rate,
         )

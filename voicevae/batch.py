@@ -97,6 +97,7 @@ def convert_files(
     retrieval: float = 0.0,
     pitch_shift: float = 0.0,
     match_pitch: bool = False,
+    detail: float = 0.0,
     fmt: str = "wav",
     sample_rate: int | None = None,
 ) -> BatchReport:
@@ -126,6 +127,7 @@ def convert_files(
         retrieval=retrieval,
         pitch_shift=pitch_shift,
         match_pitch=match_pitch,
+        detail=detail,
         sample_rate=sample_rate,
     )
 
@@ -143,6 +145,7 @@ def convert_pairs(
     retrieval: float = 0.0,
     pitch_shift: float = 0.0,
     match_pitch: bool = False,
+    detail: float = 0.0,
     sample_rate: int | None = None,
 ) -> BatchReport:
     """Convert each (input file, output file) pair; each output's suffix picks its format (audio.save_audio).
@@ -167,6 +170,12 @@ def convert_pairs(
     batch_size = batch_size or (16 if vc.device.type == "cuda" else 1)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    # Refused before any file rather than once per file.
+    for name, value in (("retrieval", retrieval), ("detail", detail)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if value and target is None:
+            raise ValueError(f"{name} needs a target voice")
     report = BatchReport()
     out_rate = sample_rate or vc.sample_rate
     if not MIN_RATE <= out_rate <= MAX_RATE:
@@ -226,7 +235,17 @@ def convert_pairs(
 
                     try:
                         written = convert_file(
-                            vc, path, out, target_vec, strength, attributes, method, out_rate, force, on_progress=advance
+                            vc,
+                            path,
+                            out,
+                            target_vec,
+                            strength,
+                            attributes,
+                            method,
+                            out_rate,
+                            force,
+                            on_progress=advance,
+                            detail=detail,
                         )
                     finally:
                         bar.update(max(0.0, seconds[path] - done))  # the bar moves on past a failed file too
@@ -236,7 +255,9 @@ def convert_pairs(
                     (
                         path,
                         out,
-                        vc.convert_mel(path, target_vec, strength, attributes, method, retrieval=retrieval, matching=matching),
+                        vc.convert_mel(
+                            path, target_vec, strength, attributes, method, retrieval=retrieval, matching=matching, detail=detail
+                        ),
                     )
                 )
             except (ValueError, OSError, RuntimeError) as e:  # AudioError, FileExistsError, unreadable files

@@ -60,6 +60,13 @@ def add_arguments_convert(p: argparse.ArgumentParser) -> None:
         metavar="R",
         help="0..1: blend each frame with the target's own nearest frames (an adapted voice, or --target-clips)",
     )
+    p.add_argument(
+        "--detail",
+        type=float,
+        default=0.0,
+        metavar="D",
+        help="0..1: add back the source's own detail that the model loses (its log-mel minus its resynthesis)",
+    )
     p.add_argument("--match-pitch", action="store_true", help="move the output's median pitch to the target's")
     p.add_argument(
         "--pitch-shift", type=float, default=0.0, metavar="SEMITONES", help="shift the output's pitch (after --match-pitch)"
@@ -138,6 +145,7 @@ def _run_batch(args: argparse.Namespace, vc: VoiceConverter, target: str | torch
             retrieval=getattr(args, "retrieval", 0.0),
             pitch_shift=getattr(args, "pitch_shift", 0.0),
             match_pitch=getattr(args, "match_pitch", False),
+            detail=getattr(args, "detail", 0.0),
             fmt=args.format,
             sample_rate=args.sample_rate,
         )

@@ -270,14 +270,19 @@ class Demo:
 
     @staticmethod
     def _controls(rest: Sequence[Any]) -> tuple[list[float], dict[str, Any]]:
-        """Split the trailing inputs: the attribute sliders, then retrieval, pitch shift and match pitch.
+        """Split the trailing inputs: the attribute sliders, then retrieval, pitch shift, match pitch and detail.
 
-        The page always sends all three; calls from Python that stop after
-        the sliders get the defaults (no retrieval, no shift).
+        The page always sends all four; calls from Python that stop earlier
+        get the defaults for the rest (no retrieval, no shift, no detail).
         """
         amounts = [float(a) for a in rest[:MAX_ATTRIBUTE_SLIDERS]]
-        retrieval, pitch, match = [*rest[MAX_ATTRIBUTE_SLIDERS:], 0.0, 0.0, False][:3]
-        return amounts, {"retrieval": float(retrieval or 0.0), "pitch_shift": float(pitch or 0.0), "match_pitch": bool(match)}
+        retrieval, pitch, match, detail = [*rest[MAX_ATTRIBUTE_SLIDERS:], 0.0, 0.0, False, 0.0][:4]
+        return amounts, {
+            "retrieval": float(retrieval or 0.0),
+            "pitch_shift": float(pitch or 0.0),
+            "match_pitch": bool(match),
+            "detail": float(detail or 0.0),
+        }
 
     # ----- handlers -----------------------------------------------------------------
 
@@ -368,7 +373,7 @@ class Demo:
     ) -> tuple[str | None, np.ndarray | None, np.ndarray | None, str, str]:
         """Convert one clip: (output wav path, source mel image, output mel image, score note, status).
 
-        rest: the attribute sliders' values, then retrieval, pitch shift (semitones) and match pitch.
+        rest: the attribute sliders' values, then retrieval, pitch shift (semitones), match pitch and detail.
         """
         score_note = ""
         amounts, controls = self._controls(rest)
@@ -567,7 +572,7 @@ class Demo:
                         label="Strength (0 = source voice, 1 = target, >1 exaggerates)",
                         elem_id="strength",
                     )
-                    with gr.Accordion("Retrieval and pitch", open=False):
+                    with gr.Accordion("Retrieval, pitch and detail", open=False):
                         retrieval = gr.Slider(
                             0.0,
                             1.0,
@@ -580,6 +585,14 @@ class Demo:
                             -12.0, 12.0, value=0.0, step=0.5, label="Pitch shift (semitones)", elem_id="pitch_shift"
                         )
                         match_pitch = gr.Checkbox(value=False, label="Match the target's pitch range", elem_id="match_pitch")
+                        detail = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=0.0,
+                            step=0.05,
+                            elem_id="detail",
+                            label="Source detail (add back what the model loses of the source: clearer words, less of the target)",
+                        )
                     with gr.Accordion("Attributes", open=False):
                         attrs = vc.attributes
                         sliders = [
@@ -641,7 +654,20 @@ class Demo:
                 batch_zip = gr.File(label="Converted clips (zip)", interactive=False)
                 batch_status = gr.Markdown()
 
-            target_inputs = [mode, speaker, refs, seed, strength, model, vocoder, *sliders, retrieval, pitch_shift, match_pitch]
+            target_inputs = [
+                mode,
+                speaker,
+                refs,
+                seed,
+                strength,
+                model,
+                vocoder,
+                *sliders,
+                retrieval,
+                pitch_shift,
+                match_pitch,
+                detail,
+            ]
             convert.click(
                 self.on_convert, [source, *target_inputs], [output, source_mel, output_mel, score, status], api_name="convert"
             )

@@ -291,6 +291,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cloning-sources", type=int, default=4, help="source clips per other held-out voice (default 4)")
     p.add_argument("--cloning-retrieval", default="0.25,0.5,1", help="retrieval ratios, one 'adapted + retrieval' condition each")
     p.add_argument(
+        "--cloning-detail",
+        default="",
+        metavar="D,...",
+        help="details (0..1], each adding 'zero-shot + detail D', 'adapted + detail D' and 'adapted + retrieval R + detail D'",
+    )
+    p.add_argument(
         "--cloning-spaces",
         default="content",
         help="matching-set key spaces for the retrieval conditions, e.g. content,mfcc,mfcc:2 (SPACE[:CONTEXT frames])",
@@ -321,6 +327,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--named", default="flite_slt,flite_rms", help="with --unseen: voices real speech is converted to")
     p.add_argument("--per-voice", type=int, default=8, help="with --unseen: clips per held-out voice (default 8)")
     p.add_argument("--sources-per-target", type=int, default=6, help="with --unseen: conversions per target (default 6)")
+    p.add_argument(
+        "--detail",
+        type=float,
+        default=0.0,
+        metavar="D",
+        help="with --unseen: the conversions' detail, 0..1 (VoiceConverter.convert; the baseline model's too)",
+    )
     p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
     p.add_argument("--device", default=None)
 
@@ -393,11 +406,17 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
         ) from None
     if any(not 0 < r <= 1 for r in ratios):
         raise ValueError(f"--cloning-retrieval {args.cloning_retrieval!r}: each ratio must be in (0, 1]")
+    try:
+        details = [float(d) for d in args.cloning_detail.split(",") if d.strip()]
+    except ValueError:
+        raise ValueError(f"--cloning-detail {args.cloning_detail!r}: expected values separated by commas, e.g. 0.5,1") from None
+    if any(not 0 < d <= 1 for d in details):
+        raise ValueError(f"--cloning-detail {args.cloning_detail!r}: each value must be in (0, 1]")
     settings = {} if args.adapt_steps is None else {"steps": args.adapt_steps}
     config = adapt_config(args.adapt_set, "--adapt-set", **settings)
     check_content_bank(config, vc.vectors)  # before the minutes of scoring the judges' references
     spaces = [spec.strip() for spec in args.cloning_spaces.split(",") if spec.strip()]
-    report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, ratios, config, spaces=spaces)
+    report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, ratios, config, spaces=spaces, details=details)
     table = f"Settings: {args.manifest}, vocoder {args.vocoder}, adaptation {config}.\n\n" + cloning_markdown(report)
     print(table)
     if args.out:
@@ -416,6 +435,8 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
     from .evaluate_unseen import heldout_clips, unseen_protocol
     from .evaluate_unseen import to_markdown as unseen_markdown
 
+    if not 0.0 <= args.detail <= 1.0:
+        raise ValueError(f"--detail {args.detail:g}: must be in [0, 1]")
     named = [n for n in args.named.split(",") if n]
     from_json = bool(args.baseline) and Path(args.baseline).suffix == ".json"
     base = load(args.baseline, vocoder=args.vocoder, device=args.device) if args.baseline and not from_json else None
@@ -424,7 +445,7 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
         if missing:
             raise ValueError(f"--named: {', '.join(missing)} not a voice of {model}")
     clips = heldout_clips(vc, args.manifest, args.per_voice)
-    settings = dict(named=named, sources_per_target=args.sources_per_target)
+    settings = dict(named=named, sources_per_target=args.sources_per_target, detail=args.detail)
     report = unseen_protocol(vc, clips, args.manifest, **settings)
     baseline = unseen_protocol(base, clips, args.manifest, **settings) if base is not None else None
     if from_json:
@@ -433,8 +454,8 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
     names = (Path(args.model).name if args.model else "shipped", Path(args.baseline).name if args.baseline else "")
     table = (
         f"Settings: {args.manifest} test_voice (up to {args.per_voice} clips per voice) and packaged recordings, "
-        f"{len(clips)} clips; vocoder {args.vocoder}; 3 reference clips per voice; named voices {', '.join(named)}.\n\n"
-        + unseen_markdown(report, baseline, names)
+        f"{len(clips)} clips; vocoder {args.vocoder}; 3 reference clips per voice; named voices {', '.join(named)}; "
+        f"detail {args.detail:g}.\n\n" + unseen_markdown(report, baseline, names)
     )
     print(table)
     if args.out:

@@ -12,6 +12,9 @@ budget of B seconds of T's recordings (T's first clips, as many as make B):
   retrieval R (mfcc:2)"), each paired with the default space at the same R;
 - adapted + match_pitch (and zero-shot + match_pitch): the output's median
   F0 moved to T's when more than `match_pitch_tolerance` semitones off.
+- with `--cloning-detail D`: zero-shot + detail D, adapted + detail D and
+  adapted + retrieval R + detail D, the source's own detail added back
+  (VoiceConverter.convert_mel), each paired with the same condition without it.
 
 The sources are clips of the other held-out voices (never T's), so every
 conversion is between two voices the model never trained on. The judges:
@@ -49,13 +52,27 @@ def retrieval_condition(ratio: float, space: str = DEFAULT_SPACE) -> str:
     return f"adapted + retrieval {ratio:g}" + ("" if space == DEFAULT_SPACE else f" ({space})")
 
 
-def conditions(ratios: Sequence[float], spaces: Sequence[str] = (DEFAULT_SPACE,)) -> tuple[str, ...]:
+def detail_conditions(details: Sequence[float], ratios: Sequence[float]) -> dict[str, tuple[str, float]]:
+    """Each condition with the source's detail added back -> (the condition without it, detail)."""
+    out = {}
+    for d in details:
+        out[f"zero-shot + detail {d:g}"] = ("zero-shot", d)
+        out[f"adapted + detail {d:g}"] = ("adapted", d)
+        for r in ratios:
+            out[f"{retrieval_condition(r)} + detail {d:g}"] = (retrieval_condition(r), d)
+    return out
+
+
+def conditions(
+    ratios: Sequence[float], spaces: Sequence[str] = (DEFAULT_SPACE,), details: Sequence[float] = ()
+) -> tuple[str, ...]:
     return (
         "zero-shot",
         "zero-shot + match_pitch",
         "adapted",
         *(retrieval_condition(r, s) for s in spaces for r in ratios),
         "adapted + match_pitch",
+        *detail_conditions(details, ratios),
     )
 
 
@@ -115,6 +132,7 @@ def evaluate_cloning(
     adapt_config: AdaptConfig | None = None,
     progress: bool = True,
     spaces: Sequence[str] = (DEFAULT_SPACE,),
+    details: Sequence[float] = (),
 ) -> dict:
     """Run the protocol; returns {"budgets": {B: {condition: summary}}, "differences": [...], "source WER": w, ...}."""
     parsed = {spec: parse_space(spec) for spec in spaces}  # a bad one is refused before any work
@@ -156,7 +174,7 @@ def evaluate_cloning(
     adapt_seconds: dict[float, list[float]] = {}
     audio_seconds: dict[float, list[float]] = {}  # what each budget really got (a short pool gives less)
     for budget in budgets:
-        results[budget] = {c: Scores() for c in conditions(retrieval, spaces)}
+        results[budget] = {c: Scores() for c in conditions(retrieval, spaces, details)}
         adapt_seconds[budget] = []
         audio_seconds[budget] = []
         for target in tqdm(voices, desc=f"cloning {budget:g} s", disable=not progress):
@@ -183,6 +201,9 @@ def evaluate_cloning(
                 },
                 "adapted + match_pitch": (adapted, name, {"match_pitch": True}),
             }
+            for cond, (plain, d) in detail_conditions(details, retrieval).items():
+                converter, voice, options = runs[plain]
+                runs[cond] = (converter, voice, {**options, "detail": d})
             for u in converted[target]:
                 src = vc.load_audio(u.path)
                 for condition, (converter, voice, options) in runs.items():
@@ -202,9 +223,14 @@ def evaluate_cloning(
     return {
         "target WER": sum(e for e, _ in own) / max(sum(n for _, n in own), 1),
         "budgets": {b: {c: s.summary() for c, s in per.items()} for b, per in results.items()},
-        # Each retrieval condition of another key space is paired with the default space's at its ratio.
+        # Each retrieval condition of another key space is paired with the default space's at its ratio,
+        # each condition with detail with the same condition without it.
         "differences": differences(
-            results, {retrieval_condition(r, spec): retrieval_condition(r) for spec in spaces for r in retrieval}
+            results,
+            {
+                **{retrieval_condition(r, spec): retrieval_condition(r) for spec in spaces for r in retrieval},
+                **{cond: plain for cond, (plain, _) in detail_conditions(details, retrieval).items()},
+            },
         ),
         "source WER": sum(e for e, _ in source_words.values()) / max(n_source, 1),
         "adaptation seconds": {b: float(np.mean(t)) for b, t in adapt_seconds.items()},
@@ -261,6 +287,10 @@ def differences(
                 paired_difference(per["zero-shot + match_pitch"].to_target, base.to_target),
             )
         )
+        for cond in [c for c in per if c.startswith("zero-shot + detail")]:
+            s = per[cond]
+            rows.append((budget, "similarity to target", cond, "zero-shot", paired_difference(s.to_target, base.to_target)))
+            rows.append((budget, "WER per clip", cond, "zero-shot", paired_difference(s.wer_per_clip(), base.wer_per_clip())))
     return rows
 
 

@@ -106,11 +106,13 @@ def unseen_protocol(
     is_samples: int = 16,
     progress: bool = True,
     sounds: dict[str, torch.Tensor] | None = None,
+    detail: float = 0.0,
 ) -> dict:
     """Run the protocol; returns {"summary": {section: {measure: value}}, "clips": {measure: [per-clip values]}}.
 
     sounds: recorded non-speech for the anomaly score, (T,) at the model's rate each; None reads
     the installed ones (evaluate.packaged_sounds).
+    detail: the conversions' `detail` (VoiceConverter.convert_mel); resynthesis has none to add.
     """
     enc, asr = SpeakerEncoder(), Transcriber()
     rate = vc.sample_rate
@@ -183,7 +185,7 @@ def unseen_protocol(
         chosen = [q[k] for k in range(max(map(len, pool), default=0)) for q in pool if k < len(q)][:sources_per_target]
         for i in chosen:
             c = clips[i]
-            out = vc.convert(c.audio, target=vector)
+            out = vc.convert(c.audio, target=vector, detail=detail)
             e_out = enc.embed(out, rate)
             # A source voice with one clip has nothing else to judge "closer to the source" by: NaN, left out.
             to_t, to_s = float(e_out @ target_emb), similarity(e_out, voice_embedding(c.speaker, {i}))
@@ -214,7 +216,7 @@ def unseen_protocol(
             c = clips[i]
             if c.kind != "real":
                 continue
-            e_out = enc.embed(vc.convert(c.audio, target=name), rate)
+            e_out = enc.embed(vc.convert(c.audio, target=name, detail=detail), rate)
             to_t, to_s = float(e_out @ target_emb), similarity(e_out, voice_embedding(c.speaker, {i}))
             add("named/key", f"{c.name}->{name}")
             add("named/to_target", to_t)

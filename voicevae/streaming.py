@@ -320,12 +320,18 @@ def convert_file(
     overwrite: bool = False,
     on_progress: Callable[[float], None] | None = None,
     block_seconds: float = BLOCK_SECONDS,
+    detail: float = 0.0,
 ) -> Path:
     """Convert (target=None: resynthesize) one file to `out` block by block; returns `out`.
 
     on_progress(seconds): called with the seconds of input converted since
     the last call, so a progress bar can count audio, not files.
+    detail: as VoiceConverter.convert_mel, window by window (the same windows).
     """
+    if not 0.0 <= detail <= 1.0:
+        raise ValueError(f"detail must be in [0, 1], got {detail}")
+    if detail and target is None:
+        raise ValueError("detail needs a target voice")
     path, out = Path(path), Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: exists; pass --force to overwrite")
@@ -334,9 +340,8 @@ def convert_file(
     # A pitch_input model reads the file's intonation: tracked in the first pass
     # (a float per 10 ms, so the whole file's contour is small beside its audio).
     track = F0Stream(vc.sample_rate) if vc.model.config.pitch_input else None
-    z_s = speaker_latent(vc, path, block_seconds, track)
-    if target is not None:
-        z_s = vc._speaker_latent(z_s, target, strength, attributes, method, None)
+    own = speaker_latent(vc, path, block_seconds, track)
+    z_s = own if target is None else vc._speaker_latent(own, target, strength, attributes, method, None)
     pitch = None
     if track is not None:
         c = vc.model.mel_config
@@ -359,7 +364,10 @@ def convert_file(
                     window = mels.window(lo, hi).to(vc.device).unsqueeze(0)
                     melody = None if pitch is None else pitch[..., lo:hi]
                     # Resynthesis keeps the file's own register, as VoiceConverter.convert_mel does.
-                    piece = vc.model.convert(window, z_s, melody, own_register=target is None)[0].cpu()
+                    piece = vc.model.convert(window, z_s, melody, own_register=target is None)[0]
+                    if detail:
+                        piece = piece + detail * (window[0] - vc.model.convert(window, own, melody, own_register=True)[0])
+                    piece = piece.cpu()
                 stop = min(mels.end, next_start + chunk)
                 converted.append(piece[:, next_start - lo : stop - lo])
                 next_start = stop
