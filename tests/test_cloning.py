@@ -374,9 +374,13 @@ def test_cloning_detail_conditions_are_paired_with_their_plain_twins():
     names = conditions([1.0], details=[0.5])
     added = ["zero-shot + detail 0.5", "adapted + detail 0.5", "adapted + retrieval 1 + detail 0.5"]
     assert [n for n in names if "detail" in n] == added
+    # Without the default key space there is no plain retrieval condition to add detail to.
+    assert [n for n in conditions([1.0], ["mfcc"], [0.5]) if "detail" in n] == added[:2]
     # Condition i scores 0.1 * i above the first in similarity and i word errors in 4 words on its first conversion.
     per = {c: Scores([0.5 + 0.1 * i, 0.6], [0.4, 0.4], [i, 1], [4, 4], [0.0, 0.0], [0.0, 0.0]) for i, c in enumerate(names)}
     twins = {c: plain for c, (plain, _) in detail_conditions([0.5], [1.0]).items()}
+    listed = [(m, c, b) for _, m, c, b, _ in differences({60.0: per}, {c: p for c, p in twins.items() if p != "adapted"})]
+    assert len(listed) == len(set(listed))  # each pair once
     rows = {(m, c, b): d for _, m, c, b, d in differences({60.0: per}, twins)}
     for cond, plain in twins.items():
         gap = names.index(cond) - names.index(plain)

@@ -44,6 +44,7 @@ from .model import SHIPPED_MODELS, VAE
 from .pitch import f0_stats, intonation, median_f0, semitones_between
 from .pitch import pitch_shift as shift_pitch
 from .realtime import StreamingConverter
+from .streaming import check_blend_options
 from .vectors import UnknownName, VectorSet, unknown_message
 from .vocoder import check_compatible, load_vocoder
 
@@ -410,11 +411,7 @@ class VoiceConverter:
         would have lost. The price: what the VAE misses of the source voice
         stays too.
         """
-        for name, value in (("retrieval", retrieval), ("detail", detail)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
-            if value and target is None:
-                raise ValueError(f"{name} needs a target voice")
+        check_blend_options(target, retrieval=retrieval, detail=detail)
         audio = self._audio(wav)
         mel = self.mel(audio)
         own = self._speaker_of_mel(mel)

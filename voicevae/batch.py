@@ -25,7 +25,7 @@ import torchaudio.functional as AF
 from tqdm import tqdm
 
 from .audio import AUDIO_SUFFIXES, MAX_RATE, MIN_RATE, OUTPUT_FORMATS, save_audio
-from .streaming import convert_file
+from .streaming import check_blend_options, convert_file
 
 # Files longer than this are converted block by block, in constant memory.
 STREAM_SECONDS = 30.0
@@ -97,9 +97,9 @@ def convert_files(
     retrieval: float = 0.0,
     pitch_shift: float = 0.0,
     match_pitch: bool = False,
-    detail: float = 0.0,
     fmt: str = "wav",
     sample_rate: int | None = None,
+    detail: float = 0.0,
 ) -> BatchReport:
     """Convert (or, with target=None, resynthesize) many files into out_dir.
 
@@ -145,8 +145,8 @@ def convert_pairs(
     retrieval: float = 0.0,
     pitch_shift: float = 0.0,
     match_pitch: bool = False,
-    detail: float = 0.0,
     sample_rate: int | None = None,
+    detail: float = 0.0,
 ) -> BatchReport:
     """Convert each (input file, output file) pair; each output's suffix picks its format (audio.save_audio).
 
@@ -170,12 +170,7 @@ def convert_pairs(
     batch_size = batch_size or (16 if vc.device.type == "cuda" else 1)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    # Refused before any file rather than once per file.
-    for name, value in (("retrieval", retrieval), ("detail", detail)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if value and target is None:
-            raise ValueError(f"{name} needs a target voice")
+    check_blend_options(target, retrieval=retrieval, detail=detail)  # refused before any file, not once per file
     report = BatchReport()
     out_rate = sample_rate or vc.sample_rate
     if not MIN_RATE <= out_rate <= MAX_RATE:

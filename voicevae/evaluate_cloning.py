@@ -52,13 +52,18 @@ def retrieval_condition(ratio: float, space: str = DEFAULT_SPACE) -> str:
     return f"adapted + retrieval {ratio:g}" + ("" if space == DEFAULT_SPACE else f" ({space})")
 
 
-def detail_conditions(details: Sequence[float], ratios: Sequence[float]) -> dict[str, tuple[str, float]]:
-    """Each condition with the source's detail added back -> (the condition without it, detail)."""
+def detail_conditions(
+    details: Sequence[float], ratios: Sequence[float], spaces: Sequence[str] = (DEFAULT_SPACE,)
+) -> dict[str, tuple[str, float]]:
+    """Each condition with the source's detail added back -> (the condition without it, detail).
+
+    Retrieval takes detail in the default key space only, so without that space there is none.
+    """
     out = {}
     for d in details:
         out[f"zero-shot + detail {d:g}"] = ("zero-shot", d)
         out[f"adapted + detail {d:g}"] = ("adapted", d)
-        for r in ratios:
+        for r in ratios if DEFAULT_SPACE in spaces else ():
             out[f"{retrieval_condition(r)} + detail {d:g}"] = (retrieval_condition(r), d)
     return out
 
@@ -72,7 +77,7 @@ def conditions(
         "adapted",
         *(retrieval_condition(r, s) for s in spaces for r in ratios),
         "adapted + match_pitch",
-        *detail_conditions(details, ratios),
+        *detail_conditions(details, ratios, spaces),
     )
 
 
@@ -201,7 +206,7 @@ def evaluate_cloning(
                 },
                 "adapted + match_pitch": (adapted, name, {"match_pitch": True}),
             }
-            for cond, (plain, d) in detail_conditions(details, retrieval).items():
+            for cond, (plain, d) in detail_conditions(details, retrieval, spaces).items():
                 converter, voice, options = runs[plain]
                 runs[cond] = (converter, voice, {**options, "detail": d})
             for u in converted[target]:
@@ -229,7 +234,8 @@ def evaluate_cloning(
             results,
             {
                 **{retrieval_condition(r, spec): retrieval_condition(r) for spec in spaces for r in retrieval},
-                **{cond: plain for cond, (plain, _) in detail_conditions(details, retrieval).items()},
+                # "adapted + detail D" is paired with "adapted" as every adapted condition is.
+                **{c: plain for c, (plain, _) in detail_conditions(details, retrieval, spaces).items() if plain != "adapted"},
             },
         ),
         "source WER": sum(e for e, _ in source_words.values()) / max(n_source, 1),

@@ -308,6 +308,15 @@ def _window_ready(start: int, end: int, chunk: int, pad: int, last: bool) -> boo
     return start + chunk + pad <= end and (start > 0 or end > chunk + 2 * pad)
 
 
+def check_blend_options(target: object, **values: float) -> None:
+    """Each of retrieval, detail, ...: a fraction in [0, 1], and only with a target voice (resynthesis has none)."""
+    for name, value in values.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if value and target is None:
+            raise ValueError(f"{name} needs a target voice")
+
+
 def convert_file(
     vc: VoiceConverter,
     path: str | Path,
@@ -328,10 +337,7 @@ def convert_file(
     the last call, so a progress bar can count audio, not files.
     detail: as VoiceConverter.convert_mel, window by window (the same windows).
     """
-    if not 0.0 <= detail <= 1.0:
-        raise ValueError(f"detail must be in [0, 1], got {detail}")
-    if detail and target is None:
-        raise ValueError("detail needs a target voice")
+    check_blend_options(target, detail=detail)
     path, out = Path(path), Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out}: exists; pass --force to overwrite")
