@@ -357,6 +357,7 @@ def test_cloning_protocol_budgets_and_arguments(tone_corpus, model_dir, capsys):
     for extra, message in [
         (["--cloning", "30,a"], "--cloning '30,a': expected seconds"),
         (["--cloning", "30", "--cloning-retrieval", "1.5"], "each ratio must be in"),
+        (["--cloning", "30", "--cloning-retrieval", "0.5,x"], "--cloning-retrieval '0.5,x': expected ratios"),
         (["--cloning", "30", "--cloning-spaces", "content,hubert"], "matching space 'hubert'"),
         (["--cloning", "30", "--cloning-detail", "0.5,x"], "--cloning-detail '0.5,x': expected values"),
         (["--cloning", "30", "--cloning-detail", "0"], "each value must be in (0, 1]"),

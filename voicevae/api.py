@@ -423,8 +423,16 @@ class VoiceConverter:
             assert target is not None
             out = (matching or self.matching_for(target)).blend(self.model, out, retrieval)
         if detail:
-            out = out + detail * (mel - self.decode_with_speaker(mel, own, pitch, own_register=True))
+            out = out + detail * self.source_detail(mel, own, pitch)
         return out
+
+    def source_detail(self, mel: torch.Tensor, own: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """What the VAE loses of log-mel (n_mels, F): mel minus its resynthesis with its own speaker latent (Ds,).
+
+        `detail` adds D times this to a conversion, here and in each window
+        of a streamed file (streaming.convert_file), so the two agree.
+        """
+        return mel - self.decode_with_speaker(mel, own, pitch, own_register=True)
 
     # ----- retrieval and pitch --------------------------------------------------------
 

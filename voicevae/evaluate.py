@@ -388,6 +388,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fractions(text: str, flag: str, noun: str, example: str) -> list[float]:
+    """Values in (0, 1] separated by commas (empty items skipped), or a ValueError naming the flag."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: expected {noun}s separated by commas, e.g. {example}") from None
+    if any(not 0 < v <= 1 for v in values):
+        raise ValueError(f"{flag} {text!r}: each {noun} must be in (0, 1]")
+    return values
+
+
 def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
     from .config import adapt_config
     from .evaluate_cloning import evaluate_cloning
@@ -398,20 +409,8 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
         budgets = [float(b) for b in args.cloning.split(",")]
     except ValueError:
         raise ValueError(f"--cloning {args.cloning!r}: expected seconds separated by commas, e.g. 30,60,180") from None
-    try:
-        ratios = [float(r) for r in args.cloning_retrieval.split(",")]
-    except ValueError:
-        raise ValueError(
-            f"--cloning-retrieval {args.cloning_retrieval!r}: expected ratios separated by commas, e.g. 0.25,0.5,1"
-        ) from None
-    if any(not 0 < r <= 1 for r in ratios):
-        raise ValueError(f"--cloning-retrieval {args.cloning_retrieval!r}: each ratio must be in (0, 1]")
-    try:
-        details = [float(d) for d in args.cloning_detail.split(",") if d.strip()]
-    except ValueError:
-        raise ValueError(f"--cloning-detail {args.cloning_detail!r}: expected values separated by commas, e.g. 0.5,1") from None
-    if any(not 0 < d <= 1 for d in details):
-        raise ValueError(f"--cloning-detail {args.cloning_detail!r}: each value must be in (0, 1]")
+    ratios = _fractions(args.cloning_retrieval, "--cloning-retrieval", "ratio", "0.25,0.5,1")
+    details = _fractions(args.cloning_detail, "--cloning-detail", "value", "0.5,1")
     settings = {} if args.adapt_steps is None else {"steps": args.adapt_steps}
     config = adapt_config(args.adapt_set, "--adapt-set", **settings)
     check_content_bank(config, vc.vectors)  # before the minutes of scoring the judges' references

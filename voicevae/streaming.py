@@ -372,7 +372,7 @@ def convert_file(
                     # Resynthesis keeps the file's own register, as VoiceConverter.convert_mel does.
                     piece = vc.model.convert(window, z_s, melody, own_register=target is None)[0]
                     if detail:
-                        piece = piece + detail * (window[0] - vc.model.convert(window, own, melody, own_register=True)[0])
+                        piece = piece + detail * vc.source_detail(window[0], own, melody)
                     piece = piece.cpu()
                 stop = min(mels.end, next_start + chunk)
                 converted.append(piece[:, next_start - lo : stop - lo])
