@@ -1,6 +1,6 @@
 """Live conversion: per-block compute, latency and closeness to offline; exported graphs' speed.
 
-    python benchmarks/realtime_latency.py [--threads 2] [--blocks-ms 20,35,50,100,200] [--no-judge] [--no-export]
+    python benchmarks/realtime_latency.py [--threads 2] [--blocks-ms 20,35,50,100,200] [--no-judge] [--no-export] [--detail D]
 
 For each block length, the shipped examples (all but the target's own) are
 fed to `vc.stream` block by block, as an audio callback would:
@@ -11,6 +11,9 @@ fed to `vc.stream` block by block, as an audio callback would:
 - log-mel distance of the streamed output from offline `vc.convert` (nats,
   top 70 dB), and with the judge (Resemblyzer) the similarity of each output
   to the target's example clip, streamed against offline.
+With --detail D both the streams and offline conversion keep D of the
+source's detail; the stream estimates the speaker's own latent as it goes
+(a second decode per block).
 Then the exported converter (voicevae/export.py) on a 10 s clip: eager
 PyTorch, TorchScript and onnxruntime, best of 5, on the same threads.
 """
@@ -36,8 +39,10 @@ from voicevae.pitch import intonation
 EXAMPLES = ASSETS / "default" / "examples"
 
 
-def stream_clip(vc, target: str, wav: torch.Tensor, block_ms: float) -> tuple[torch.Tensor, list[float], object]:
-    stream = vc.stream(target, block_ms=block_ms)
+def stream_clip(
+    vc, target: str, wav: torch.Tensor, block_ms: float, detail: float = 0.0
+) -> tuple[torch.Tensor, list[float], object]:
+    stream = vc.stream(target, block_ms=block_ms, detail=detail)
     outs, times = [], []
     for i in range(0, wav.numel() - stream.block + 1, stream.block):
         t = time.perf_counter()
@@ -55,12 +60,13 @@ def main() -> None:
     ap.add_argument("--blocks-ms", default="20,35,50,100,200")
     ap.add_argument("--no-judge", action="store_true", help="skip the Resemblyzer similarities")
     ap.add_argument("--no-export", action="store_true", help="skip the exported-graph timings")
+    ap.add_argument("--detail", type=float, default=0.0, help="the source detail of streams and offline conversion")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     vc = voicevae.load(args.model, vocoder="fast", device="cpu")
     sources = [p for p in sorted(EXAMPLES.glob("*.wav")) if p.stem != args.target]
     wavs = [vc.load_audio(p) for p in sources]
-    offline = [vc.convert(w, args.target).cpu() for w in wavs]
+    offline = [vc.convert(w, args.target, detail=args.detail).cpu() for w in wavs]
     judge = None
     if not args.no_judge:
         from voicevae.metrics import SpeakerEncoder
@@ -69,18 +75,19 @@ def main() -> None:
         ref = judge.embed(vc.load_audio(EXAMPLES / f"{args.target}.wav"), vc.sample_rate)
         offline_sim = statistics.mean(float(judge.embed(o, vc.sample_rate) @ ref) for o in offline)
     print(
-        f"threads: {args.threads}; {len(wavs)} clips, {sum(w.numel() for w in wavs) / vc.sample_rate:.1f} s; target {args.target}"
+        f"threads: {args.threads}; {len(wavs)} clips, {sum(w.numel() for w in wavs) / vc.sample_rate:.1f} s;"
+        f" target {args.target}; detail {args.detail:g}"
     )
     print(
         "| block (ms) | compute median / p95 (ms) | real-time factor | algorithmic latency (ms) "
         "| end to end (ms) | log-mel distance from offline | similarity to target, stream / offline |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    stream_clip(vc, args.target, wavs[0], 35.0)  # warm-up: the first runs of each kernel are slow
+    stream_clip(vc, args.target, wavs[0], 35.0, args.detail)  # warm-up: the first runs of each kernel are slow
     for block_ms in (float(b) for b in args.blocks_ms.split(",")):
         times, dists, sims = [], [], []
         for wav, off in zip(wavs, offline):
-            out, t, stream = stream_clip(vc, args.target, wav, block_ms)
+            out, t, stream = stream_clip(vc, args.target, wav, block_ms, args.detail)
             times += t[2:]  # the first calls run on a short history
             dists.append(mel_l1(off, out, vc.frontend, dynamic_range=8.0))
             if judge is not None:

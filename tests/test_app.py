@@ -310,6 +310,10 @@ def test_live_chunks_come_back_converted_through_one_stream(demo, tmp_path):
     _, session, status = demo.on_live_chunk((rate, pcm[:step]), session, "spk2", demo.default_model, "griffinlim")
     assert session is first and session.speaker == "spk2" and "Live to **spk2**" in status
     assert torch.allclose(session.stream.speaker[0], demo.converter(demo.default_model, "griffinlim").target_vector("spk2"))
+    # The source detail slider reaches the same stream too.
+    assert session.stream.detail == 0.0
+    _, session, _ = demo.on_live_chunk((rate, pcm[:step]), session, "spk2", demo.default_model, "griffinlim", 0.5)
+    assert session is first and session.stream.detail == 0.5
     assert demo.on_live_stop() == (None, "")
 
 

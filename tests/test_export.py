@@ -62,6 +62,13 @@ def test_the_graph_gives_vc_convert_samples(vc, clip, monkeypatch):
     with torch.no_grad():
         half = net(clip[None, :n], vc.target_vector("flite_slt")[None], torch.full((1,), 0.5), *pitch)[0]
     assert torch.allclose(half, vc.convert(clip[:n], "flite_slt", strength=0.5).cpu(), atol=1e-4)
+    # A graph exported with the source's detail gives convert's samples with it.
+    detailed = ExportableConverter(vc.model, vc.vocoder, MelFrontend(vc.model.mel_config), detail=0.5).eval()
+    with torch.no_grad():
+        out = detailed(clip[None, :n], vc.target_vector("flite_slt")[None], torch.ones(1), *pitch)[0]
+    want = vc.convert(clip[:n], "flite_slt", detail=0.5).cpu()
+    assert torch.allclose(out, want, atol=1e-4)
+    assert not torch.allclose(want, vc.convert(clip[:n], "flite_slt").cpu(), atol=1e-2)
 
 
 # Runs the exported graph with voicevae made unimportable: only torch / onnxruntime.
@@ -124,5 +131,7 @@ def test_export_refuses_what_it_cannot_do(tmp_path, capsys):
     assert "flite_slt" in json.loads(sidecar.read_text())["voices"]
     assert main(["export", "--format", "onnx", "--vocoder", "hifigan", "-o", str(tmp_path / "v.onnx")]) == 1
     assert "fast vocoder" in capsys.readouterr().err
+    assert main(["export", "--format", "torchscript", "--detail", "2", "-o", str(tmp_path / "d.ts")]) == 1
+    assert "--detail must be in [0, 1], got 2" in capsys.readouterr().err and not (tmp_path / "d.ts").exists()
     with pytest.raises(ValueError, match="--format"):
         export(voicevae.load(vocoder="fast", device="cpu"), tmp_path / "x", "tflite")

@@ -110,3 +110,13 @@ def test_live_without_sounddevice_or_portaudio_names_what_to_install(monkeypatch
     monkeypatch.setattr(sys, "meta_path", [NoPortAudio(), *sys.meta_path])
     assert main(["live", "--target", "flite_slt"]) == 1
     assert "libportaudio2" in capsys.readouterr().err
+
+
+def test_live_passes_the_detail_to_the_stream_and_refuses_a_bad_one(monkeypatch, capsys):
+    monkeypatch.setattr(live, "sounddevice_module", lambda: FakeSoundDevice(DUPLEX))
+    streams = []
+    monkeypatch.setattr(live, "convert_live", lambda stream, *a, **k: streams.append(stream) or [])
+    assert main(["live", "--target", "flite_slt", "--detail", "0.5", "--seconds", "0"]) == 0
+    assert streams[0].detail == 0.5 and streams[0].fixed_own is None  # no --source: estimated as it goes
+    assert main(["live", "--target", "flite_slt", "--detail", "2"]) == 1
+    assert "detail must be in [0, 1]" in capsys.readouterr().err

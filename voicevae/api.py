@@ -317,6 +317,7 @@ class VoiceConverter:
         attributes: dict[str, float] | None = None,
         method: str = "arithmetic",
         source: str | torch.Tensor | Sequence[Source] | None = None,
+        detail: float = 0.0,
         **settings: Any,
     ) -> StreamingConverter:
         """A live converter to `target`: `process(block)` -> converted block, at a fixed delay (realtime.py).
@@ -326,8 +327,11 @@ class VoiceConverter:
         latent is fixed for the stream. At strength 1 it is the target's
         vector plus `attributes`; any other strength mixes in the source's own
         voice, which a stream cannot know in advance: give it as `source` (a
-        voice name, a vector or clips of the person speaking). `settings` are
-        StreamingConverter's history, lookahead and extend frames, and `frozen`.
+        voice name, a vector or clips of the person speaking). detail D: as
+        `convert`, block by block; the speaker's own latent is `source`'s
+        when given, else estimated from the stream as it comes (a second
+        decode per block). `settings` are StreamingConverter's history,
+        lookahead and extend frames, and `frozen`.
         """
         check_method(method)
         hop_ms = 1000.0 * self.model.mel_config.hop_length / self.sample_rate
@@ -337,9 +341,12 @@ class VoiceConverter:
             raise ValueError(
                 f"a stream at strength {strength:g} needs the speaker's own voice as `source` (a voice name, vector or clips)"
             )
+        check_blend_options(target, detail=detail)
         z_source = self.target_vector(source) if source is not None else torch.zeros(self.model.config.speaker_dim)
         speaker = self._speaker_latent(z_source.to(self.device), target, strength, attributes, method, None)
-        return StreamingConverter(self, speaker, block_frames=max(1, round(block_ms / hop_ms)), **settings)
+        own = z_source if source is not None else None
+        blocks = max(1, round(block_ms / hop_ms))
+        return StreamingConverter(self, speaker, block_frames=blocks, detail=detail, own=own, **settings)
 
     @torch.inference_mode()
     def resynthesize(self, wav: Source) -> torch.Tensor:

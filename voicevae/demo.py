@@ -394,12 +394,19 @@ class Demo:
         return str(path), images[0], images[1], score_note, status
 
     def on_live_chunk(
-        self, chunk: tuple[int, np.ndarray] | None, session: LiveSession | None, speaker: str | None, model: str, vocoder: str
+        self,
+        chunk: tuple[int, np.ndarray] | None,
+        session: LiveSession | None,
+        speaker: str | None,
+        model: str,
+        vocoder: str,
+        detail: float = 0.0,
     ) -> tuple[tuple[int, np.ndarray] | None, LiveSession | None, str]:
         """One microphone chunk in, the converted audio so far out: (audio chunk, session, status).
 
         Gradio calls this every `stream_every` seconds while the microphone
         records; the session (gr.State) carries the stream between calls.
+        detail: the "Source detail" slider; your own voice is estimated as you speak.
         """
         if chunk is None:
             return None, session, ""
@@ -414,6 +421,8 @@ class Demo:
             elif session.speaker != speaker:
                 session.stream.set_speaker(vc.target_vector(speaker))
                 session.speaker = speaker
+            if session.stream.detail != float(detail or 0.0):
+                session.stream.set_detail(float(detail or 0.0))
             x = _mono_float(samples)
             session.seconds += x.numel() / rate
             out = session.stream.process(session.resampler.feed(x))
@@ -637,7 +646,7 @@ class Demo:
             with gr.Accordion("Live conversion (microphone)", open=False):
                 gr.Markdown(
                     "Speak into the microphone and hear the target speaker chosen above as you speak"
-                    " (voicevae/realtime.py; headphones avoid feedback)."
+                    " (voicevae/realtime.py; headphones avoid feedback). The source detail slider above applies too."
                 )
                 with gr.Row():
                     live_mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Speak", elem_id="live_mic")
@@ -691,7 +700,7 @@ class Demo:
             rescan.click(self.on_rescan, [model], [model], api_name="rescan_models")
             live_mic.stream(
                 self.on_live_chunk,
-                [live_mic, live_session, speaker, model, vocoder],
+                [live_mic, live_session, speaker, model, vocoder, detail],
                 [live_out, live_session, live_status],
                 stream_every=0.1,
                 time_limit=600,

@@ -2,6 +2,7 @@
 
     voicevae export --model M --vocoder fast --format torchscript -o voice.ts
     voicevae export --model M --vocoder fast --format onnx -o voice.onnx
+    voicevae export --format onnx --detail 0.5 -o voice.onnx     # the source's detail, fixed in the graph
 
 The graph is `ExportableConverter`:
 
@@ -15,7 +16,10 @@ lines of pysptk the JSON file's "pitch" entry spells out.
 
 front end (reflect padding, STFT, mel filterbank, log) -> speaker and content
 encoders -> z = z_source + strength * (target - z_source) -> decoder -> fast
-vocoder, with the silent tail `vocode_many` adds. Beside the graph goes a
+vocoder, with the silent tail `vocode_many` adds. `--detail D` adds D times
+the source's log-mel minus its resynthesis before the vocoder, as
+`convert(..., detail=D)` does: a second decode, so D is fixed when exporting
+and a graph without it pays nothing. Beside the graph goes a
 JSON file (OUT.json, e.g. voice.onnx.json) with the sample rate, the latent size and every
 voice's vector, so a caller needs only torch or onnxruntime:
 
@@ -123,8 +127,11 @@ class ConvISTFT(nn.Module):
 class ExportableConverter(nn.Module):
     """audio (1, T), target (1, Ds), strength (1,) -> converted audio (1, F * hop); see the module docstring."""
 
-    def __init__(self, model: VAE, vocoder: VocosVocoder, frontend: MelFrontend) -> None:
+    def __init__(self, model: VAE, vocoder: VocosVocoder, frontend: MelFrontend, detail: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= detail <= 1.0:
+            raise ValueError(f"--detail must be in [0, 1], got {detail:g}")
+        self.detail = detail
         if not isinstance(vocoder, VocosVocoder):
             raise ValueError(f"export takes the fast vocoder (or a Vocos checkpoint), not {type(vocoder).__name__}")
         self.frontend = ConvLogMel(frontend)
@@ -138,7 +145,8 @@ class ExportableConverter(nn.Module):
         self, audio: torch.Tensor, target: torch.Tensor, strength: torch.Tensor, pitch: torch.Tensor | None = None
     ) -> torch.Tensor:
         m = self.model
-        xn, frames = m.prepare(self.frontend(audio))
+        mel = self.frontend(audio)
+        xn, frames = m.prepare(mel)
         z_source = m.speaker_encoder(xn).mu
         z = z_source + strength[:, None] * (target - z_source)
         if pitch is not None:
@@ -146,7 +154,11 @@ class ExportableConverter(nn.Module):
             # padded length, a slice a traced graph keeps dynamic (a pad it computed would be frozen).
             pitch = F.pad(pitch, (0, m.config.downsample))
         # A harmonic source speaks the source's melody at the converted voice's register, as VAE.convert does.
-        converted = m.decode(m._point_content(m.content_encoder(xn)), z, frames, m.with_register(pitch, z))
+        content = m._point_content(m.content_encoder(xn))
+        converted = m.decode(content, z, frames, m.with_register(pitch, z))
+        if self.detail:
+            # What the VAE loses of the source, at its own latent and register (VoiceConverter.source_detail).
+            converted = converted + self.detail * (mel - m.decode(content, z_source, frames, pitch))
         # The silence vocode_many puts after a clip, so its end is vocoded as offline.
         padded = F.pad(converted, (0, self.tail), value=self.model.floor)
         mag, phase = self.vocoder.polar(padded)
@@ -176,10 +188,15 @@ PITCH_RECIPE = (
     "mel frame f is at (f + 0.5) * hop_length / sample_rate seconds; row 0 = numpy.interp(mel times, voiced "
     "track times, log2 F0 - mean); row 1 = numpy.interp(mel times, track times, voiced) > 0.5"
 )
+# With detail the graph also decodes the source at its own register: row 2 is read.
+PITCH_OWN_REGISTER = ". This graph keeps the source's detail and reads row 2 as the source's register: give the mean."
 
 
-def export(vc, out: str | Path, fmt: str, force: bool = False) -> tuple[Path, Path]:
-    """Write the converter graph to `out` and its voices to `out`.json; returns both paths."""
+def export(vc, out: str | Path, fmt: str, force: bool = False, detail: float = 0.0) -> tuple[Path, Path]:
+    """Write the converter graph to `out` and its voices to `out`.json; returns both paths.
+
+    detail: the source detail the graph keeps (convert's `detail`), fixed in it.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)
@@ -189,7 +206,7 @@ def export(vc, out: str | Path, fmt: str, force: bool = False) -> tuple[Path, Pa
             raise FileExistsError(f"{path}: exists; pass --force to overwrite")
     # Copies on the CPU: the caller's converter stays where it is.
     model, vocoder = copy.deepcopy(vc.model).cpu(), copy.deepcopy(vc.vocoder).cpu()
-    net = ExportableConverter(model, vocoder, MelFrontend(vc.model.mel_config)).eval()
+    net = ExportableConverter(model, vocoder, MelFrontend(vc.model.mel_config), detail).eval()
     inputs = example_inputs(vc)
     with torch.no_grad(), warnings.catch_warnings(), atomic_write(out, out.suffix) as tmp:
         # Tracing warns about every shape-dependent Python value; those were checked by hand (tests/test_export.py).
@@ -205,8 +222,9 @@ def export(vc, out: str | Path, fmt: str, force: bool = False) -> tuple[Path, Pa
         "sample_rate": vc.sample_rate,
         "hop_length": vc.model.mel_config.hop_length,
         "speaker_dim": vc.model.config.speaker_dim,
+        "detail": detail,
         "inputs": {"audio": "(1, T) float32 mono", "target": "(1, speaker_dim) float32", "strength": "(1,) float32"}
-        | ({"pitch": PITCH_RECIPE} if vc.model.config.pitch_input else {}),
+        | ({"pitch": PITCH_RECIPE + (PITCH_OWN_REGISTER if detail else "")} if vc.model.config.pitch_input else {}),
         "output": "(1, (T // hop_length) * hop_length) float32 in [-1, 1]",
         "voices": voices,
     }
@@ -242,6 +260,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, required=True)
     p.add_argument("-o", "--out", required=True, help="the graph file; its voices go beside it in OUT.json")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument(
+        "--detail", type=float, default=0.0, help="0..1: keep this much of the source's detail (fixed in the graph)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -250,6 +271,6 @@ def run(args: argparse.Namespace) -> int:
     if args.vocoder in ("hifigan", "griffinlim"):
         raise ValueError(f"--vocoder {args.vocoder}: export takes the fast vocoder or a Vocos checkpoint")
     vc = load(args.model, vocoder=args.vocoder, device="cpu")
-    graph, sidecar = export(vc, args.out, args.format, force=args.force)
+    graph, sidecar = export(vc, args.out, args.format, force=args.force, detail=args.detail)
     print(f"wrote {graph} and {sidecar} ({len(vc.speakers)} voices)")
     return 0

@@ -1,6 +1,6 @@
 """`voicevae live`: the microphone converted to the speakers as you speak (sounddevice + vc.stream).
 
-    voicevae live --target flite_slt [--block-ms 35] [--seconds 60]
+    voicevae live --target flite_slt [--block-ms 35] [--seconds 60] [--detail 0.5]
     voicevae live --list-devices
 
 One duplex PortAudio stream at the device's rate, one block per callback: the
@@ -130,7 +130,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--target", help="a voice name (`voicevae voices`)")
     p.add_argument("--strength", type=float, default=1.0)
-    p.add_argument("--source", help="your own voice as a name in the vector file (needed for --strength < 1)")
+    p.add_argument(
+        "--source", help="your own voice as a name in the vector file (needed for --strength < 1; for --detail, else estimated)"
+    )
+    p.add_argument(
+        "--detail",
+        type=float,
+        default=0.0,
+        help="0..1: add back what the model loses of your voice (clearer words, less of the target; a second decode per block)",
+    )
     p.add_argument("--block-ms", type=float, default=35.0, help="block length (default 35 ms)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until Ctrl-C)")
     p.add_argument("--input-device", default=None, help="a device name or index (default: the system's)")
@@ -154,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     from .api import load
 
     vc = load(args.model, vocoder=args.vocoder, device="cpu")
-    stream = vc.stream(args.target, block_ms=args.block_ms, strength=args.strength, source=args.source)
+    stream = vc.stream(args.target, block_ms=args.block_ms, strength=args.strength, source=args.source, detail=args.detail)
     print(
         f"live: {args.target}, blocks of {stream.block_ms:.1f} ms, algorithmic latency {stream.latency_ms:.0f} ms; Ctrl-C stops",
         file=sys.stderr,

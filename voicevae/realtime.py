@@ -68,6 +68,13 @@ class StreamingConverter:
     vae_lookahead / vocoder_lookahead: frames of future each waits for.
     extend: frames appended past the newest one (copies of it) before each
     network runs, so their zero padding is further from the frames kept.
+    detail: as VoiceConverter.convert_mel, per window: each block adds D times
+    what the VAE loses of its input window (a second decode, with the
+    speaker's own latent and register).
+    own: that latent (1, Ds) or (Ds,); None estimates it from the stream
+    (the frame-weighted mean over spans of `vae_history` frames, as offline
+    conversion averages a long clip's chunks; until the first span, the
+    window so far).
     """
 
     def __init__(
@@ -81,6 +88,8 @@ class StreamingConverter:
         vocoder_lookahead: int = 1,
         extend: int = 4,
         frozen: bool = True,
+        detail: float = 0.0,
+        own: torch.Tensor | None = None,
     ) -> None:
         for name, value, low in (
             ("block_frames", block_frames, 1),
@@ -93,6 +102,8 @@ class StreamingConverter:
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"stream: {name} must be an integer >= {low}, got {value!r}")
         self.vc = vc
+        # The speaker's own latent, for the detail: given, or estimated from the stream as it comes.
+        self.fixed_own = None if own is None else own.to(vc.device).reshape(1, -1)
         self.speaker = speaker.to(vc.device).reshape(1, -1)
         self.hop = vc.model.mel_config.hop_length
         self.block = block_frames * self.hop
@@ -103,6 +114,8 @@ class StreamingConverter:
         # per-operator overhead is a large share; traced and frozen graphs
         # (oneDNN convolutions on the CPU) take about a quarter less time.
         self.networks = frozen_networks(vc) if frozen else None
+        self.own_network: Callable[..., torch.Tensor] | None = None
+        self.set_detail(detail)
         # Frames the analysis window reaches past a frame's own samples, in whole frames.
         self.mel_lookahead = math.ceil(vc.frontend.pad / self.hop)
         self.delay = (self.mel_lookahead + vae_lookahead + vocoder_lookahead) * self.hop
@@ -136,10 +149,23 @@ class StreamingConverter:
         self.out = torch.zeros(self.delay)  # output samples not yet handed out; starts with the delay
         self.voiced = 0  # frames of audio made (output frame index)
         self.flushed = False
+        # The running estimate of the speaker's own latent (detail without `own`):
+        # the frame-weighted sum of the speaker means of whole spans of input so far.
+        self.own_sum = torch.zeros(1, self.vc.model.config.speaker_dim, device=self.vc.device)
+        self.own_frames = 0
+        self.own_next = 0  # first input frame not yet in the estimate
 
     def set_speaker(self, speaker: torch.Tensor) -> None:
         """Change the voice mid-stream (Ds,): frames converted from now on take it; nothing is dropped."""
         self.speaker = speaker.to(self.vc.device).reshape(1, -1)
+
+    def set_detail(self, detail: float) -> None:
+        """Change the source detail mid-stream (0..1): blocks converted from now on take it."""
+        if not 0.0 <= detail <= 1.0:
+            raise ValueError(f"stream: detail must be in [0, 1], got {detail}")
+        self.detail = detail
+        if detail and self.networks is not None and self.own_network is None:
+            self.own_network = frozen_convert(self.vc, own_register=True)
 
     # ----- processing -----------------------------------------------------------------
 
@@ -217,13 +243,45 @@ class StreamingConverter:
         window = self.inputs.window(lo, self.inputs.end)
         with torch.inference_mode():
             x = self._extended(window, last).to(self.vc.device)
-            inputs = (x, self.speaker) if self.track is None else (x, self.speaker, self._melody(lo, last))
-            if self.networks is None or last:
-                mel = self.vc.model.convert(*inputs)[0].cpu()
-            else:
-                mel = self.networks[0](*inputs)[0].cpu()
+            melody = None if self.track is None else self._melody(lo, last)
+            eager = self.networks is None or last
+            mel = self._decode(x, self.speaker, melody, own_register=False, eager=eager)
+            if self.detail:
+                own = self._own_latent(window)
+                mel = mel + self.detail * (x - self._decode(x, own, melody, own_register=True, eager=eager))
+            mel = mel[0].cpu()
         self.converted.push(mel[:, done - lo : upto - lo])
         self.inputs.drop_before(lo)
+
+    def _decode(
+        self, x: torch.Tensor, speaker: torch.Tensor, melody: torch.Tensor | None, own_register: bool, eager: bool
+    ) -> torch.Tensor:
+        """VAE.convert of a window (1, n_mels, F), eager or through the frozen graph for that register."""
+        if eager:
+            return self.vc.model.convert(x, speaker, melody, own_register=own_register)
+        network = self.own_network if own_register else self.networks[0] if self.networks is not None else None
+        assert network is not None
+        inputs = (x, speaker) if melody is None else (x, speaker, melody)
+        return network(*inputs)
+
+    def _own_latent(self, window: torch.Tensor) -> torch.Tensor:
+        """The speaker's own latent (1, Ds): given, or the running estimate over the input so far.
+
+        Spans are counted before the history drops them (a block longer than
+        the history skips what is already gone).
+        """
+        if self.fixed_own is not None:
+            return self.fixed_own
+        span = self.vae_history
+        self.own_next = max(self.own_next, self.inputs.offset)
+        while self.inputs.end - self.own_next >= span:
+            piece = self.inputs.window(self.own_next, self.own_next + span).unsqueeze(0).to(self.vc.device)
+            self.own_sum = self.own_sum + self.vc.model.encode(piece).speaker.mu * span
+            self.own_frames += span
+            self.own_next += span
+        if self.own_frames:
+            return self.own_sum / self.own_frames
+        return self.vc.model.encode(window.unsqueeze(0).to(self.vc.device)).speaker.mu
 
     def _melody(self, lo: int, last: bool) -> torch.Tensor:
         """The intonation (1, 3, F + e) of input frames lo .. end, extended as the mel window is.
@@ -272,18 +330,37 @@ class StreamingConverter:
 
 class _Convert(nn.Module):
     """VAE.convert as a module to trace: log-mel (1, n_mels, F), F a multiple of downsample, (1, Ds), and a
-    pitch_input model's intonation (1, 3, F)."""
+    pitch_input model's intonation (1, 3, F); own_register as VAE.convert's (fixed in the graph)."""
 
-    def __init__(self, model: VAE) -> None:
+    def __init__(self, model: VAE, own_register: bool = False) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.own_register = model, own_register
 
     def forward(self, x: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model.convert(x, speaker, pitch)
+        return self.model.convert(x, speaker, pitch, own_register=self.own_register)
+
+
+def _example_inputs(vc: VoiceConverter) -> tuple[torch.Tensor, ...]:
+    """Inputs to trace the VAE's convert with: a silent window of 32 latent frames, a zero latent[, a flat contour]."""
+    n_mels, down = vc.model.config.n_mels, vc.model.config.downsample
+    x = torch.full((1, n_mels, 32 * down), vc.model.floor, device=vc.device)
+    speaker = torch.zeros(1, vc.model.config.speaker_dim, device=vc.device)
+    if vc.model.config.pitch_input:
+        return (x, speaker, torch.zeros(1, INTONATION_CHANNELS, x.shape[-1], device=vc.device))
+    return (x, speaker)
+
+
+def _freeze(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> nn.Module:
+    """A traced, frozen TorchScript graph of module (lengths stay dynamic)."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracing warns about each shape-dependent Python value
+        return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(module.eval(), inputs)))
 
 
 # Traced graphs per (model, vocoder): built once, shared by every stream on them.
 _FROZEN: weakref.WeakKeyDictionary[nn.Module, tuple[nn.Module, nn.Module, nn.Module]] = weakref.WeakKeyDictionary()
+# The VAE's convert at the source's own register (a stream's detail), per model.
+_FROZEN_OWN: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
 
 
 def frozen_networks(vc: VoiceConverter) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]:
@@ -291,15 +368,17 @@ def frozen_networks(vc: VoiceConverter) -> tuple[Callable[..., torch.Tensor], Ca
     cached = _FROZEN.get(vc.model)
     if cached is not None and cached[0] is vc.vocoder:
         return cached[1], cached[2]
-    n_mels, down = vc.model.config.n_mels, vc.model.config.downsample
-    x = torch.full((1, n_mels, 32 * down), vc.model.floor, device=vc.device)
-    speaker = torch.zeros(1, vc.model.config.speaker_dim, device=vc.device)
-    inputs: tuple[torch.Tensor, ...] = (x, speaker)
-    if vc.model.config.pitch_input:
-        inputs = (x, speaker, torch.zeros(1, INTONATION_CHANNELS, x.shape[-1], device=vc.device))
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracing warns about each shape-dependent Python value
-        vae = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(_Convert(vc.model).eval(), inputs)))
-        vocoder = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(vc.vocoder.eval(), (x,))))
+    inputs = _example_inputs(vc)
+    vae = _freeze(_Convert(vc.model), inputs)
+    vocoder = _freeze(vc.vocoder, inputs[:1])
     _FROZEN[vc.model] = (vc.vocoder, vae, vocoder)
     return vae, vocoder
+
+
+def frozen_convert(vc: VoiceConverter, own_register: bool) -> Callable[..., torch.Tensor]:
+    """The VAE's convert at the source's own register (own_register=True) as a frozen graph; see frozen_networks."""
+    if not own_register:
+        return frozen_networks(vc)[0]
+    if vc.model not in _FROZEN_OWN:
+        _FROZEN_OWN[vc.model] = _freeze(_Convert(vc.model, own_register=True), _example_inputs(vc))
+    return _FROZEN_OWN[vc.model]
