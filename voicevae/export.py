@@ -260,9 +260,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, required=True)
     p.add_argument("-o", "--out", required=True, help="the graph file; its voices go beside it in OUT.json")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument(
-        "--detail", type=float, default=0.0, help="0..1: keep this much of the source's detail (fixed in the graph)"
-    )
+    p.add_argument("--detail", type=float, default=0.0, help="0..1: keep this much of the source's detail (fixed in the graph)")
 
 
 def run(args: argparse.Namespace) -> int:
