@@ -43,6 +43,7 @@ from .model import DEFAULT_MODEL as DEFAULT_MODEL  # re-exported: tests and scri
 from .model import SHIPPED_MODELS, VAE
 from .pitch import f0_stats, intonation, median_f0, semitones_between
 from .pitch import pitch_shift as shift_pitch
+from .postfilter import DEFAULT_POSTFILTER, postfilter_matrix
 from .realtime import StreamingConverter
 from .streaming import check_blend_options
 from .vectors import UnknownName, VectorSet, unknown_message
@@ -84,9 +85,19 @@ class VoiceConverter:
     match_pitch_tolerance = 1.0  # semitones
 
     def __init__(
-        self, model: VAE, vectors: VectorSet | None, vocoder, device: str | torch.device = "cpu", model_dir: Path | None = None
+        self,
+        model: VAE,
+        vectors: VectorSet | None,
+        vocoder,
+        device: str | torch.device = "cpu",
+        model_dir: Path | None = None,
+        postfilter: float = DEFAULT_POSTFILTER,
     ) -> None:
         check_compatible(vocoder.mel_config, model.mel_config)
+        postfilter_matrix(model.config.n_mels, postfilter)  # refuses a bad value by name
+        # Formant sharpening of every decoded log-mel (postfilter.py), on every path: offline,
+        # streamed files, live, export. An attribute, so a caller may change it between calls.
+        self.postfilter = postfilter
         # A model folder may hold matching sets of its adapted voices (matching/<name>.pt).
         self.model_dir = model_dir
         self._clip_matching: dict[tuple[str, ...], MatchingSet] = {}  # per list of reference clips
@@ -257,13 +268,13 @@ class VoiceConverter:
         """
         frames = mel.shape[-1]
         if frames <= self.chunk_frames + 2 * self.overlap_frames:
-            return self.model.convert(mel.unsqueeze(0), speaker, pitch, own_register)[0]
+            return self.model.convert(mel.unsqueeze(0), speaker, pitch, own_register, self.postfilter)[0]
         out = torch.empty_like(mel)
         step, pad = self.chunk_frames, self.overlap_frames
         for start in range(0, frames, step):
             lo, hi = max(0, start - pad), min(frames, start + step + pad)
             contour = None if pitch is None else pitch[..., lo:hi]
-            piece = self.model.convert(mel[:, lo:hi].unsqueeze(0), speaker, contour, own_register)[0]
+            piece = self.model.convert(mel[:, lo:hi].unsqueeze(0), speaker, contour, own_register, self.postfilter)[0]
             out[:, start : min(frames, start + step)] = piece[:, start - lo : start - lo + min(step, frames - start)]
         return out
 
@@ -556,7 +567,9 @@ class VoiceConverter:
         adapted = adapt(
             self.model, self.vectors, list(clips), name, config, progress=progress, max_minutes=max_minutes, force=force
         )
-        new = VoiceConverter(adapted.model, adapted.vectors, self.vocoder, self.device, model_dir=self.model_dir)
+        new = VoiceConverter(
+            adapted.model, adapted.vectors, self.vocoder, self.device, model_dir=self.model_dir, postfilter=self.postfilter
+        )
         new._voice_matching[name] = adapted.matching
         if out_dir is not None:
             new.model_dir = save_adapted(adapted, out_dir, self.model_dir, config, force=force)
@@ -647,11 +660,13 @@ def load(
     vocoder: str = DEFAULT_VOCODER,
     device: str | torch.device | None = None,
     vectors: str | Path | None = None,
+    postfilter: float = DEFAULT_POSTFILTER,
 ) -> VoiceConverter:
     """Load a model: a model.pt path, a folder holding model.pt and vectors.pt, or a shipped one by name
     (None or 'default'; 'synthetic', the previous default, trained on synthetic voices only).
 
     The vector file is looked up next to the model as vectors.pt unless given.
+    postfilter: formant sharpening of decoded log-mels, 0 (off) to 2 (postfilter.py).
     """
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if path_or_name is None or path_or_name in SHIPPED_MODELS:
@@ -667,4 +682,5 @@ def load(
     vecs = VectorSet.load(vec_path, model) if vec_path.is_file() else None
     if vectors is not None and vecs is None:
         raise FileNotFoundError(f"{vec_path}: vector file not found")
-    return VoiceConverter(model, vecs, load_vocoder(vocoder, device=str(device)), device, model_dir=path.parent)
+    vocoder_net = load_vocoder(vocoder, device=str(device))
+    return VoiceConverter(model, vecs, vocoder_net, device, model_dir=path.parent, postfilter=postfilter)

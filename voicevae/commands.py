@@ -19,6 +19,7 @@ import torch
 from .api import DEFAULT_VOCODER, METHODS, VoiceConverter, load
 from .audio import OUTPUT_FORMATS, AudioError
 from .batch import collect_inputs
+from .postfilter import add_argument as add_postfilter_argument
 
 
 def _common(p: argparse.ArgumentParser, vocoder: bool = True) -> None:
@@ -30,6 +31,7 @@ def _common(p: argparse.ArgumentParser, vocoder: bool = True) -> None:
             default=DEFAULT_VOCODER,
             help=f"fast, hifigan, griffinlim, or a vocoder checkpoint (default {DEFAULT_VOCODER})",
         )
+        add_postfilter_argument(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
 
 
@@ -113,7 +115,8 @@ def parse_attributes(items: list[str]) -> dict[str, float]:
 
 def _converter(args: argparse.Namespace) -> VoiceConverter:
     # Griffin-Lim has no weights to load: the cheapest stand-in where no audio is made.
-    return load(args.model, vocoder=getattr(args, "vocoder", "griffinlim"), device=args.device, vectors=args.vectors)
+    settings = {"postfilter": args.postfilter} if hasattr(args, "postfilter") else {}
+    return load(args.model, vocoder=getattr(args, "vocoder", "griffinlim"), device=args.device, vectors=args.vectors, **settings)
 
 
 def _run_batch(args: argparse.Namespace, vc: VoiceConverter, target: str | torch.Tensor | list[Path] | None) -> int:

@@ -43,6 +43,7 @@ from .audio import AudioError, load_audio
 from .commands import add_conversion_settings
 from .corpora import Utterance, read_manifest
 from .metrics import SpeakerEncoder, Transcriber, auroc, f0_correlation, word_errors
+from .postfilter import add_argument as add_postfilter_argument
 
 
 @dataclass
@@ -335,6 +336,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --unseen: the conversions' detail, 0..1 (VoiceConverter.convert; the baseline model's too)",
     )
     p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
+    add_postfilter_argument(p)  # a baseline model gets the same
     p.add_argument("--device", default=None)
 
 
@@ -366,7 +368,7 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             Path(args.out).write_text(table)
         return 0
-    vc = load(args.model, vocoder=args.vocoder, device=args.device)
+    vc = load(args.model, vocoder=args.vocoder, device=args.device, postfilter=args.postfilter)
     if args.cloning:
         return run_cloning(args, vc)
     if args.unseen:
@@ -416,7 +418,10 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
     check_content_bank(config, vc.vectors)  # before the minutes of scoring the judges' references
     spaces = [spec.strip() for spec in args.cloning_spaces.split(",") if spec.strip()]
     report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, ratios, config, spaces=spaces, details=details)
-    table = f"Settings: {args.manifest}, vocoder {args.vocoder}, adaptation {config}.\n\n" + cloning_markdown(report)
+    table = (
+        f"Settings: {args.manifest}, vocoder {args.vocoder}, postfilter {args.postfilter:g}, adaptation {config}.\n\n"
+        + cloning_markdown(report)
+    )
     print(table)
     if args.out:
         out = Path(args.out)
@@ -438,7 +443,11 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
         raise ValueError(f"--detail {args.detail:g}: must be in [0, 1]")
     named = [n for n in args.named.split(",") if n]
     from_json = bool(args.baseline) and Path(args.baseline).suffix == ".json"
-    base = load(args.baseline, vocoder=args.vocoder, device=args.device) if args.baseline and not from_json else None
+    base = (
+        load(args.baseline, vocoder=args.vocoder, device=args.device, postfilter=args.postfilter)
+        if args.baseline and not from_json
+        else None
+    )
     for model, converter in ((args.model or "the shipped model", vc), (args.baseline, base)):
         missing = [n for n in named if converter is not None and n not in converter.speakers]
         if missing:
@@ -454,7 +463,7 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
     table = (
         f"Settings: {args.manifest} test_voice (up to {args.per_voice} clips per voice) and packaged recordings, "
         f"{len(clips)} clips; vocoder {args.vocoder}; 3 reference clips per voice; named voices {', '.join(named)}; "
-        f"detail {args.detail:g}.\n\n" + unseen_markdown(report, baseline, names)
+        f"detail {args.detail:g}; postfilter {args.postfilter:g}.\n\n" + unseen_markdown(report, baseline, names)
     )
     print(table)
     if args.out:

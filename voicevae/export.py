@@ -54,6 +54,8 @@ from .checkpoint import atomic_write
 from .features import MelFrontend
 from .model import VAE
 from .pitch import INTONATION_CHANNELS
+from .postfilter import add_argument as add_postfilter_argument
+from .postfilter import postfilter_matrix, sharpen
 from .vocoder import VocosVocoder
 
 FORMATS = ("torchscript", "onnx")
@@ -127,11 +129,15 @@ class ConvISTFT(nn.Module):
 class ExportableConverter(nn.Module):
     """audio (1, T), target (1, Ds), strength (1,) -> converted audio (1, F * hop); see the module docstring."""
 
-    def __init__(self, model: VAE, vocoder: VocosVocoder, frontend: MelFrontend, detail: float = 0.0) -> None:
+    def __init__(
+        self, model: VAE, vocoder: VocosVocoder, frontend: MelFrontend, detail: float = 0.0, postfilter: float = 0.0
+    ) -> None:
         super().__init__()
         if not 0.0 <= detail <= 1.0:
             raise ValueError(f"--detail must be in [0, 1], got {detail:g}")
         self.detail = detail
+        postfilter_matrix(model.config.n_mels, postfilter)  # refuses a bad value by name
+        self.postfilter = postfilter
         if not isinstance(vocoder, VocosVocoder):
             raise ValueError(f"export takes the fast vocoder (or a Vocos checkpoint), not {type(vocoder).__name__}")
         self.frontend = ConvLogMel(frontend)
@@ -155,10 +161,11 @@ class ExportableConverter(nn.Module):
             pitch = F.pad(pitch, (0, m.config.downsample))
         # A harmonic source speaks the source's melody at the converted voice's register, as VAE.convert does.
         content = m._point_content(m.content_encoder(xn))
-        converted = m.decode(content, z, frames, m.with_register(pitch, z))
+        converted = sharpen(m.decode(content, z, frames, m.with_register(pitch, z)), self.postfilter)
         if self.detail:
             # What the VAE loses of the source, at its own latent and register (VoiceConverter.source_detail).
-            converted = converted + self.detail * (mel - m.decode(content, z_source, frames, pitch))
+            own = sharpen(m.decode(content, z_source, frames, pitch), self.postfilter)
+            converted = converted + self.detail * (mel - own)
         # The silence vocode_many puts after a clip, so its end is vocoded as offline.
         padded = F.pad(converted, (0, self.tail), value=self.model.floor)
         mag, phase = self.vocoder.polar(padded)
@@ -206,7 +213,7 @@ def export(vc, out: str | Path, fmt: str, force: bool = False, detail: float = 0
             raise FileExistsError(f"{path}: exists; pass --force to overwrite")
     # Copies on the CPU: the caller's converter stays where it is.
     model, vocoder = copy.deepcopy(vc.model).cpu(), copy.deepcopy(vc.vocoder).cpu()
-    net = ExportableConverter(model, vocoder, MelFrontend(vc.model.mel_config), detail).eval()
+    net = ExportableConverter(model, vocoder, MelFrontend(vc.model.mel_config), detail, vc.postfilter).eval()
     inputs = example_inputs(vc)
     with torch.no_grad(), warnings.catch_warnings(), atomic_write(out, out.suffix) as tmp:
         # Tracing warns about every shape-dependent Python value; those were checked by hand (tests/test_export.py).
@@ -223,6 +230,7 @@ def export(vc, out: str | Path, fmt: str, force: bool = False, detail: float = 0
         "hop_length": vc.model.mel_config.hop_length,
         "speaker_dim": vc.model.config.speaker_dim,
         "detail": detail,
+        "postfilter": vc.postfilter,
         "inputs": {"audio": "(1, T) float32 mono", "target": "(1, speaker_dim) float32", "strength": "(1,) float32"}
         | ({"pitch": PITCH_RECIPE + (PITCH_OWN_REGISTER if detail else "")} if vc.model.config.pitch_input else {}),
         "output": "(1, (T // hop_length) * hop_length) float32 in [-1, 1]",
@@ -261,6 +269,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", required=True, help="the graph file; its voices go beside it in OUT.json")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--detail", type=float, default=0.0, help="0..1: keep this much of the source's detail (fixed in the graph)")
+    add_postfilter_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -268,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.vocoder in ("hifigan", "griffinlim"):
         raise ValueError(f"--vocoder {args.vocoder}: export takes the fast vocoder or a Vocos checkpoint")
-    vc = load(args.model, vocoder=args.vocoder, device="cpu")
+    vc = load(args.model, vocoder=args.vocoder, device="cpu", postfilter=args.postfilter)
     graph, sidecar = export(vc, args.out, args.format, force=args.force, detail=args.detail)
     print(f"wrote {graph} and {sidecar} ({len(vc.speakers)} voices)")
     return 0

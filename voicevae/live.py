@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .api import DEFAULT_VOCODER
+from .postfilter import add_argument as add_postfilter_argument
 from .realtime import StreamingConverter
 from .streaming import Resampler
 
@@ -139,6 +140,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="0..1: add back what the model loses of your voice (clearer words, less of the target; a second decode per block)",
     )
+    add_postfilter_argument(p)
     p.add_argument("--block-ms", type=float, default=35.0, help="block length (default 35 ms)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until Ctrl-C)")
     p.add_argument("--input-device", default=None, help="a device name or index (default: the system's)")
@@ -161,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     check_devices(sd, inp, out)  # before seconds of loading the model
     from .api import load
 
-    vc = load(args.model, vocoder=args.vocoder, device="cpu")
+    vc = load(args.model, vocoder=args.vocoder, device="cpu", postfilter=args.postfilter)
     stream = vc.stream(args.target, block_ms=args.block_ms, strength=args.strength, source=args.source, detail=args.detail)
     print(
         f"live: {args.target}, blocks of {stream.block_ms:.1f} ms, algorithmic latency {stream.latency_ms:.0f} ms; Ctrl-C stops",

@@ -52,6 +52,7 @@ from .distributions import (
 )
 from .harmonics import HarmonicComb
 from .pitch import INTONATION_CHANNELS, MELODY_CHANNELS
+from .postfilter import sharpen
 
 # Where the register head starts: log2 of 150 Hz, mid-way between typical male and female voices.
 REGISTER_PRIOR = math.log2(150.0)
@@ -398,7 +399,12 @@ class VAE(nn.Module):
 
     @torch.inference_mode()
     def convert(
-        self, x: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None, own_register: bool = False
+        self,
+        x: torch.Tensor,
+        speaker: torch.Tensor,
+        pitch: torch.Tensor | None = None,
+        own_register: bool = False,
+        postfilter: float = 0.0,
     ) -> torch.Tensor:
         """Keep the content of x, decode with speaker latent(s) (B, Ds) or (Ds,): -> (B, n_mels, F).
 
@@ -407,6 +413,8 @@ class VAE(nn.Module):
         own_register: keep the source's register instead (resynthesis, where
         the speaker latent is the source's own and its head would only add
         its error, a semitone or so).
+        postfilter: sharpen the decoded formants by this much (postfilter.py);
+        inference only, training fits the decoder's plain mean.
         """
         xn, frames = self.prepare(x)
         # Only the content encoder: the speaker latent is given (and live conversion runs this per block).
@@ -415,7 +423,7 @@ class VAE(nn.Module):
             speaker = repeat(speaker, "d -> b d", b=x.shape[0])
         speaker = speaker.to(x.dtype)
         contour = pitch if own_register else self.with_register(pitch, speaker)
-        return self.decode(self._point_content(content), speaker, frames, contour)
+        return sharpen(self.decode(self._point_content(content), speaker, frames, contour), postfilter)
 
     def with_register(self, pitch: torch.Tensor | None, speaker: torch.Tensor) -> torch.Tensor | None:
         """The source's intonation (B, 3, F) at the register of speaker latents (B, Ds) -> (B, 3, F).

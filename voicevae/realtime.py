@@ -113,6 +113,7 @@ class StreamingConverter:
         # Per block the networks run on windows of about 70 frames, where PyTorch's
         # per-operator overhead is a large share; traced and frozen graphs
         # (oneDNN convolutions on the CPU) take about a quarter less time.
+        self.postfilter = vc.postfilter  # fixed for the stream, as its frozen graphs fix it
         self.networks = frozen_networks(vc) if frozen else None
         self.own_network: Callable[..., torch.Tensor] | None = None
         self.set_detail(detail)
@@ -165,7 +166,7 @@ class StreamingConverter:
             raise ValueError(f"stream: detail must be in [0, 1], got {detail}")
         self.detail = detail
         if detail and self.networks is not None and self.own_network is None:
-            self.own_network = frozen_convert(self.vc, own_register=True)
+            self.own_network = frozen_convert(self.vc, True, self.postfilter)
 
     # ----- processing -----------------------------------------------------------------
 
@@ -258,7 +259,7 @@ class StreamingConverter:
     ) -> torch.Tensor:
         """VAE.convert of a window (1, n_mels, F), eager or through the frozen graph for that register."""
         if eager:
-            return self.vc.model.convert(x, speaker, melody, own_register=own_register)
+            return self.vc.model.convert(x, speaker, melody, own_register=own_register, postfilter=self.postfilter)
         network = self.own_network if own_register else self.networks[0] if self.networks is not None else None
         assert network is not None
         inputs = (x, speaker) if melody is None else (x, speaker, melody)
@@ -330,14 +331,14 @@ class StreamingConverter:
 
 class _Convert(nn.Module):
     """VAE.convert as a module to trace: log-mel (1, n_mels, F), F a multiple of downsample, (1, Ds), and a
-    pitch_input model's intonation (1, 3, F); own_register as VAE.convert's (fixed in the graph)."""
+    pitch_input model's intonation (1, 3, F); own_register and postfilter as VAE.convert's (fixed in the graph)."""
 
-    def __init__(self, model: VAE, own_register: bool = False) -> None:
+    def __init__(self, model: VAE, own_register: bool = False, postfilter: float = 0.0) -> None:
         super().__init__()
-        self.model, self.own_register = model, own_register
+        self.model, self.own_register, self.postfilter = model, own_register, postfilter
 
     def forward(self, x: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model.convert(x, speaker, pitch, own_register=self.own_register)
+        return self.model.convert(x, speaker, pitch, own_register=self.own_register, postfilter=self.postfilter)
 
 
 def _example_inputs(vc: VoiceConverter) -> tuple[torch.Tensor, ...]:
@@ -350,35 +351,31 @@ def _example_inputs(vc: VoiceConverter) -> tuple[torch.Tensor, ...]:
     return (x, speaker)
 
 
-def _freeze(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> nn.Module:
+def _freeze(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Callable[..., torch.Tensor]:
     """A traced, frozen TorchScript graph of module (lengths stay dynamic)."""
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracing warns about each shape-dependent Python value
         return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(module.eval(), inputs)))
 
 
-# Traced graphs per (model, vocoder): built once, shared by every stream on them.
-_FROZEN: weakref.WeakKeyDictionary[nn.Module, tuple[nn.Module, nn.Module, nn.Module]] = weakref.WeakKeyDictionary()
-# The VAE's convert at the source's own register (a stream's detail), per model.
-_FROZEN_OWN: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
+# Traced graphs, built once and shared by every stream on them: the VAE's convert per model and
+# (register, postfilter), the vocoder per vocoder.
+_FROZEN_VAE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[bool, float], Callable[..., torch.Tensor]]] = (
+    weakref.WeakKeyDictionary()
+)
+_FROZEN_VOCODER: weakref.WeakKeyDictionary[nn.Module, Callable[..., torch.Tensor]] = weakref.WeakKeyDictionary()
+
+
+def frozen_convert(vc: VoiceConverter, own_register: bool, postfilter: float) -> Callable[..., torch.Tensor]:
+    """The VAE's convert (at the source's own register when own_register) with a postfilter, as a frozen graph."""
+    graphs = _FROZEN_VAE.setdefault(vc.model, {})
+    if (own_register, postfilter) not in graphs:
+        graphs[own_register, postfilter] = _freeze(_Convert(vc.model, own_register, postfilter), _example_inputs(vc))
+    return graphs[own_register, postfilter]
 
 
 def frozen_networks(vc: VoiceConverter) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]:
     """The VAE's convert and the vocoder as traced, frozen TorchScript graphs (lengths stay dynamic)."""
-    cached = _FROZEN.get(vc.model)
-    if cached is not None and cached[0] is vc.vocoder:
-        return cached[1], cached[2]
-    inputs = _example_inputs(vc)
-    vae = _freeze(_Convert(vc.model), inputs)
-    vocoder = _freeze(vc.vocoder, inputs[:1])
-    _FROZEN[vc.model] = (vc.vocoder, vae, vocoder)
-    return vae, vocoder
-
-
-def frozen_convert(vc: VoiceConverter, own_register: bool) -> Callable[..., torch.Tensor]:
-    """The VAE's convert at the source's own register (own_register=True) as a frozen graph; see frozen_networks."""
-    if not own_register:
-        return frozen_networks(vc)[0]
-    if vc.model not in _FROZEN_OWN:
-        _FROZEN_OWN[vc.model] = _freeze(_Convert(vc.model, own_register=True), _example_inputs(vc))
-    return _FROZEN_OWN[vc.model]
+    if vc.vocoder not in _FROZEN_VOCODER:
+        _FROZEN_VOCODER[vc.vocoder] = _freeze(vc.vocoder, _example_inputs(vc)[:1])
+    return frozen_convert(vc, False, vc.postfilter), _FROZEN_VOCODER[vc.vocoder]

@@ -370,7 +370,7 @@ def convert_file(
                     window = mels.window(lo, hi).to(vc.device).unsqueeze(0)
                     melody = None if pitch is None else pitch[..., lo:hi]
                     # Resynthesis keeps the file's own register, as VoiceConverter.convert_mel does.
-                    piece = vc.model.convert(window, z_s, melody, own_register=target is None)[0]
+                    piece = vc.model.convert(window, z_s, melody, own_register=target is None, postfilter=vc.postfilter)[0]
                     if detail:
                         piece = piece + detail * vc.source_detail(window[0], own, melody)
                     piece = piece.cpu()
