@@ -99,7 +99,7 @@ def main() -> None:
             f"| {stream.latency_ms + p95:.1f} | {statistics.mean(dists):.3f} | {sim} |"
         )
     if not args.no_export:
-        export_speed(vc, args.target, args.threads)
+        export_speed(vc, args.target, args.threads, args.detail)
 
 
 def best_of(fn, n: int = 5) -> float:
@@ -112,7 +112,7 @@ def best_of(fn, n: int = 5) -> float:
     return best
 
 
-def export_speed(vc, target: str, threads: int) -> None:
+def export_speed(vc, target: str, threads: int, detail: float = 0.0) -> None:
     import onnxruntime
 
     wav = torch.cat([vc.load_audio(p) for p in sorted(EXAMPLES.glob("*.wav"))])[: 10 * vc.sample_rate]
@@ -125,10 +125,10 @@ def export_speed(vc, target: str, threads: int) -> None:
         pitch = intonation(wav, vc.sample_rate, wav.numel() // hop, hop).unsqueeze(0)
         print(f"\nF0 tracking for the graph's pitch input: {time.perf_counter() - t:.3f} s (not in the timings below)")
         inputs = (*inputs, pitch)
-    net = ExportableConverter(vc.model, vc.vocoder, MelFrontend(vc.model.mel_config)).eval()
+    net = ExportableConverter(vc.model, vc.vocoder, MelFrontend(vc.model.mel_config), detail, vc.postfilter).eval()
     with tempfile.TemporaryDirectory() as tmp:
-        ts_path, _ = export(vc, Path(tmp) / "v.ts", "torchscript")
-        onnx_path, _ = export(vc, Path(tmp) / "v.onnx", "onnx")
+        ts_path, _ = export(vc, Path(tmp) / "v.ts", "torchscript", detail=detail)
+        onnx_path, _ = export(vc, Path(tmp) / "v.onnx", "onnx", detail=detail)
         scripted = torch.jit.load(str(ts_path))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1

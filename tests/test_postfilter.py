@@ -59,6 +59,9 @@ def test_offline_and_streamed_files_apply_the_converters_postfilter(vc, tmp_path
     finally:
         vc.postfilter = 0.5
     assert torch.allclose(sharpened, sharpen(plain, 0.5), atol=1e-5) and not torch.allclose(sharpened, plain, atol=1e-2)
+    # Both decodes of the detail are sharpened alike, so strength 0 with detail 1 still gives the source back.
+    mel = vc.mel(vc.load_audio(src))
+    assert torch.allclose(vc.convert_mel(src, target, strength=0.0, detail=1.0), mel, atol=1e-4)
     # A streamed file (windows, two passes) gives the whole-file samples with it.
     whole = vc.vocode_many([sharpened])[0].numpy()
     got, _ = sf.read(convert_file(vc, src, tmp_path / "out.wav", target, block_seconds=0.5), dtype="float32")
@@ -69,14 +72,14 @@ def test_live_and_exported_graphs_apply_the_postfilter(vc):
     wav = torch.from_numpy(tone(2.0))
     target = torch.randn(4)
     out = {}
-    for frozen in (True, False):
-        stream = vc.stream(target, frozen=frozen)
+    for frozen in (True, False):  # with the source's detail: the own-register graph is sharpened too
+        stream = vc.stream(target, frozen=frozen, detail=0.5)
         pieces = [stream.process(wav[i : i + stream.block]) for i in range(0, wav.numel(), stream.block)]
         out[frozen] = torch.cat([*pieces, stream.flush()])
     assert torch.allclose(out[True], out[False], atol=1e-5)
     vc.postfilter = 0.0
     try:
-        plain = vc.stream(target, frozen=True)
+        plain = vc.stream(target, frozen=True, detail=0.5)
         pieces = [plain.process(wav[i : i + plain.block]) for i in range(0, wav.numel(), plain.block)]
         unsharpened = torch.cat([*pieces, plain.flush()])
         plain_offline = vc.convert(wav, target)

@@ -43,7 +43,8 @@ from .model import DEFAULT_MODEL as DEFAULT_MODEL  # re-exported: tests and scri
 from .model import SHIPPED_MODELS, VAE
 from .pitch import f0_stats, intonation, median_f0, semitones_between
 from .pitch import pitch_shift as shift_pitch
-from .postfilter import DEFAULT_POSTFILTER, postfilter_matrix
+from .postfilter import DEFAULT_POSTFILTER
+from .postfilter import check as check_postfilter
 from .realtime import StreamingConverter
 from .streaming import check_blend_options
 from .vectors import UnknownName, VectorSet, unknown_message
@@ -94,7 +95,7 @@ class VoiceConverter:
         postfilter: float = DEFAULT_POSTFILTER,
     ) -> None:
         check_compatible(vocoder.mel_config, model.mel_config)
-        postfilter_matrix(model.config.n_mels, postfilter)  # refuses a bad value by name
+        check_postfilter(postfilter)
         # Formant sharpening of every decoded log-mel (postfilter.py), on every path: offline,
         # streamed files, live, export. An attribute, so a caller may change it between calls.
         self.postfilter = postfilter
@@ -448,7 +449,9 @@ class VoiceConverter:
         """What the VAE loses of log-mel (n_mels, F): mel minus its resynthesis with its own speaker latent (Ds,).
 
         `detail` adds D times this to a conversion, here and in each window
-        of a streamed file (streaming.convert_file), so the two agree.
+        of a streamed file (streaming.convert_file), so the two agree; live
+        streams (realtime.StreamingConverter._convert) and exported graphs
+        (export.ExportableConverter) compute the same inside their graphs.
         """
         return mel - self.decode_with_speaker(mel, own, pitch, own_register=True)
 

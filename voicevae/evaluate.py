@@ -377,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
         vc, args.manifest, args.max_pairs, args.ref_clips, group_by=args.group_by, strength=args.strength, method=args.method
     )
     settings = (
-        f"Settings: {args.manifest}, up to {args.max_pairs} source clips, vocoder {args.vocoder}, "
+        f"Settings: {args.manifest}, up to {args.max_pairs} source clips, vocoder {args.vocoder}, postfilter {args.postfilter:g}, "
         f"{args.method} conversion at strength {args.strength:g}, {args.ref_clips} reference clips per unseen voice.\n\n"
     )
     table = settings + to_markdown(results)

@@ -55,7 +55,8 @@ from .features import MelFrontend
 from .model import VAE
 from .pitch import INTONATION_CHANNELS
 from .postfilter import add_argument as add_postfilter_argument
-from .postfilter import postfilter_matrix, sharpen
+from .postfilter import check as check_postfilter
+from .postfilter import sharpen
 from .vocoder import VocosVocoder
 
 FORMATS = ("torchscript", "onnx")
@@ -134,9 +135,9 @@ class ExportableConverter(nn.Module):
     ) -> None:
         super().__init__()
         if not 0.0 <= detail <= 1.0:
-            raise ValueError(f"--detail must be in [0, 1], got {detail:g}")
+            raise ValueError(f"detail must be in [0, 1], got {detail:g}")
         self.detail = detail
-        postfilter_matrix(model.config.n_mels, postfilter)  # refuses a bad value by name
+        check_postfilter(postfilter)
         self.postfilter = postfilter
         if not isinstance(vocoder, VocosVocoder):
             raise ValueError(f"export takes the fast vocoder (or a Vocos checkpoint), not {type(vocoder).__name__}")
@@ -187,16 +188,22 @@ def example_inputs(vc, seconds: float = 2.0) -> tuple[torch.Tensor, ...]:
 
 
 # How a caller without voicevae makes the `pitch` input (pitch.intonation, in words and code).
-PITCH_RECIPE = (
-    "pitch (1, 3, F), F = T // hop_length, row 0: log2 F0 minus its mean over the voiced frames (octaves), "
-    "linearly interpolated across unvoiced frames; row 1: 1 where voiced, else 0; row 2: that mean (any value: "
-    "the graph replaces it with the target's register). F0: pysptk.rapt(x16k * 32767, fs=16000, hopsize=160, "
-    "min=50, max=600, otype='f0') on the audio resampled to 16 kHz (frame j at j * 10 ms, 0 = unvoiced); "
-    "mel frame f is at (f + 0.5) * hop_length / sample_rate seconds; row 0 = numpy.interp(mel times, voiced "
-    "track times, log2 F0 - mean); row 1 = numpy.interp(mel times, track times, voiced) > 0.5"
-)
-# With detail the graph also decodes the source at its own register: row 2 is read.
-PITCH_OWN_REGISTER = ". This graph keeps the source's detail and reads row 2 as the source's register: give the mean."
+# Row 2 is read only by a graph that keeps the source's detail (it decodes the source at its own register).
+REGISTER_ROW = {
+    False: "row 2: that mean (any value: the graph replaces it with the target's register)",
+    True: "row 2: that mean (read: this graph keeps the source's detail, decoding the source at its own register)",
+}
+
+
+def pitch_recipe(detail: bool) -> str:
+    return (
+        "pitch (1, 3, F), F = T // hop_length, row 0: log2 F0 minus its mean over the voiced frames (octaves), "
+        f"linearly interpolated across unvoiced frames; row 1: 1 where voiced, else 0; {REGISTER_ROW[detail]}. "
+        "F0: pysptk.rapt(x16k * 32767, fs=16000, hopsize=160, "
+        "min=50, max=600, otype='f0') on the audio resampled to 16 kHz (frame j at j * 10 ms, 0 = unvoiced); "
+        "mel frame f is at (f + 0.5) * hop_length / sample_rate seconds; row 0 = numpy.interp(mel times, voiced "
+        "track times, log2 F0 - mean); row 1 = numpy.interp(mel times, track times, voiced) > 0.5"
+    )
 
 
 def export(vc, out: str | Path, fmt: str, force: bool = False, detail: float = 0.0) -> tuple[Path, Path]:
@@ -232,7 +239,7 @@ def export(vc, out: str | Path, fmt: str, force: bool = False, detail: float = 0
         "detail": detail,
         "postfilter": vc.postfilter,
         "inputs": {"audio": "(1, T) float32 mono", "target": "(1, speaker_dim) float32", "strength": "(1,) float32"}
-        | ({"pitch": PITCH_RECIPE + (PITCH_OWN_REGISTER if detail else "")} if vc.model.config.pitch_input else {}),
+        | ({"pitch": pitch_recipe(bool(detail))} if vc.model.config.pitch_input else {}),
         "output": "(1, (T // hop_length) * hop_length) float32 in [-1, 1]",
         "voices": voices,
     }
@@ -275,6 +282,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .api import load
 
+    # Settings first, before seconds of loading the model.
+    if not 0.0 <= args.detail <= 1.0:
+        raise ValueError(f"--detail must be in [0, 1], got {args.detail:g}")
+    check_postfilter(args.postfilter, "--postfilter")
     if args.vocoder in ("hifigan", "griffinlim"):
         raise ValueError(f"--vocoder {args.vocoder}: export takes the fast vocoder or a Vocos checkpoint")
     vc = load(args.model, vocoder=args.vocoder, device="cpu", postfilter=args.postfilter)

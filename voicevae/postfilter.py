@@ -25,31 +25,41 @@ import torch
 from einops import einsum
 
 KEPT = 2  # cepstral coefficients left alone: c0 (level) and c1 (tilt)
-# The converter's default (README, "Sharper formants").
+# The converter's default (README, "Sharper formants: `postfilter`").
 DEFAULT_POSTFILTER = 0.0
 
 
 @functools.cache
-def _matrix(n_mels: int, beta: float) -> torch.Tensor:
+def _matrix(n_mels: int, beta: float) -> np.ndarray:
     dct = scipy.fft.dct(np.eye(n_mels), axis=0, norm="ortho")  # dct @ frame = the frame's DCT-II
     gain = np.ones(n_mels)
     gain[KEPT:] += beta
     # An orthonormal DCT's inverse is its transpose.
-    return torch.from_numpy(dct.T @ np.diag(gain) @ dct).float()
+    return (dct.T @ np.diag(gain) @ dct).astype(np.float32)
+
+
+def check(beta: float, name: str = "postfilter") -> None:
+    """Refuse a postfilter outside [0, 2] by the setting's name."""
+    if not 0.0 <= beta <= 2.0:
+        raise ValueError(f"{name} must be in [0, 2], got {beta:g}")
 
 
 def postfilter_matrix(n_mels: int, beta: float) -> torch.Tensor:
-    """The postfilter as a matrix (n_mels, n_mels): sharpened frame = matrix @ frame."""
-    if not 0.0 <= beta <= 2.0:
-        raise ValueError(f"postfilter must be in [0, 2], got {beta:g}")
-    return _matrix(n_mels, float(beta))
+    """The postfilter as a matrix (n_mels, n_mels): sharpened frame = matrix @ frame.
+
+    A new tensor each call (from a cached array): one made under inference
+    mode could not join a graph that records gradients later.
+    """
+    check(beta)
+    return torch.from_numpy(_matrix(int(n_mels), float(beta)).copy())
 
 
 def sharpen(mel: torch.Tensor, beta: float) -> torch.Tensor:
     """Log-mel (..., n_mels, F) with each frame's cepstrum from c2 on scaled by 1 + beta -> same shape."""
     if not beta:
         return mel
-    m = postfilter_matrix(mel.shape[-2], beta).to(mel.device, mel.dtype)
+    # int(): inside a traced graph a size is a tensor, which would key the cache afresh each trace.
+    m = postfilter_matrix(int(mel.shape[-2]), beta).to(mel.device, mel.dtype)
     return einsum(m, mel, "i j, ... j f -> ... i f")
 
 

@@ -68,13 +68,14 @@ class StreamingConverter:
     vae_lookahead / vocoder_lookahead: frames of future each waits for.
     extend: frames appended past the newest one (copies of it) before each
     network runs, so their zero padding is further from the frames kept.
-    detail: as VoiceConverter.convert_mel, per window: each block adds D times
-    what the VAE loses of its input window (a second decode, with the
-    speaker's own latent and register).
-    own: that latent (1, Ds) or (Ds,); None estimates it from the stream
-    (the frame-weighted mean over spans of `vae_history` frames, as offline
-    conversion averages a long clip's chunks; until the first span, the
-    window so far).
+    detail: as VoiceConverter.convert_mel (source_detail), per window: each
+    block adds D times what the VAE loses of its input window (a second
+    decode, with the speaker's own latent and register).
+    own: that latent (1, Ds) or (Ds,); None estimates it from the stream as
+    it comes, whatever the detail (so a detail raised mid-stream finds it
+    ready): the mean of the speaker encoder over spans of `vae_history`
+    frames (0.74 s at the defaults; offline conversion encodes a clip whole,
+    or in 24 s chunks), and until the first span, the window so far.
     """
 
     def __init__(
@@ -115,7 +116,8 @@ class StreamingConverter:
         # (oneDNN convolutions on the CPU) take about a quarter less time.
         self.postfilter = vc.postfilter  # fixed for the stream, as its frozen graphs fix it
         self.networks = frozen_networks(vc) if frozen else None
-        self.own_network: Callable[..., torch.Tensor] | None = None
+        # Traced now, not when a detail is first raised mid-stream: tracing takes longer than a block.
+        self.own_network = frozen_convert(vc, True, self.postfilter) if frozen else None
         self.set_detail(detail)
         # Frames the analysis window reaches past a frame's own samples, in whole frames.
         self.mel_lookahead = math.ceil(vc.frontend.pad / self.hop)
@@ -165,8 +167,6 @@ class StreamingConverter:
         if not 0.0 <= detail <= 1.0:
             raise ValueError(f"stream: detail must be in [0, 1], got {detail}")
         self.detail = detail
-        if detail and self.networks is not None and self.own_network is None:
-            self.own_network = frozen_convert(self.vc, True, self.postfilter)
 
     # ----- processing -----------------------------------------------------------------
 
@@ -247,8 +247,8 @@ class StreamingConverter:
             melody = None if self.track is None else self._melody(lo, last)
             eager = self.networks is None or last
             mel = self._decode(x, self.speaker, melody, own_register=False, eager=eager)
+            own = self._own_latent(window)  # kept up to date at any detail
             if self.detail:
-                own = self._own_latent(window)
                 mel = mel + self.detail * (x - self._decode(x, own, melody, own_register=True, eager=eager))
             mel = mel[0].cpu()
         self.converted.push(mel[:, done - lo : upto - lo])

@@ -367,12 +367,13 @@ def convert_file(
             while next_start < mels.end and _window_ready(next_start, mels.end, chunk, pad, last):
                 lo, hi = max(0, next_start - pad), min(mels.end, next_start + chunk + pad)
                 with torch.inference_mode():
-                    window = mels.window(lo, hi).to(vc.device).unsqueeze(0)
+                    window = mels.window(lo, hi).to(vc.device)
                     melody = None if pitch is None else pitch[..., lo:hi]
                     # Resynthesis keeps the file's own register, as VoiceConverter.convert_mel does.
-                    piece = vc.model.convert(window, z_s, melody, own_register=target is None, postfilter=vc.postfilter)[0]
+                    # A window is never longer than decode_with_speaker takes whole: the same decode as offline.
+                    piece = vc.decode_with_speaker(window, z_s, melody, own_register=target is None)
                     if detail:
-                        piece = piece + detail * vc.source_detail(window[0], own, melody)
+                        piece = piece + detail * vc.source_detail(window, own, melody)
                     piece = piece.cpu()
                 stop = min(mels.end, next_start + chunk)
                 converted.append(piece[:, next_start - lo : stop - lo])
