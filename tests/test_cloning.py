@@ -387,6 +387,9 @@ def test_cloning_detail_conditions_are_paired_with_their_plain_twins():
         gap = names.index(cond) - names.index(plain)
         assert math.isclose(rows["similarity to target", cond, plain].mean, 0.05 * gap)
         assert math.isclose(rows["WER per clip", cond, plain].mean, gap / 8)
+    # And what adaptation itself costs in words.
+    gap = names.index("adapted") - names.index("zero-shot")
+    assert math.isclose(rows["WER per clip", "adapted", "zero-shot"].mean, gap / 8)
 
 
 def test_adapt_never_replaces_what_is_not_an_adapted_model_folder(vc, model_dir, new_voice, tmp_path):

@@ -268,6 +268,8 @@ def differences(
             (budget, "similarity to target", "adapted", "zero-shot", paired_difference(adapted.to_target, base.to_target))
         )
         wer_base = adapted.wer_per_clip()
+        # What fine-tuning on one voice costs in words (README: it did on the synthetic model).
+        rows.append((budget, "WER per clip", "adapted", "zero-shot", paired_difference(wer_base, base.wer_per_clip())))
         for cond in [c for c in per if c.startswith("adapted + ")]:
             s = per[cond]
             rows.append((budget, "similarity to target", cond, "adapted", paired_difference(s.to_target, adapted.to_target)))
