@@ -164,6 +164,16 @@ def test_detail_control_reaches_the_conversion(demo, clip):
     assert "detail must be in [0, 1]" in demo.on_convert(*args, 0.0, 0.0, False, 1.5)[-1]
 
 
+def test_postfilter_control_reaches_the_conversion_and_leaves_the_shared_converter_alone(demo, clip):
+    sliders = [0.0] * MAX_ATTRIBUTE_SLIDERS
+    args = (str(clip), TARGET_SPEAKER, "spk1", None, 0, 1.0, demo.default_model, "griffinlim", *sliders, 0.0, 0.0, False, 0.0)
+    plain, sharp = demo.on_convert(*args, 0.0), demo.on_convert(*args, 0.8)
+    assert sharp[-1].startswith("Converted"), sharp[-1]
+    assert not np.allclose(sf.read(plain[0])[0], sf.read(sharp[0])[0])
+    assert demo.converter(demo.default_model, "griffinlim").postfilter == 0.0  # a copy took the setting
+    assert "postfilter must be in [0, 2]" in demo.on_convert(*args, 5.0)[-1]
+
+
 def test_missing_inputs_give_messages(demo, clip):
     assert "upload or record a source clip" in convert(demo, None)[-1]
     assert "upload one or more reference clips" in convert(demo, clip, mode=TARGET_CLIPS, refs=[])[-1]

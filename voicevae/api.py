@@ -24,6 +24,7 @@ z_s' = v_target + (z_s - v_source) * std_target / std_source.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -111,6 +112,19 @@ class VoiceConverter:
         # The shortest clip that yields a whole latent frame, plus some margin
         # so the speaker statistics are not computed from one frame.
         self.min_samples = model.mel_config.n_fft + 4 * model.config.downsample * model.mel_config.hop_length
+
+    def with_postfilter(self, postfilter: float) -> VoiceConverter:
+        """This converter at another postfilter: a shallow copy sharing the weights and caches (self when equal).
+
+        For callers that serve several settings from one loaded model (the
+        demo), where changing `postfilter` in place would reach other callers.
+        """
+        if postfilter == self.postfilter:
+            return self
+        check_postfilter(postfilter)
+        other = copy.copy(self)
+        other.postfilter = postfilter
+        return other
 
     # ----- properties -----------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from .audio import save_audio
 from .batch import convert_pairs
 from .config import MelConfig
 from .model import SYNTHETIC_MODEL
+from .postfilter import DEFAULT_POSTFILTER
 from .realtime import StreamingConverter
 from .streaming import Resampler
 from .vocoder import FAST_ASSET
@@ -270,18 +271,23 @@ class Demo:
 
     @staticmethod
     def _controls(rest: Sequence[Any]) -> tuple[list[float], dict[str, Any]]:
-        """Split the trailing inputs: the attribute sliders, then retrieval, pitch shift, match pitch and detail.
+        """Split the trailing inputs: the attribute sliders, then retrieval, pitch shift, match pitch, detail
+        and postfilter.
 
-        The page always sends all four; calls from Python that stop earlier
-        get the defaults for the rest (no retrieval, no shift, no detail).
+        The page always sends all five; calls from Python that stop earlier
+        get the defaults for the rest (no retrieval, no shift, no detail, the
+        default postfilter). "postfilter" is a converter setting, not a
+        `convert` argument: callers pop it (`VoiceConverter.with_postfilter`).
         """
         amounts = [float(a) for a in rest[:MAX_ATTRIBUTE_SLIDERS]]
-        retrieval, pitch, match, detail = [*rest[MAX_ATTRIBUTE_SLIDERS:], 0.0, 0.0, False, 0.0][:4]
+        defaults = [0.0, 0.0, False, 0.0, DEFAULT_POSTFILTER]
+        retrieval, pitch, match, detail, postfilter = [*rest[MAX_ATTRIBUTE_SLIDERS:], *defaults][:5]
         return amounts, {
             "retrieval": float(retrieval or 0.0),
             "pitch_shift": float(pitch or 0.0),
             "match_pitch": bool(match),
             "detail": float(detail or 0.0),
+            "postfilter": float(postfilter or 0.0),
         }
 
     # ----- handlers -----------------------------------------------------------------
@@ -373,14 +379,16 @@ class Demo:
     ) -> tuple[str | None, np.ndarray | None, np.ndarray | None, str, str]:
         """Convert one clip: (output wav path, source mel image, output mel image, score note, status).
 
-        rest: the attribute sliders' values, then retrieval, pitch shift (semitones), match pitch and detail.
+        rest: the attribute sliders' values, then retrieval, pitch shift (semitones), match pitch, detail and
+        postfilter.
         """
         score_note = ""
         amounts, controls = self._controls(rest)
+        postfilter = controls.pop("postfilter")
         try:
             if not source:
                 raise DemoError("upload or record a source clip first")
-            vc = self.converter(model, vocoder)
+            vc = self.converter(model, vocoder).with_postfilter(postfilter)
             wav = vc.load_audio(self.check_upload(source, "source clip"))
             keep = bool(controls["retrieval"] or controls["match_pitch"])
             target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=keep)
@@ -462,8 +470,9 @@ class Demo:
         if not files:
             return None, "**Error:** upload the clips to convert first"
         amounts, controls = self._controls(rest)
+        postfilter = controls.pop("postfilter")
         try:
-            vc = self.converter(model, vocoder)
+            vc = self.converter(model, vocoder).with_postfilter(postfilter)
             # Encoded once for the whole batch (reference clips are the slow part).
             keep = bool(controls["retrieval"] or controls["match_pitch"])
             target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=keep)
@@ -581,7 +590,7 @@ class Demo:
                         label="Strength (0 = source voice, 1 = target, >1 exaggerates)",
                         elem_id="strength",
                     )
-                    with gr.Accordion("Retrieval, pitch and detail", open=False):
+                    with gr.Accordion("Retrieval, pitch, detail and formants", open=False):
                         retrieval = gr.Slider(
                             0.0,
                             1.0,
@@ -601,6 +610,14 @@ class Demo:
                             step=0.05,
                             elem_id="detail",
                             label="Source detail (add back what the model loses of the source: clearer words, less of the target)",
+                        )
+                        postfilter = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=DEFAULT_POSTFILTER,
+                            step=0.1,
+                            elem_id="postfilter",
+                            label="Sharper formants (helps the words of voices the model never heard; 0.4 is a good start)",
                         )
                     with gr.Accordion("Attributes", open=False):
                         attrs = vc.attributes
@@ -676,6 +693,7 @@ class Demo:
                 pitch_shift,
                 match_pitch,
                 detail,
+                postfilter,
             ]
             convert.click(
                 self.on_convert, [source, *target_inputs], [output, source_mel, output_mel, score, status], api_name="convert"
