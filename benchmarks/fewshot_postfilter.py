@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 import voicevae
 from voicevae.evaluate_cloning import difference_cell
-from voicevae.evaluate_unseen import heldout_clips
+from voicevae.evaluate_unseen import Split, heldout_clips
 from voicevae.metrics import SpeakerEncoder, Transcriber, paired_difference, word_errors
 
 REFERENCES = 3
@@ -45,33 +45,20 @@ def main() -> None:
     clips = heldout_clips(vc, args.manifest)
     enc, asr = SpeakerEncoder(), Transcriber()
     rate = vc.sample_rate
-    by_voice: dict[str, list[int]] = {}
-    for i, c in enumerate(clips):
-        by_voice.setdefault(c.speaker, []).append(i)
-    refs = {s: idx[:REFERENCES] for s, idx in by_voice.items() if len(idx) > REFERENCES}
-    scored = [i for s, idx in by_voice.items() for i in (idx[REFERENCES:] if s in refs else idx)]
+    split = Split.of(clips, REFERENCES)  # the protocol's references and sources
     emb = enc.embed_many([c.audio for c in clips], rate)
-
-    def voice_embedding(speaker: str, exclude: set[int]) -> np.ndarray | None:
-        rows = [i for i in by_voice[speaker] if i not in exclude]
-        if not rows:
-            return None
-        e = emb[rows].mean(0)
-        return e / np.linalg.norm(e)
 
     per: dict[tuple[float, float], dict[str, list[float]]] = {k: {"to_t": [], "closer": [], "wer": []} for k in settings}
     errors = {k: [0, 0] for k in settings}
     source_errors = [0, 0]
     with torch.inference_mode():
-        for t in tqdm(sorted(refs), desc="targets"):
-            target = vc.speaker_vector([clips[i].audio for i in refs[t]])
-            target_emb = voice_embedding(t, set(refs[t]))
+        for t in tqdm(sorted(split.refs), desc="targets"):
+            target = vc.speaker_vector([clips[i].audio for i in split.refs[t]])
+            target_emb = split.voice_embedding(emb, t, set(split.refs[t]))
             assert target_emb is not None
-            pool = [[i for i in scored if clips[i].speaker == s] for s in sorted(by_voice) if s != t]
-            chosen = [q[k] for k in range(max(map(len, pool), default=0)) for q in pool if k < len(q)][: args.sources]
-            for i in chosen:
+            for i in split.sources(clips, t, args.sources):
                 c = clips[i]
-                source_emb = voice_embedding(c.speaker, {i})
+                source_emb = split.voice_embedding(emb, c.speaker, {i})
                 own = vc.encode_speaker(c.audio)
                 if c.text:
                     e, n = word_errors(c.text, asr.transcribe(c.audio, rate))

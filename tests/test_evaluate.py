@@ -248,3 +248,20 @@ def test_packaged_sounds_skip_voices_and_short_clips_and_crop_long_ones(tmp_path
     monkeypatch.setattr(ev, "PACKAGED_SOUND_GLOBS", (str(tmp_path / "*.wav"),))
     sounds = ev.packaged_sounds(22050, seconds=4.0)
     assert list(sounds) == [str(tmp_path / "boom.wav")] and sounds[str(tmp_path / "boom.wav")].shape == (4 * 22050,)
+
+
+def test_the_unseen_split_keeps_references_out_and_takes_sources_in_turn():
+    from voicevae.evaluate_unseen import Clip, Split
+
+    speakers = ["a"] * 5 + ["b"] * 4 + ["c"] * 2
+    clips = [Clip(f"{s}{i}", s, "real", torch.zeros(1), None) for i, s in enumerate(speakers)]
+    split = Split.of(clips, ref_clips=3)
+    assert split.refs == {"a": [0, 1, 2], "b": [5, 6, 7]}  # c has too few clips to be a target
+    assert split.scored == [3, 4, 8, 9, 10]
+    # Sources for "a": the other voices' scored clips, one voice after another, never a reference.
+    assert split.sources(clips, "a", 10) == [8, 9, 10] and split.sources(clips, "a", 2) == [8, 9]
+    assert split.sources(clips, "b", 10) == [3, 9, 4, 10]
+    emb = np.eye(11)
+    mean = split.voice_embedding(emb, "a", {0, 1, 2})
+    assert np.allclose(mean, (emb[3] + emb[4]) / np.sqrt(2))
+    assert split.voice_embedding(emb, "c", {9, 10}) is None

@@ -96,6 +96,37 @@ def heldout_clips(vc: VoiceConverter, manifest: str | Path, per_voice: int = 8, 
     return clips
 
 
+@dataclass
+class Split:
+    """Which clips (indices into the clip list) play which part: per voice, references, scored."""
+
+    by_voice: dict[str, list[int]]
+    refs: dict[str, list[int]]  # the first clips of each voice with more than that: a few-shot target
+    scored: list[int]  # every other clip
+
+    @classmethod
+    def of(cls, clips: Sequence[Clip], ref_clips: int) -> Split:
+        by_voice: dict[str, list[int]] = {}
+        for i, c in enumerate(clips):
+            by_voice.setdefault(c.speaker, []).append(i)
+        refs = {s: idx[:ref_clips] for s, idx in by_voice.items() if len(idx) > ref_clips}
+        scored = [i for s, idx in by_voice.items() for i in (idx[ref_clips:] if s in refs else idx)]
+        return cls(by_voice, refs, scored)
+
+    def sources(self, clips: Sequence[Clip], target: str, n: int) -> list[int]:
+        """Up to n scored clips of the other voices, taken from each voice in turn."""
+        pool = [[i for i in self.scored if clips[i].speaker == s] for s in sorted(self.by_voice) if s != target]
+        return [q[k] for k in range(max(map(len, pool), default=0)) for q in pool if k < len(q)][:n]
+
+    def voice_embedding(self, emb: np.ndarray, speaker: str, exclude: set[int]) -> np.ndarray | None:
+        """Mean of the voice's other clips' embeddings (rows of emb), unit length; None for a voice with no other clip."""
+        rows = [i for i in self.by_voice[speaker] if i not in exclude]
+        if not rows:
+            return None
+        e = emb[rows].mean(0)
+        return e / np.linalg.norm(e)
+
+
 def unseen_protocol(
     vc: VoiceConverter,
     clips: Sequence[Clip],
@@ -116,20 +147,12 @@ def unseen_protocol(
     """
     enc, asr = SpeakerEncoder(), Transcriber()
     rate = vc.sample_rate
-    by_voice: dict[str, list[int]] = {}
-    for i, c in enumerate(clips):
-        by_voice.setdefault(c.speaker, []).append(i)
-    refs = {s: idx[:ref_clips] for s, idx in by_voice.items() if len(idx) > ref_clips}
-    scored = [i for s, idx in by_voice.items() for i in (idx[ref_clips:] if s in refs else idx)]
+    split = Split.of(clips, ref_clips)
+    refs, scored = split.refs, split.scored
     emb = enc.embed_many([c.audio for c in clips], rate)  # (N, D), unit rows
 
     def voice_embedding(speaker: str, exclude: set[int]) -> np.ndarray | None:
-        """Mean embedding of the voice's other clips; None for a voice with no other clip."""
-        rows = [i for i in by_voice[speaker] if i not in exclude]
-        if not rows:
-            return None
-        e = emb[rows].mean(0)
-        return e / np.linalg.norm(e)
+        return split.voice_embedding(emb, speaker, exclude)
 
     def similarity(e: np.ndarray, ref: np.ndarray | None) -> float:
         return float(e @ ref) if ref is not None else math.nan
@@ -180,10 +203,7 @@ def unseen_protocol(
         vector = vc.speaker_vector([clips[i].audio for i in refs[t]])
         target_emb = voice_embedding(t, set(refs[t]))
         assert target_emb is not None  # a target has clips beyond its references
-        others = [s for s in sorted(by_voice) if s != t]
-        pool = [[i for i in scored if clips[i].speaker == s] for s in others]
-        chosen = [q[k] for k in range(max(map(len, pool), default=0)) for q in pool if k < len(q)][:sources_per_target]
-        for i in chosen:
+        for i in split.sources(clips, t, sources_per_target):
             c = clips[i]
             out = vc.convert(c.audio, target=vector, detail=detail)
             e_out = enc.embed(out, rate)
