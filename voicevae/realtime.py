@@ -72,10 +72,10 @@ class StreamingConverter:
     block adds D times what the VAE loses of its input window (a second
     decode, with the speaker's own latent and register).
     own: that latent (1, Ds) or (Ds,); None estimates it from the stream as
-    it comes, whatever the detail (so a detail raised mid-stream finds it
-    ready): the mean of the speaker encoder over spans of `vae_history`
-    frames (0.74 s at the defaults; offline conversion encodes a clip whole,
-    or in 24 s chunks), and until the first span, the window so far.
+    it comes, while the detail is on: the mean of the speaker encoder over
+    spans of `vae_history` frames (0.74 s at the defaults; offline conversion
+    encodes a clip whole, or in 24 s chunks), and until the first span, the
+    window so far.
     """
 
     def __init__(
@@ -247,8 +247,11 @@ class StreamingConverter:
             melody = None if self.track is None else self._melody(lo, last)
             eager = self.networks is None or last
             mel = self._decode(x, self.speaker, melody, own_register=False, eager=eager)
-            own = self._own_latent(window)  # kept up to date at any detail
             if self.detail:
+                # Counted only while it is needed: a stream at detail 0 pays nothing for it, and a detail
+                # raised later counts at once the span its history still holds.
+                self._count_own_spans()
+                own = self._own_latent(window)
                 mel = mel + self.detail * (x - self._decode(x, own, melody, own_register=True, eager=eager))
             mel = mel[0].cpu()
         self.converted.push(mel[:, done - lo : upto - lo])
@@ -265,14 +268,14 @@ class StreamingConverter:
         inputs = (x, speaker) if melody is None else (x, speaker, melody)
         return network(*inputs)
 
-    def _own_latent(self, window: torch.Tensor) -> torch.Tensor:
-        """The speaker's own latent (1, Ds): given, or the running estimate over the input so far.
+    def _count_own_spans(self) -> None:
+        """Add every whole span of input not yet counted to the running estimate of the speaker's own latent.
 
         Spans are counted before the history drops them (a block longer than
-        the history skips what is already gone).
+        the history skips what is already gone); one encode per span.
         """
         if self.fixed_own is not None:
-            return self.fixed_own
+            return
         span = self.vae_history
         self.own_next = max(self.own_next, self.inputs.offset)
         while self.inputs.end - self.own_next >= span:
@@ -280,6 +283,11 @@ class StreamingConverter:
             self.own_sum = self.own_sum + self.vc.model.encode(piece).speaker.mu * span
             self.own_frames += span
             self.own_next += span
+
+    def _own_latent(self, window: torch.Tensor) -> torch.Tensor:
+        """The speaker's own latent (1, Ds): given, the running estimate, or before its first span the window's."""
+        if self.fixed_own is not None:
+            return self.fixed_own
         if self.own_frames:
             return self.own_sum / self.own_frames
         return self.vc.model.encode(window.unsqueeze(0).to(self.vc.device)).speaker.mu
