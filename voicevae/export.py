@@ -57,6 +57,7 @@ from .pitch import INTONATION_CHANNELS
 from .postfilter import add_argument as add_postfilter_argument
 from .postfilter import check as check_postfilter
 from .postfilter import sharpen
+from .streaming import check_fraction
 from .vocoder import VocosVocoder
 
 FORMATS = ("torchscript", "onnx")
@@ -134,8 +135,7 @@ class ExportableConverter(nn.Module):
         self, model: VAE, vocoder: VocosVocoder, frontend: MelFrontend, detail: float = 0.0, postfilter: float = 0.0
     ) -> None:
         super().__init__()
-        if not 0.0 <= detail <= 1.0:
-            raise ValueError(f"detail must be in [0, 1], got {detail:g}")
+        check_fraction(detail, "detail")
         self.detail = detail
         check_postfilter(postfilter)
         self.postfilter = postfilter
@@ -283,8 +283,7 @@ def run(args: argparse.Namespace) -> int:
     from .api import load
 
     # Settings first, before seconds of loading the model.
-    if not 0.0 <= args.detail <= 1.0:
-        raise ValueError(f"--detail must be in [0, 1], got {args.detail:g}")
+    check_fraction(args.detail, "--detail")
     check_postfilter(args.postfilter, "--postfilter")
     if args.vocoder in ("hifigan", "griffinlim"):
         raise ValueError(f"--vocoder {args.vocoder}: export takes the fast vocoder or a Vocos checkpoint")

@@ -24,7 +24,7 @@ from .api import DEFAULT_VOCODER
 from .postfilter import add_argument as add_postfilter_argument
 from .postfilter import check as check_postfilter
 from .realtime import StreamingConverter
-from .streaming import Resampler
+from .streaming import Resampler, check_fraction
 
 
 def sounddevice_module() -> ModuleType:
@@ -160,8 +160,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.target:
         raise ValueError("--target is required (a voice name; `voicevae voices` lists them)")
-    if not 0.0 <= args.detail <= 1.0:
-        raise ValueError(f"--detail must be in [0, 1], got {args.detail:g}")
+    check_fraction(args.detail, "--detail")
     check_postfilter(args.postfilter, "--postfilter")
     inp, out = _device(args.input_device), _device(args.output_device)
     check_devices(sd, inp, out)  # before seconds of loading the model

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .pitch import INTONATION_CHANNELS, F0Stream, contour
-from .streaming import FrameBuffer, MelStream
+from .streaming import FrameBuffer, MelStream, check_fraction
 
 if TYPE_CHECKING:
     from .api import VoiceConverter
@@ -164,8 +164,7 @@ class StreamingConverter:
 
     def set_detail(self, detail: float) -> None:
         """Change the source detail mid-stream (0..1): blocks converted from now on take it."""
-        if not 0.0 <= detail <= 1.0:
-            raise ValueError(f"stream: detail must be in [0, 1], got {detail}")
+        check_fraction(detail, "stream: detail")
         self.detail = detail
 
     # ----- processing -----------------------------------------------------------------
@@ -263,8 +262,8 @@ class StreamingConverter:
         """VAE.convert of a window (1, n_mels, F), eager or through the frozen graph for that register."""
         if eager:
             return self.vc.model.convert(x, speaker, melody, own_register=own_register, postfilter=self.postfilter)
-        network = self.own_network if own_register else self.networks[0] if self.networks is not None else None
-        assert network is not None
+        assert self.networks is not None and self.own_network is not None  # built together when frozen
+        network = self.own_network if own_register else self.networks[0]
         inputs = (x, speaker) if melody is None else (x, speaker, melody)
         return network(*inputs)
 

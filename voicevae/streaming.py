@@ -308,11 +308,16 @@ def _window_ready(start: int, end: int, chunk: int, pad: int, last: bool) -> boo
     return start + chunk + pad <= end and (start > 0 or end > chunk + 2 * pad)
 
 
+def check_fraction(value: float, name: str) -> None:
+    """Refuse a fraction outside [0, 1] by the setting's name ("detail", "--detail", ...)."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value:g}")
+
+
 def check_blend_options(target: object, **values: float) -> None:
     """Each of retrieval, detail, ...: a fraction in [0, 1], and only with a target voice (resynthesis has none)."""
     for name, value in values.items():
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
+        check_fraction(value, name)
         if value and target is None:
             raise ValueError(f"{name} needs a target voice")
 
