@@ -324,6 +324,12 @@ def test_live_chunks_come_back_converted_through_one_stream(demo, tmp_path):
     assert session.stream.detail == 0.0
     _, session, _ = demo.on_live_chunk((rate, pcm[:step]), session, "spk2", demo.default_model, "griffinlim", 0.5)
     assert session is first and session.stream.detail == 0.5
+    # The sharper formants slider is fixed in a stream's graphs: a new value starts a new stream.
+    assert session.stream.postfilter == 0.0
+    _, session, _ = demo.on_live_chunk((rate, pcm[:step]), session, "spk2", demo.default_model, "griffinlim", 0.5, 0.4)
+    assert session is not first and session.stream.postfilter == 0.4
+    _, broken, status = demo.on_live_chunk((rate, pcm[:step]), session, "spk2", demo.default_model, "griffinlim", 0.5, -1)
+    assert broken is None and "postfilter" in status
     assert demo.on_live_stop() == (None, "")
 
 

@@ -145,7 +145,9 @@ def _slug(text: str) -> str:
 class LiveSession:
     """One browser's live conversion: the stream, and the resampler from the microphone's rate."""
 
-    key: tuple[str, str, int]  # model, vocoder, microphone rate: a change starts a new stream
+    # model, vocoder, microphone rate, postfilter: a change starts a new stream
+    # (the stream fixes its postfilter in its frozen graphs)
+    key: tuple[str, str, int, float]
     speaker: str  # a new target changes the stream's voice in place
     stream: StreamingConverter
     resampler: Resampler
@@ -409,21 +411,24 @@ class Demo:
         model: str,
         vocoder: str,
         detail: float = 0.0,
+        postfilter: float = DEFAULT_POSTFILTER,
     ) -> tuple[tuple[int, np.ndarray] | None, LiveSession | None, str]:
         """One microphone chunk in, the converted audio so far out: (audio chunk, session, status).
 
         Gradio calls this every `stream_every` seconds while the microphone
         records; the session (gr.State) carries the stream between calls.
         detail: the "Source detail" slider; your own voice is estimated as you speak.
+        postfilter: the "Sharper formants" slider; a new value starts a new stream.
         """
         if chunk is None:
             return None, session, ""
         rate, samples = chunk
         try:
-            vc = self.converter(model, vocoder)
+            postfilter = float(DEFAULT_POSTFILTER if postfilter is None else postfilter)
+            vc = self.converter(model, vocoder).with_postfilter(postfilter)
             if not speaker or speaker not in vc.speakers:
                 raise DemoError("choose a target speaker above for live conversion")
-            key = (model, vocoder, int(rate))
+            key = (model, vocoder, int(rate), postfilter)
             if session is None or session.key != key:
                 session = LiveSession(key, speaker, vc.stream(speaker), Resampler(int(rate), vc.sample_rate))
             elif session.speaker != speaker:
@@ -718,7 +723,7 @@ class Demo:
             rescan.click(self.on_rescan, [model], [model], api_name="rescan_models")
             live_mic.stream(
                 self.on_live_chunk,
-                [live_mic, live_session, speaker, model, vocoder, detail],
+                [live_mic, live_session, speaker, model, vocoder, detail, postfilter],
                 [live_out, live_session, live_status],
                 stream_every=0.1,
                 time_limit=600,
