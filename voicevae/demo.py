@@ -289,7 +289,7 @@ class Demo:
             "pitch_shift": float(pitch or 0.0),
             "match_pitch": bool(match),
             "detail": float(detail or 0.0),
-            "postfilter": float(postfilter or 0.0),
+            "postfilter": float(DEFAULT_POSTFILTER if postfilter is None else postfilter),
         }
 
     # ----- handlers -----------------------------------------------------------------
@@ -425,12 +425,14 @@ class Demo:
         rate, samples = chunk
         try:
             postfilter = float(DEFAULT_POSTFILTER if postfilter is None else postfilter)
-            vc = self.converter(model, vocoder).with_postfilter(postfilter)
+            vc = self.converter(model, vocoder)
             if not speaker or speaker not in vc.speakers:
                 raise DemoError("choose a target speaker above for live conversion")
             key = (model, vocoder, int(rate), postfilter)
             if session is None or session.key != key:
-                session = LiveSession(key, speaker, vc.stream(speaker), Resampler(int(rate), vc.sample_rate))
+                # Only a new stream takes the postfilter (into its frozen graphs): no copy per chunk.
+                stream = vc.with_postfilter(postfilter).stream(speaker)
+                session = LiveSession(key, speaker, stream, Resampler(int(rate), vc.sample_rate))
             elif session.speaker != speaker:
                 session.stream.set_speaker(vc.target_vector(speaker))
                 session.speaker = speaker
