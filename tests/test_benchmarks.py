@@ -1,16 +1,71 @@
 """Every benchmark script imports: a refactor that moves what a benchmark uses breaks this, not a later measurement."""
 
 import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
 
 
+def _benchmark(stem: str) -> ModuleType:
+    name = f"benchmark_{stem}"
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS[0].parent / f"{stem}.py")
+    module = importlib.util.module_from_spec(spec)
+    # A dataclass looks its module up by name while it is being made.
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("path", BENCHMARKS, ids=[p.stem for p in BENCHMARKS])
 def test_benchmark_imports(path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(f"benchmark_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # runs the imports; main() waits behind __name__ == "__main__"
+    module = _benchmark(path.stem)  # runs the imports; main() waits behind __name__ == "__main__"
     assert callable(getattr(module, "main", None)), f"{path.name}: no main()"
+
+
+def test_clone_likeness_warp_moves_a_formant_by_alpha() -> None:
+    import torch
+
+    from voicevae.config import MelConfig
+
+    likeness = _benchmark("clone_likeness")
+    warp = likeness.Warper(MelConfig())
+    mel = torch.full((80, 5), -8.0)
+    mel[30] = 0.0  # one spectral peak, at band 30's centre frequency
+    assert torch.equal(warp(mel, 1.0), mel)
+    raised = warp(mel, 1.2)  # a shorter vocal tract: every frequency x 1.2
+    peak_hz = warp.centres[raised[:, 0].argmax()]
+    assert abs(peak_hz / warp.centres[30] - 1.2) < 0.05
+    # best_alpha recovers a warp it is shown (within the grid's step)
+    assert abs(likeness.Warper(MelConfig()).best_alpha(mel, likeness.long_term_spectrum([raised])) - 1.2) < 0.03
+
+
+def test_clone_likeness_global_variance_sets_the_spread() -> None:
+    import torch
+
+    likeness = _benchmark("clone_likeness")
+    torch.manual_seed(0)
+    mel = torch.randn(80, 200) - 3.0
+    target_sd = torch.full((80,), 2.0)
+    assert torch.allclose(likeness.global_variance(mel, target_sd, 0.0, -20.0), mel)
+    matched = likeness.global_variance(mel, target_sd, 1.0, -20.0)
+    assert torch.allclose(likeness.band_spread([matched]), target_sd, atol=1e-3)
+
+
+def test_clone_likeness_content_matching_takes_the_targets_statistics() -> None:
+    import torch
+
+    likeness = _benchmark("clone_likeness")
+    torch.manual_seed(0)
+    z_c = torch.randn(1, 4, 300) * 0.5 + 1.0
+    speech = torch.ones(300, dtype=torch.bool)
+    target = torch.randn(4, 900) ** 3 * 2.0 - 1.0  # skewed, so the quantile map is not an affine one
+    shifted = likeness.match_content(z_c, speech, target, "mean")[0]
+    assert torch.allclose(shifted.mean(1), target.mean(1), atol=1e-4)
+    assert torch.allclose(shifted.std(1), z_c[0].std(1), atol=1e-5)
+    mapped = likeness.match_content(z_c, speech, target, "quantile")[0]
+    assert torch.allclose(mapped.median(1).values, target.median(1).values, atol=0.1)
+    assert torch.equal(mapped.argsort(1), z_c[0].argsort(1))  # the order of the frames is kept

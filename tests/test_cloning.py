@@ -1,4 +1,4 @@
-"""Clone one voice: preparing recordings, adaptation, retrieval blending and pitch control."""
+"""Clone one voice: preparing recordings, adaptation, retrieval blending, content norm and pitch control."""
 
 import math
 from dataclasses import replace
@@ -14,6 +14,7 @@ from voicevae.api import VoiceConverter, load
 from voicevae.augment import warp_mel
 from voicevae.cli import main
 from voicevae.config import ConfigError, adapt_config
+from voicevae.content_stats import ContentStats, content_affine, speech_frames
 from voicevae.corpora import read_manifest
 from voicevae.matching import MatchingSet
 from voicevae.model import VAE
@@ -411,3 +412,72 @@ def test_adapt_never_replaces_what_is_not_an_adapted_model_folder(vc, model_dir,
     adapted = adapt(vc.model, vc.vectors, [new_voice], "again", config, progress=False)
     save_adapted(adapted, tmp_path / "one", model_dir, config, force=True)
     assert (tmp_path / "one" / "matching" / "again.pt").is_file() and not (tmp_path / "one" / "matching" / "one.pt").exists()
+
+
+def test_speech_frames_leave_out_silence():
+    mel = torch.full((80, 100), -11.0)
+    mel[:, 20:60] = -2.0
+    mel[:, 70:75] = -5.0  # quieter speech, 30 dB down: still speech
+    speech = speech_frames(mel)
+    assert speech[20:60].all() and speech[70:75].all()
+    assert not speech[:20].any() and not speech[60:70].any() and not speech[75:].any()
+
+
+def test_the_affine_map_takes_the_targets_mean_and_spread():
+    torch.manual_seed(0)
+    z = torch.randn(4, 500) * torch.tensor([[0.5], [2.0], [1.0], [0.1]]) + 3.0
+    source = ContentStats(z.mean(1), z.std(1))
+    target = ContentStats(torch.tensor([0.0, 1.0, -1.0, 2.0]), torch.tensor([1.0, 0.5, 3.0, 0.2]))
+    scale, shift = content_affine(source, target, 1.0)
+    moved = z * scale[:, None] + shift[:, None]
+    torch.testing.assert_close(moved.mean(1), target.mean, atol=1e-4, rtol=0)
+    torch.testing.assert_close(moved.std(1), target.sd, atol=1e-4, rtol=0)
+    scale, shift = content_affine(source, target, 0.0)
+    torch.testing.assert_close(z * scale[:, None] + shift[:, None], z)
+    # Halfway is the mean of the two ends, frame by frame.
+    scale, shift = content_affine(source, target, 0.5)
+    torch.testing.assert_close(z * scale[:, None] + shift[:, None], 0.5 * (z + moved), atol=1e-5, rtol=0)
+
+
+def test_content_norm_decodes_the_source_with_the_targets_statistics(vc):
+    src = torch.from_numpy(tone(150, 1.0))
+    refs = [torch.from_numpy(tone(300, 1.0, level=0.05, seed=s)) for s in range(2)]
+    plain = vc.convert_mel(src, refs)
+    torch.testing.assert_close(vc.convert_mel(src, refs, content_norm=0.0), plain)
+    normed = vc.convert_mel(src, refs, content_norm=1.0)
+    assert float((normed - plain).abs().mean()) > 0.01
+    # What content_norm=1 decodes: the source's latents, moved to the statistics of the target clips' latents.
+    mel = vc.mel(src)
+    target = ContentStats.of_mels(vc.model, [vc.mel(r) for r in refs])
+    scale, shift = content_affine(ContentStats.of_mels(vc.model, [mel]), target, 1.0)
+    moved = vc.model.content_means(mel[None]) * scale[:, None] + shift[:, None]
+    torch.testing.assert_close(ContentStats.of_mels(vc.model, [mel]).mean * scale + shift, target.mean)
+    decoded = vc.model.decode(moved, vc.speaker_vector(refs)[None], mel.shape[-1], vc.intonation(src, mel.shape[-1]))[0]
+    torch.testing.assert_close(normed, decoded, atol=1e-4, rtol=0)
+    # A matching set given stands in for the clips' own.
+    matching = MatchingSet.from_mels(vc.model, [vc.mel(r) for r in refs])
+    torch.testing.assert_close(vc.convert_mel(src, refs, content_norm=1.0, matching=matching), normed)
+    assert vc.convert(src, refs, content_norm=0.5, retrieval=0.5).shape == vc.convert(src, refs).shape
+
+
+def test_content_norm_needs_the_targets_frames_and_a_fraction(vc, model_dir, tmp_path):
+    src = torch.from_numpy(tone(150, 1.0))
+    with pytest.raises(ValueError, match="content_norm: voice 'spk0' has no matching set"):
+        vc.convert(src, "spk0", content_norm=0.5)
+    with pytest.raises(ValueError, match="content_norm needs the target's frames"):
+        vc.convert(src, vc.vectors.speaker("spk0"), content_norm=0.5)
+    with pytest.raises(ValueError, match=r"content_norm must be in \[0, 1\]"):
+        vc.convert(src, [src], content_norm=1.5)
+    with pytest.raises(ValueError, match="content_norm needs a target voice"):
+        vc.convert_mel(src, None, content_norm=0.5)
+    # The CLI: --content-norm with reference clips changes the output; a bad value writes nothing.
+    sf.write(tmp_path / "src.wav", src.numpy(), RATE)
+    sf.write(tmp_path / "ref.wav", tone(300, 1.0, level=0.05), RATE)
+    args = ["convert", str(tmp_path / "src.wav"), "--model", str(model_dir), "--vocoder", "griffinlim"]
+    args += ["--target-clips", str(tmp_path / "ref.wav")]
+    assert main([*args, "-o", str(tmp_path / "plain")]) == 0
+    assert main([*args, "-o", str(tmp_path / "normed"), "--content-norm", "1"]) == 0
+    a, b = (sf.read(tmp_path / d / "src.wav")[0] for d in ("plain", "normed"))
+    assert a.shape == b.shape and not np.allclose(a, b)
+    assert main([*args, "-o", str(tmp_path / "bad"), "--content-norm", "2"]) == 1
+    assert not (tmp_path / "bad" / "src.wav").exists()

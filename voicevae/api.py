@@ -38,6 +38,7 @@ from .batch import BatchReport
 from .batch import convert_files as _convert_files
 from .complexity import stationary_log_likelihood
 from .config import AdaptConfig
+from .content_stats import ContentStats, content_affine
 from .features import MelFrontend
 from .matching import DEFAULT_SPACE, MatchingSet, parse_space
 from .model import DEFAULT_MODEL as DEFAULT_MODEL  # re-exported: tests and scripts import it from here
@@ -104,6 +105,8 @@ class VoiceConverter:
         self.model_dir = model_dir
         self._clip_matching: dict[tuple[str, ...], MatchingSet] = {}  # per list of reference clips
         self._voice_matching: dict[str, MatchingSet] = {}  # per named (adapted) voice
+        # Per matching set (by id; the set is kept beside its statistics so the id stays its own).
+        self._content_stats: dict[int, tuple[MatchingSet, ContentStats]] = {}
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.vectors = vectors
@@ -273,23 +276,32 @@ class VoiceConverter:
 
     @torch.inference_mode()
     def decode_with_speaker(
-        self, mel: torch.Tensor, speaker: torch.Tensor, pitch: torch.Tensor | None = None, own_register: bool = False
+        self,
+        mel: torch.Tensor,
+        speaker: torch.Tensor,
+        pitch: torch.Tensor | None = None,
+        own_register: bool = False,
+        content_affine: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Keep the content of log-mel (n_mels, F), decode with speaker latent (Ds,): -> (n_mels, F).
 
         pitch (1, 3, F): the source's intonation, for a pitch_input model (`intonation`);
-        own_register: at the source's register, not the speaker latent's (VAE.convert).
+        own_register: at the source's register, not the speaker latent's (VAE.convert);
+        content_affine: (scale, shift) of the content latents (content_stats.py), found
+        once for the whole clip so every chunk gets the same.
         Long inputs are converted in overlapping chunks so memory stays bounded.
         """
         frames = mel.shape[-1]
         if frames <= self.chunk_frames + 2 * self.overlap_frames:
-            return self.model.convert(mel.unsqueeze(0), speaker, pitch, own_register, self.postfilter)[0]
+            return self.model.convert(mel.unsqueeze(0), speaker, pitch, own_register, self.postfilter, content_affine)[0]
         out = torch.empty_like(mel)
         step, pad = self.chunk_frames, self.overlap_frames
         for start in range(0, frames, step):
             lo, hi = max(0, start - pad), min(frames, start + step + pad)
             contour = None if pitch is None else pitch[..., lo:hi]
-            piece = self.model.convert(mel[:, lo:hi].unsqueeze(0), speaker, contour, own_register, self.postfilter)[0]
+            piece = self.model.convert(
+                mel[:, lo:hi].unsqueeze(0), speaker, contour, own_register, self.postfilter, content_affine
+            )[0]
             out[:, start : min(frames, start + step)] = piece[:, start - lo : start - lo + min(step, frames - start)]
         return out
 
@@ -306,6 +318,7 @@ class VoiceConverter:
         retrieval: float = 0.0,
         matching: MatchingSet | None = None,
         detail: float = 0.0,
+        content_norm: float = 0.0,
         pitch_shift: float = 0.0,
         match_pitch: bool = False,
         target_hz: float | None = None,
@@ -331,7 +344,16 @@ class VoiceConverter:
         moves the output's pitch.
         """
         mel = self.convert_mel(
-            wav, target, strength, attributes, method, source_speaker, retrieval=retrieval, matching=matching, detail=detail
+            wav,
+            target,
+            strength,
+            attributes,
+            method,
+            source_speaker,
+            retrieval=retrieval,
+            matching=matching,
+            detail=detail,
+            content_norm=content_norm,
         )
         return self.adjust_pitch(self.vocode_many([mel])[0], target, pitch_shift, match_pitch, target_hz)
 
@@ -431,11 +453,12 @@ class VoiceConverter:
         retrieval: float = 0.0,
         matching: MatchingSet | None = None,
         detail: float = 0.0,
+        content_norm: float = 0.0,
     ) -> torch.Tensor:
         """The converted log-mel (n_mels, F) before vocoding; target=None resynthesizes (see `convert`).
 
         matching, when given, stands in for the target's matching set (a
-        batch finds it once for all its clips).
+        batch finds it once for all its clips); retrieval and content_norm read it.
         detail D: out = conversion + D * (source mel - source resynthesized).
         The decoder renders an unheard voice's clip smoothed and with words
         blurred, and renders the conversion with the same losses; the
@@ -443,15 +466,22 @@ class VoiceConverter:
         it to the source's own log-mel (D = 1) keeps everything the decoder
         would have lost. The price: what the VAE misses of the source voice
         stays too.
+        content_norm C: move the source's content latents C of the way to the
+        target's per-channel mean and spread (content_stats.py).
         """
-        check_blend_options(target, retrieval=retrieval, detail=detail)
+        check_blend_options(target, retrieval=retrieval, detail=detail, content_norm=content_norm)
         audio = self._audio(wav)
         mel = self.mel(audio)
         own = self._speaker_of_mel(mel)
         pitch = self.intonation(audio, mel.shape[-1])
         z_s = own if target is None else self._speaker_latent(own, target, strength, attributes, method, source_speaker)
+        affine = None
+        if content_norm:
+            assert target is not None
+            target_stats = self.content_stats_for(target, matching)
+            affine = content_affine(ContentStats.of_mels(self.model, [mel]), target_stats, content_norm)
         # Resynthesis keeps the clip's own pitch register; a conversion takes the target's.
-        out = self.decode_with_speaker(mel, z_s, pitch, own_register=target is None)
+        out = self.decode_with_speaker(mel, z_s, pitch, own_register=target is None, content_affine=affine)
         if retrieval:
             assert target is not None
             out = (matching or self.matching_for(target)).blend(self.model, out, retrieval)
@@ -489,22 +519,37 @@ class VoiceConverter:
             self._clip_matching[key] = MatchingSet.from_mels(self.model, [self.mel(c) for c in clips], *keyed)
         return self._clip_matching[key]
 
-    def matching_for(self, target: str | torch.Tensor | Sequence[Source]) -> MatchingSet:
-        """A named voice's stored matching set (written by `adapt`), or that of reference clips."""
+    def matching_for(self, target: str | torch.Tensor | Sequence[Source], purpose: str = "retrieval") -> MatchingSet:
+        """A named voice's stored matching set (written by `adapt`), or that of reference clips.
+
+        purpose: the option that needs it, named in the error when there is none.
+        """
         if isinstance(target, str):
             if target in self._voice_matching:
                 return self._voice_matching[target]
             path = self.model_dir / "matching" / f"{target}.pt" if self.model_dir is not None else None
             if path is None or not path.is_file():
                 raise ValueError(
-                    f"retrieval: voice {target!r} has no matching set in this model folder; "
+                    f"{purpose}: voice {target!r} has no matching set in this model folder; "
                     "adapt to the voice (voicevae adapt) or give its reference clips as the target"
                 )
             self._voice_matching[target] = MatchingSet.load(path)
             return self._voice_matching[target]
         if isinstance(target, torch.Tensor) and target.ndim == 1:
-            raise ValueError("retrieval needs the target's frames: give a named adapted voice or reference clips, not a vector")
+            raise ValueError(f"{purpose} needs the target's frames: give a named adapted voice or reference clips, not a vector")
         return self.matching_set(target)
+
+    def content_stats_for(
+        self, target: str | torch.Tensor | Sequence[Source], matching: MatchingSet | None = None
+    ) -> ContentStats:
+        """The target's content statistics (content_norm): from the frames of its matching set, clip by clip."""
+        found = matching or self.matching_for(target, purpose="content_norm")
+        key = id(found)
+        if key not in self._content_stats:
+            if len(self._content_stats) >= 8:  # as the clip matching sets: keep the newest few
+                del self._content_stats[next(iter(self._content_stats))]
+            self._content_stats[key] = (found, ContentStats.of_mels(self.model, found.clip_mels()))
+        return self._content_stats[key][1]
 
     def adjust_pitch(
         self,
@@ -632,6 +677,7 @@ class VoiceConverter:
         pitch_shift: float = 0.0,
         match_pitch: bool = False,
         detail: float = 0.0,
+        content_norm: float = 0.0,
         fmt: str = "wav",
         sample_rate: int | None = None,
     ) -> BatchReport:
@@ -661,6 +707,7 @@ class VoiceConverter:
             pitch_shift=pitch_shift,
             match_pitch=match_pitch,
             detail=detail,
+            content_norm=content_norm,
             fmt=fmt,
             sample_rate=sample_rate,
         )

@@ -100,6 +100,7 @@ def convert_files(
     fmt: str = "wav",
     sample_rate: int | None = None,
     detail: float = 0.0,
+    content_norm: float = 0.0,
 ) -> BatchReport:
     """Convert (or, with target=None, resynthesize) many files into out_dir.
 
@@ -128,6 +129,7 @@ def convert_files(
         pitch_shift=pitch_shift,
         match_pitch=match_pitch,
         detail=detail,
+        content_norm=content_norm,
         sample_rate=sample_rate,
     )
 
@@ -147,6 +149,7 @@ def convert_pairs(
     match_pitch: bool = False,
     sample_rate: int | None = None,
     detail: float = 0.0,
+    content_norm: float = 0.0,
 ) -> BatchReport:
     """Convert each (input file, output file) pair; each output's suffix picks its format (audio.save_audio).
 
@@ -170,7 +173,9 @@ def convert_pairs(
     batch_size = batch_size or (16 if vc.device.type == "cuda" else 1)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    check_blend_options(target, retrieval=retrieval, detail=detail)  # refused before any file, not once per file
+    check_blend_options(
+        target, retrieval=retrieval, detail=detail, content_norm=content_norm
+    )  # refused before any file, not once per file
     report = BatchReport()
     out_rate = sample_rate or vc.sample_rate
     if not MIN_RATE <= out_rate <= MAX_RATE:
@@ -178,8 +183,10 @@ def convert_pairs(
     # Reference clips are encoded once for the whole batch; names stay names
     # so the "stats" method can use the named speaker's spread.
     target_vec = target if target is None or isinstance(target, str) else vc.target_vector(target)
-    # Likewise the target's frames (retrieval) and pitch (match_pitch), found once.
-    matching = vc.matching_for(target) if retrieval and target is not None else None
+    # Likewise the target's frames (retrieval, content_norm) and pitch (match_pitch), found once.
+    matching = None
+    if target is not None and (retrieval or content_norm):
+        matching = vc.matching_for(target, purpose="retrieval" if retrieval else "content_norm")
     target_hz = vc.target_f0(target)["median_hz"] if match_pitch and target is not None else None
 
     def fail(path: Path, out: Path, e: Exception) -> None:
@@ -209,7 +216,7 @@ def convert_pairs(
 
     # Long files stream through block by block (streaming.py: the same samples
     # in constant memory) unless an option needs the whole clip at once.
-    whole_clip_options = bool(retrieval or pitch_shift or match_pitch)
+    whole_clip_options = bool(retrieval or content_norm or pitch_shift or match_pitch)
     total = sum(seconds.values())
     with tqdm(total=round(total, 1), desc="converting", unit="s audio", disable=not progress) as bar:
         for path, out in sorted(jobs, key=lambda job: seconds[job[0]]) if batch_size > 1 else jobs:
@@ -251,7 +258,15 @@ def convert_pairs(
                         path,
                         out,
                         vc.convert_mel(
-                            path, target_vec, strength, attributes, method, retrieval=retrieval, matching=matching, detail=detail
+                            path,
+                            target_vec,
+                            strength,
+                            attributes,
+                            method,
+                            retrieval=retrieval,
+                            matching=matching,
+                            detail=detail,
+                            content_norm=content_norm,
                         ),
                     )
                 )

@@ -273,22 +273,23 @@ class Demo:
 
     @staticmethod
     def _controls(rest: Sequence[Any]) -> tuple[list[float], dict[str, Any]]:
-        """Split the trailing inputs: the attribute sliders, then retrieval, pitch shift, match pitch, detail
-        and postfilter.
+        """Split the trailing inputs: the attribute sliders, then retrieval, pitch shift, match pitch, detail,
+        postfilter and content norm.
 
-        The page always sends all five; calls from Python that stop earlier
+        The page always sends all six; calls from Python that stop earlier
         get the defaults for the rest (no retrieval, no shift, no detail, the
-        default postfilter). "postfilter" is a converter setting, not a
+        default postfilter, no content norm). "postfilter" is a converter setting, not a
         `convert` argument: callers pop it (`VoiceConverter.with_postfilter`).
         """
         amounts = [float(a) for a in rest[:MAX_ATTRIBUTE_SLIDERS]]
-        defaults = [0.0, 0.0, False, 0.0, DEFAULT_POSTFILTER]
-        retrieval, pitch, match, detail, postfilter = [*rest[MAX_ATTRIBUTE_SLIDERS:], *defaults][:5]
+        defaults = [0.0, 0.0, False, 0.0, DEFAULT_POSTFILTER, 0.0]
+        retrieval, pitch, match, detail, postfilter, content_norm = [*rest[MAX_ATTRIBUTE_SLIDERS:], *defaults][:6]
         return amounts, {
             "retrieval": float(retrieval or 0.0),
             "pitch_shift": float(pitch or 0.0),
             "match_pitch": bool(match),
             "detail": float(detail or 0.0),
+            "content_norm": float(content_norm or 0.0),
             "postfilter": float(DEFAULT_POSTFILTER if postfilter is None else postfilter),
         }
 
@@ -381,8 +382,8 @@ class Demo:
     ) -> tuple[str | None, np.ndarray | None, np.ndarray | None, str, str]:
         """Convert one clip: (output wav path, source mel image, output mel image, score note, status).
 
-        rest: the attribute sliders' values, then retrieval, pitch shift (semitones), match pitch, detail and
-        postfilter.
+        rest: the attribute sliders' values, then retrieval, pitch shift (semitones), match pitch, detail,
+        postfilter and content norm.
         """
         score_note = ""
         amounts, controls = self._controls(rest)
@@ -392,7 +393,7 @@ class Demo:
                 raise DemoError("upload or record a source clip first")
             vc = self.converter(model, vocoder).with_postfilter(postfilter)
             wav = vc.load_audio(self.check_upload(source, "source clip"))
-            keep = bool(controls["retrieval"] or controls["match_pitch"])
+            keep = bool(controls["retrieval"] or controls["content_norm"] or controls["match_pitch"])
             target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=keep)
             score_note = self._score_note(vc, wav)
             out = vc.convert(wav, target=target, strength=float(strength), attributes=self._amounts(vc, amounts), **controls)
@@ -481,7 +482,7 @@ class Demo:
         try:
             vc = self.converter(model, vocoder).with_postfilter(postfilter)
             # Encoded once for the whole batch (reference clips are the slow part).
-            keep = bool(controls["retrieval"] or controls["match_pitch"])
+            keep = bool(controls["retrieval"] or controls["content_norm"] or controls["match_pitch"])
             target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=keep)
             attributes = self._amounts(vc, amounts)
         except (DemoError, ValueError, KeyError, OSError) as e:
@@ -597,7 +598,7 @@ class Demo:
                         label="Strength (0 = source voice, 1 = target, >1 exaggerates)",
                         elem_id="strength",
                     )
-                    with gr.Accordion("Retrieval, pitch, detail and formants", open=False):
+                    with gr.Accordion("Retrieval, pitch, detail, formants and content norm", open=False):
                         retrieval = gr.Slider(
                             0.0,
                             1.0,
@@ -625,6 +626,14 @@ class Demo:
                             step=0.1,
                             elem_id="postfilter",
                             label="Sharper formants (helps the words of voices the model never heard; 0.4 is a good start)",
+                        )
+                        content_norm = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=0.0,
+                            step=0.1,
+                            elem_id="content_norm",
+                            label="Content norm (less of the source voice: needs an adapted voice or reference clips)",
                         )
                     with gr.Accordion("Attributes", open=False):
                         attrs = vc.attributes
@@ -701,6 +710,7 @@ class Demo:
                 match_pitch,
                 detail,
                 postfilter,
+                content_norm,
             ]
             convert.click(
                 self.on_convert, [source, *target_inputs], [output, source_mel, output_mel, score, status], api_name="convert"

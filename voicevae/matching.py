@@ -97,9 +97,11 @@ class MatchingSet:
         """The same frames keyed in another space (or context); itself when that is its own."""
         if (space, context) == (self.space, self.context):
             return self
-        lengths = list(self.lengths or (len(self),))
-        clips = [rearrange(m, "f m -> m f") for m in self.mels.split(lengths)]
-        return MatchingSet.from_mels(model, clips, space, context)
+        return MatchingSet.from_mels(model, self.clip_mels(), space, context)
+
+    def clip_mels(self) -> list[torch.Tensor]:
+        """The target's clips again: log-mels (n_mels, F_i), one per clip (one in all for a set without lengths)."""
+        return [rearrange(m, "f m -> m f") for m in self.mels.split(list(self.lengths or (len(self),)))]
 
     @torch.inference_mode()
     def blend(self, model: VAE, converted: torch.Tensor, ratio: float, k: int = 4, chunk: int = 2048) -> torch.Tensor:

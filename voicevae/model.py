@@ -405,6 +405,7 @@ class VAE(nn.Module):
         pitch: torch.Tensor | None = None,
         own_register: bool = False,
         postfilter: float = 0.0,
+        content_affine: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Keep the content of x, decode with speaker latent(s) (B, Ds) or (Ds,): -> (B, n_mels, F).
 
@@ -415,15 +416,26 @@ class VAE(nn.Module):
         its error, a semitone or so).
         postfilter: sharpen the decoded formants by this much (postfilter.py);
         inference only, training fits the decoder's plain mean.
+        content_affine (scale, shift), each (Dc,): the content latents become
+        z_c * scale + shift per channel before decoding (content_stats.py).
         """
         xn, frames = self.prepare(x)
         # Only the content encoder: the speaker latent is given (and live conversion runs this per block).
-        content = self.content_encoder(xn)
+        z_c = self._point_content(self.content_encoder(xn))
+        if content_affine is not None:
+            scale, shift = content_affine
+            z_c = z_c * rearrange(scale, "d -> d 1") + rearrange(shift, "d -> d 1")
         if speaker.ndim == 1:
             speaker = repeat(speaker, "d -> b d", b=x.shape[0])
         speaker = speaker.to(x.dtype)
         contour = pitch if own_register else self.with_register(pitch, speaker)
-        return sharpen(self.decode(self._point_content(content), speaker, frames, contour), postfilter)
+        return sharpen(self.decode(z_c, speaker, frames, contour), postfilter)
+
+    @torch.inference_mode()
+    def content_means(self, x: torch.Tensor) -> torch.Tensor:
+        """The content latents' point estimates: log-mel (B, n_mels, F) -> (B, Dc, F'), F' = ceil(F / downsample)."""
+        xn, _ = self.prepare(x)
+        return self._point_content(self.content_encoder(xn))
 
     def with_register(self, pitch: torch.Tensor | None, speaker: torch.Tensor) -> torch.Tensor | None:
         """The source's intonation (B, 3, F) at the register of speaker latents (B, Ds) -> (B, 3, F).

@@ -1,0 +1,321 @@
+"""Where an adapted clone loses its likeness: the judge's ceiling, stage by stage, and two output-side corrections.
+
+    python benchmarks/clone_likeness.py --manifest data/combined/manifest.csv --budget 60 --sources 2
+
+The cloning protocol's setting (evaluate_cloning.py, one budget): each
+held-out voice T of the manifest's test_voice split is adapted on its first
+clips making `--budget` seconds (default AdaptConfig); the judge's reference
+for T is the mean Resemblyzer embedding of its last 8 clips, which nothing
+else uses; the sources are `--sources` clips of each other held-out voice.
+
+Part 1, the ceiling, stage by stage. T's own clips that neither its
+adaptation nor its judge reference holds (up to `--own` per voice) are
+scored for similarity to T's reference and for word errors:
+
+- the recordings themselves (what the judge gives a genuine clip of T);
+- vocoded from their log-mel (the vocoder alone);
+- resynthesised by the shipped model (their own latents);
+- resynthesised by the adapted model;
+- converted by the adapted model to T (the adapted speaker vector: the
+  decoder input every cross conversion gets, here with T's own content).
+
+Each row is paired clip by clip with the row above it. The gap from the
+last row to the cross conversions of part 2 is what the source's content
+brings of the source voice; the gaps between rows are what each stage loses.
+
+Part 2, corrections applied to the adapted cross conversions, each paired
+conversion by conversion with the plain adapted conversion:
+
+- gv A (global variance): per mel band, the converted log-mel's deviations
+  from its speech-frame mean scaled by (sd_T / sd_out) ** A, sd_T over the
+  speech frames of T's adaptation clips. Decoders average, so their output
+  spreads less than speech does (the printed ratio says by how much).
+- vtln W (vocal tract length): the source's log-mel warped along frequency
+  by alpha ** W before conversion, alpha in 0.80..1.25 the warp that best
+  matches the source's long-term average spectrum to T's clips'. If the
+  content path lets the source's formant positions through, moving them
+  toward T's first should help.
+- content mean / norm / quantile: the source's content latents moved, per
+  channel, to the statistics of T's before decoding: shifted to T's mean
+  (over the speech frames of T's adaptation clips), shifted and scaled to
+  T's mean and sd (the product's `content_norm=1`, content_stats.py, with
+  T's statistics from its matching set: the adaptation's cleaned clips), or
+  mapped quantile to quantile. A test of how much of the source voice rides
+  in the content latents' statistics.
+- with `--retrieval R`: adapted + retrieval R, and `content_norm=1` with
+  retrieval R (paired with retrieval R alone);
+- with `--zero-shot`: the shipped model's conversion to T's adaptation
+  clips (their mean latent), alone and with `content_norm=1`.
+
+Part 1 needs `--parts ceiling`; `--parts corrections` runs part 2 alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass, field
+
+import librosa
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from tqdm import tqdm
+
+import voicevae
+from voicevae.api import VoiceConverter
+from voicevae.config import MelConfig
+from voicevae.content_stats import speech_frames
+from voicevae.corpora import Utterance, read_manifest
+from voicevae.evaluate_cloning import JUDGE_CLIPS, budget_clips, difference_cell
+from voicevae.metrics import SpeakerEncoder, Transcriber, paired_difference, word_errors
+
+WARPS = np.exp(np.linspace(math.log(0.8), math.log(1.25), 21))  # VTLN's candidate alphas, log-spaced
+
+
+@dataclass
+class Rows:
+    """Per clip or conversion, in the same order in every row: the judges' scores, and what each row is paired with."""
+
+    to_target: dict[str, list[float]] = field(default_factory=dict)
+    to_source: dict[str, list[float]] = field(default_factory=dict)
+    wer: dict[str, list[float]] = field(default_factory=dict)
+    base: dict[str, str | None] = field(default_factory=dict)
+
+    def add(self, row: str, to_target: float, wer: float, to_source: float = math.nan, base: str | None = None) -> None:
+        self.to_target.setdefault(row, []).append(to_target)
+        self.to_source.setdefault(row, []).append(to_source)
+        self.wer.setdefault(row, []).append(wer)
+        self.base[row] = base
+
+
+def band_spread(mels: list[torch.Tensor]) -> torch.Tensor:
+    """(n_mels,) standard deviation of each band over the speech frames of all `mels`."""
+    return torch.cat([m[:, speech_frames(m)] for m in mels], dim=1).std(dim=1)
+
+
+def global_variance(mel: torch.Tensor, target_sd: torch.Tensor, power: float, floor: float) -> torch.Tensor:
+    """Scale each band's deviations from its speech-frame mean toward the target's spread."""
+    speech = mel[:, speech_frames(mel)]
+    mean, sd = speech.mean(dim=1, keepdim=True), speech.std(dim=1, keepdim=True)
+    scale = (target_sd[:, None] / sd.clamp_min(1e-3)) ** power
+    return (mean + (mel - mean) * scale).clamp_min(floor)
+
+
+def long_term_spectrum(mels: list[torch.Tensor]) -> torch.Tensor:
+    """(n_mels,) mean log-mel over speech frames, level removed: the voice's average spectral shape."""
+    ltas = torch.cat([m[:, speech_frames(m)] for m in mels], dim=1).mean(dim=1)
+    return ltas - ltas.mean()
+
+
+def content_latents(vc: VoiceConverter, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n_mels, F) log-mel -> the content latent means (1, Dc, F') and (F',) bool: which of them are speech."""
+    model = vc.model
+    xn, _ = model.prepare(mel.unsqueeze(0))
+    z_c = model._point_content(model.content_encoder(xn))
+    speech = speech_frames(mel)
+    speech = F.pad(speech, (0, z_c.shape[-1] * model.config.downsample - speech.shape[0]))
+    return z_c, rearrange(speech, "(f d) -> f d", d=model.config.downsample).any(dim=1)
+
+
+def content_frames(vc: VoiceConverter, mels: list[torch.Tensor]) -> torch.Tensor:
+    """(Dc, N): the content latent means of the speech frames of all `mels`."""
+    return torch.cat([z[0][:, speech] for z, speech in (content_latents(vc, m) for m in mels)], dim=1)
+
+
+def match_content(z_c: torch.Tensor, speech: torch.Tensor, target: torch.Tensor, how: str) -> torch.Tensor:
+    """Content latents (1, Dc, F') moved, per channel, to the statistics of the target's frames (Dc, N).
+
+    how: "mean" shifts to the target's mean; "quantile" maps each value
+    through the source clip's distribution (its speech frames) to the
+    target's value at the same quantile. ("norm", the mean and the sd, is
+    the product's `content_norm`: content_stats.py.)
+    """
+    own = z_c[0][:, speech]
+    if how == "mean":
+        return z_c - own.mean(dim=1, keepdim=True) + target.mean(dim=1, keepdim=True)
+    if how == "quantile":
+        out = torch.empty_like(z_c)
+        for k in range(z_c.shape[1]):
+            src, tgt = own[k].sort().values.numpy(), target[k].sort().values.numpy()
+            rank = np.interp(z_c[0, k].numpy(), src, np.linspace(0, 1, len(src)))
+            out[0, k] = torch.from_numpy(np.interp(rank, np.linspace(0, 1, len(tgt)), tgt))
+        return out
+    raise ValueError(f"unknown content matching {how!r}")
+
+
+def decode_content(
+    vc: VoiceConverter, z_c: torch.Tensor, speaker: torch.Tensor, frames: int, pitch: torch.Tensor | None
+) -> torch.Tensor:
+    """What VAE.convert decodes, from given content latents (1, Dc, F'): -> (n_mels, frames)."""
+    speaker = speaker.unsqueeze(0)
+    return vc.model.decode(z_c, speaker, frames, vc.model.with_register(pitch, speaker))[0]
+
+
+class Warper:
+    """Frequency warping of log-mels: band k takes the value at centre frequency f_k / alpha."""
+
+    def __init__(self, cfg: MelConfig) -> None:
+        self.centres = librosa.mel_frequencies(n_mels=cfg.n_mels + 2, fmin=cfg.f_min, fmax=cfg.f_max)[1:-1]
+
+    def __call__(self, mel: torch.Tensor, alpha: float) -> torch.Tensor:
+        n = len(self.centres)
+        pos = torch.as_tensor(np.interp(self.centres / alpha, self.centres, np.arange(n)), dtype=mel.dtype)
+        lo = pos.floor().long().clamp(max=n - 1)
+        hi = (lo + 1).clamp(max=n - 1)
+        frac = (pos - lo)[:, None]
+        return mel[lo] * (1 - frac) + mel[hi] * frac
+
+    def best_alpha(self, mel: torch.Tensor, target_ltas: torch.Tensor) -> float:
+        errors = [float(((long_term_spectrum([self(mel, a)]) - target_ltas) ** 2).sum()) for a in WARPS]
+        return float(WARPS[int(np.argmin(errors))])
+
+
+def judge(
+    enc: SpeakerEncoder, asr: Transcriber, audio: torch.Tensor, text: str, rate: int, ref: np.ndarray
+) -> tuple[float, float]:
+    """(similarity to the reference embedding, word error rate of this clip)."""
+    errors, words = word_errors(text, asr.transcribe(audio, rate))
+    return float(enc.embed(audio, rate) @ ref), errors / max(words, 1)
+
+
+def print_table(rows: Rows, title: str) -> None:
+    """Means per row, and each row against the row it is paired with, per clip."""
+    names = list(rows.to_target)
+    print(f"\n{title} ({len(rows.to_target[names[0]])} per row)")
+    print("| row | similarity to target | WER (mean per clip) | paired with | similarity | WER per clip |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in names:
+        base = rows.base[name]
+        cells = ["", ""]
+        if base is not None:
+            cells = [difference_cell(paired_difference(m[name], m[base])) for m in (rows.to_target, rows.wer)]
+        closer = ""
+        if not all(math.isnan(s) for s in rows.to_source[name]):
+            share = np.mean([float(t > s) for t, s in zip(rows.to_target[name], rows.to_source[name])])
+            closer = f", {share:.3f} closer"
+        similarity, wer = np.mean(rows.to_target[name]), np.mean(rows.wer[name])
+        print(f"| {name} | {similarity:.3f}{closer} | {wer:.3f} | {base or ''} | {cells[0]} | {cells[1]} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manifest", required=True)
+    ap.add_argument("--model", default=None, help="model folder (default: the shipped default)")
+    ap.add_argument("--budget", type=float, default=60.0, help="seconds of each target's clips to adapt on")
+    ap.add_argument("--sources", type=int, default=2, help="source clips per other held-out voice")
+    ap.add_argument("--parts", default="ceiling,corrections", help="which parts to run")
+    ap.add_argument("--own", type=int, default=6, help="each target's own unseen clips for the ceiling")
+    ap.add_argument("--gv", default="0.5,1", help="global-variance powers A ('' for none)")
+    ap.add_argument("--vtln", default="0.5,1", help="VTLN warp fractions W ('' for none)")
+    ap.add_argument("--content", default="mean,norm", help="content matchings: mean, norm, quantile ('' for none)")
+    ap.add_argument("--retrieval", default="", help="retrieval ratios, each alone and after content norm")
+    ap.add_argument("--zero-shot", action="store_true", help="also zero-shot conversion, alone and with content norm")
+    ap.add_argument("--json", default=None, help="also write every score here")
+    args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    gv_powers = [float(a) for a in args.gv.split(",") if a]
+    vtln_fractions = [float(w) for w in args.vtln.split(",") if w]
+    matchings = [m for m in args.content.split(",") if m]
+    ratios = [float(r) for r in args.retrieval.split(",") if r]
+
+    vc = voicevae.load(args.model, vocoder="fast")
+    rate, floor = vc.sample_rate, vc.model.floor
+    by_voice: dict[str, list[Utterance]] = {}
+    for u in read_manifest(args.manifest, split="test_voice"):
+        by_voice.setdefault(u.speaker, []).append(u)
+    voices = sorted(by_voice)
+    if len(voices) < 2:
+        raise SystemExit(f"{args.manifest}: needs at least 2 held-out voices (test_voice split), found {len(voices)}")
+    enc, asr = SpeakerEncoder(), Transcriber()
+    ref: dict[str, np.ndarray] = {}
+    for v in voices:
+        e = enc.embed_many([vc.load_audio(u.path) for u in by_voice[v][-JUDGE_CLIPS:]], rate).mean(0)
+        ref[v] = e / np.linalg.norm(e)
+    sources = {v: by_voice[v][-JUDGE_CLIPS - args.sources : -JUDGE_CLIPS] for v in voices}
+    pool = {v: by_voice[v][: -JUDGE_CLIPS - args.sources] for v in voices}
+    warp = Warper(vc.model.mel_config)
+
+    ceiling, corrections = Rows(), Rows()
+    spread_ratio: list[float] = []
+    alphas: list[float] = []
+    for t in tqdm(voices, desc="targets"):
+        clips = budget_clips(pool[t], args.budget)
+        own = (sources[t] + pool[t][len(clips) :])[: args.own]
+        name = f"{t}_adapted"
+        adapted = vc.adapt([u.path for u in clips], name, progress=False)
+        with torch.no_grad():
+            z_t = adapted.target_vector(name)
+            target_mels = [vc.mel(vc.load_audio(u.path)) for u in clips]
+            target_sd, target_ltas = band_spread(target_mels), long_term_spectrum(target_mels)
+            target_content = content_frames(adapted, target_mels)
+            matching = adapted.matching_for(name)
+
+            for u in own if "ceiling" in parts else ():
+                audio = vc.load_audio(u.path)
+                outputs = {
+                    "recordings": audio,
+                    "vocoded": vc.vocode_many([vc.mel(audio)])[0],
+                    "shipped model, resynthesised": vc.resynthesize(audio),
+                    "adapted model, resynthesised": adapted.resynthesize(audio),
+                    "adapted model, converted to T": adapted.convert(audio, name),
+                }
+                previous = None
+                for row, out in outputs.items():
+                    ceiling.add(row, *judge(enc, asr, out, u.text, rate, ref[t]), base=previous)
+                    previous = row
+
+            for u in (u for v in voices if v != t for u in sources[v]) if "corrections" in parts else ():
+                audio = vc.load_audio(u.path)
+                mel = vc.mel(audio)
+                frames = mel.shape[-1]
+                pitch = adapted.intonation(audio, frames)
+                converted = adapted.decode_with_speaker(mel, z_t, pitch)
+                spread_ratio.append(float((target_sd / band_spread([converted])).mean()))
+                alpha = warp.best_alpha(mel, target_ltas)
+                alphas.append(alpha)
+                # row -> (its log-mel, the row it is paired with)
+                mels: dict[str, tuple[torch.Tensor, str | None]] = {"adapted": (converted, None)}
+                for a in gv_powers:
+                    mels[f"adapted + gv {a:g}"] = (global_variance(converted, target_sd, a, floor), "adapted")
+                for w in vtln_fractions:
+                    mels[f"adapted + vtln {w:g}"] = (adapted.decode_with_speaker(warp(mel, alpha**w), z_t, pitch), "adapted")
+                z_c, speech = content_latents(adapted, mel)
+                for how in matchings:
+                    if how == "norm":  # the product's content_norm, from T's matching set (its cleaned clips)
+                        normed = adapted.convert_mel(audio, name, content_norm=1.0)
+                    else:
+                        normed = decode_content(adapted, match_content(z_c, speech, target_content, how), z_t, frames, pitch)
+                    mels[f"adapted + content {how}"] = (normed, "adapted")
+                for r in ratios:
+                    mels[f"adapted + retrieval {r:g}"] = (matching.blend(adapted.model, converted, r), "adapted")
+                    mels[f"adapted + content norm + retrieval {r:g}"] = (
+                        adapted.convert_mel(audio, name, retrieval=r, content_norm=1.0),
+                        f"adapted + retrieval {r:g}",
+                    )
+                if args.zero_shot:
+                    clip_paths = [u.path for u in clips]
+                    mels["zero-shot"] = (vc.convert_mel(audio, clip_paths), None)
+                    mels["zero-shot + content norm"] = (vc.convert_mel(audio, clip_paths, content_norm=1.0), "zero-shot")
+                outs = adapted.vocode_many([m for m, _ in mels.values()])
+                for (row, (_, base)), out in zip(mels.items(), outs):
+                    to_t, wer = judge(enc, asr, out, u.text, rate, ref[t])
+                    corrections.add(row, to_t, wer, float(enc.embed(out, rate) @ ref[u.speaker]), base=base)
+
+    if "ceiling" in parts:
+        print_table(ceiling, f"Part 1: each target's own unseen clips, {args.budget:g} s adaptation")
+    if "corrections" in parts:
+        print_table(corrections, "Part 2: cross conversions and corrections")
+        print(
+            f"\nT's band spread over the plain conversion's: {np.mean(spread_ratio):.3f} (mean over bands and conversions); "
+            f"VTLN alphas chosen: median {np.median(alphas):.3f}, range {min(alphas):.3f}-{max(alphas):.3f}"
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"ceiling": ceiling.__dict__, "corrections": corrections.__dict__, "alphas": alphas}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
