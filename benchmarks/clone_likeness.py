@@ -60,14 +60,12 @@ from dataclasses import dataclass, field
 import librosa
 import numpy as np
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 from tqdm import tqdm
 
 import voicevae
 from voicevae.api import VoiceConverter
 from voicevae.config import MelConfig
-from voicevae.content_stats import speech_frames
+from voicevae.content_stats import speech_frames, speech_latents
 from voicevae.corpora import Utterance, read_manifest
 from voicevae.evaluate_cloning import JUDGE_CLIPS, budget_clips, difference_cell
 from voicevae.metrics import SpeakerEncoder, Transcriber, paired_difference, word_errors
@@ -111,13 +109,9 @@ def long_term_spectrum(mels: list[torch.Tensor]) -> torch.Tensor:
 
 
 def content_latents(vc: VoiceConverter, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n_mels, F) log-mel -> the content latent means (1, Dc, F') and (F',) bool: which of them are speech."""
-    model = vc.model
-    xn, _ = model.prepare(mel.unsqueeze(0))
-    z_c = model._point_content(model.content_encoder(xn))
-    speech = speech_frames(mel)
-    speech = F.pad(speech, (0, z_c.shape[-1] * model.config.downsample - speech.shape[0]))
-    return z_c, rearrange(speech, "(f d) -> f d", d=model.config.downsample).any(dim=1)
+    """(n_mels, F) log-mel -> the content latent means (1, Dc, L) and (L,) bool: which of them are speech."""
+    z_c = vc.model.content_means(mel.unsqueeze(0))
+    return z_c, speech_latents(mel, z_c.shape[-1], vc.model.config.downsample)
 
 
 def content_frames(vc: VoiceConverter, mels: list[torch.Tensor]) -> torch.Tensor:

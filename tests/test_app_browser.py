@@ -193,7 +193,8 @@ def test_api_refuses_server_paths_it_was_not_sent(server, tone_corpus):
         server.model,
         "griffinlim",
     ]
-    data += [0.0] * MAX_ATTRIBUTE_SLIDERS + [0.0, 0.0, False, 0.0, 0.0]  # retrieval, pitch shift, match pitch, detail, postfilter
+    # retrieval, pitch shift, match pitch, detail, postfilter, content norm: the page sends all six
+    data += [0.0] * MAX_ATTRIBUTE_SLIDERS + [0.0, 0.0, False, 0.0, 0.0, 0.0]
     call = server.url + "gradio_api/call/convert"
     request = urllib.request.Request(call, data=json.dumps({"data": data}).encode(), headers={"Content-Type": "application/json"})
     event = json.load(urllib.request.urlopen(request, timeout=10))["event_id"]

@@ -14,7 +14,7 @@ from voicevae.api import VoiceConverter, load
 from voicevae.augment import warp_mel
 from voicevae.cli import main
 from voicevae.config import ConfigError, adapt_config
-from voicevae.content_stats import ContentStats, content_affine, speech_frames
+from voicevae.content_stats import MAX_SCALE, ContentStats, content_affine, speech_frames, speech_latents
 from voicevae.corpora import read_manifest
 from voicevae.matching import MatchingSet
 from voicevae.model import VAE
@@ -417,7 +417,7 @@ def test_adapt_never_replaces_what_is_not_an_adapted_model_folder(vc, model_dir,
 def test_speech_frames_leave_out_silence():
     mel = torch.full((80, 100), -11.0)
     mel[:, 20:60] = -2.0
-    mel[:, 70:75] = -5.0  # quieter speech, 30 dB down: still speech
+    mel[:, 70:75] = -5.0  # quieter speech, 3 nats (26 dB) down: still speech
     speech = speech_frames(mel)
     assert speech[20:60].all() and speech[70:75].all()
     assert not speech[:20].any() and not speech[60:70].any() and not speech[75:].any()
@@ -427,7 +427,7 @@ def test_the_affine_map_takes_the_targets_mean_and_spread():
     torch.manual_seed(0)
     z = torch.randn(4, 500) * torch.tensor([[0.5], [2.0], [1.0], [0.1]]) + 3.0
     source = ContentStats(z.mean(1), z.std(1))
-    target = ContentStats(torch.tensor([0.0, 1.0, -1.0, 2.0]), torch.tensor([1.0, 0.5, 3.0, 0.2]))
+    target = ContentStats(torch.tensor([0.0, 1.0, -1.0, 2.0]), torch.tensor([1.0, 0.8, 3.0, 0.2]))
     scale, shift = content_affine(source, target, 1.0)
     moved = z * scale[:, None] + shift[:, None]
     torch.testing.assert_close(moved.mean(1), target.mean, atol=1e-4, rtol=0)
@@ -437,6 +437,10 @@ def test_the_affine_map_takes_the_targets_mean_and_spread():
     # Halfway is the mean of the two ends, frame by frame.
     scale, shift = content_affine(source, target, 0.5)
     torch.testing.assert_close(z * scale[:, None] + shift[:, None], 0.5 * (z + moved), atol=1e-5, rtol=0)
+    # A channel that barely moves in the source is stretched at most MAX_SCALE times; its mean still lands.
+    flat = ContentStats(torch.tensor([3.0]), torch.tensor([0.01]))
+    scale, shift = content_affine(flat, ContentStats(torch.tensor([1.0]), torch.tensor([1.0])), 1.0)
+    assert float(scale) == MAX_SCALE and float(3.0 * scale + shift) == pytest.approx(1.0)
 
 
 def test_content_norm_decodes_the_source_with_the_targets_statistics(vc):
@@ -451,16 +455,52 @@ def test_content_norm_decodes_the_source_with_the_targets_statistics(vc):
     target = ContentStats.of_mels(vc.model, [vc.mel(r) for r in refs])
     scale, shift = content_affine(ContentStats.of_mels(vc.model, [mel]), target, 1.0)
     moved = vc.model.content_means(mel[None]) * scale[:, None] + shift[:, None]
-    torch.testing.assert_close(ContentStats.of_mels(vc.model, [mel]).mean * scale + shift, target.mean)
+    # Over the source's speech frames the moved latents have the target's mean and spread
+    # (the tone's channels spread enough that no scale reaches its clamp).
+    speech = speech_latents(mel, moved.shape[-1], vc.model.config.downsample)
+    torch.testing.assert_close(moved[0][:, speech].mean(1), target.mean, atol=1e-4, rtol=0)
+    torch.testing.assert_close(moved[0][:, speech].std(1), target.sd, atol=1e-4, rtol=0)
     decoded = vc.model.decode(moved, vc.speaker_vector(refs)[None], mel.shape[-1], vc.intonation(src, mel.shape[-1]))[0]
     torch.testing.assert_close(normed, decoded, atol=1e-4, rtol=0)
-    # A matching set given stands in for the clips' own.
-    matching = MatchingSet.from_mels(vc.model, [vc.mel(r) for r in refs])
-    torch.testing.assert_close(vc.convert_mel(src, refs, content_norm=1.0, matching=matching), normed)
+    # A matching set given stands in for the clips' own: another voice's set gives another output, its own.
+    others = [vc.mel(torch.from_numpy(tone(220, 1.0, seed=s))) for s in range(2)]
+    elsewhere = vc.convert_mel(src, refs, content_norm=1.0, matching=MatchingSet.from_mels(vc.model, others))
+    assert float((elsewhere - normed).abs().mean()) > 1e-3
+    scale, shift = content_affine(ContentStats.of_mels(vc.model, [mel]), ContentStats.of_mels(vc.model, others), 1.0)
+    moved = vc.model.content_means(mel[None]) * scale[:, None] + shift[:, None]
+    decoded = vc.model.decode(moved, vc.speaker_vector(refs)[None], mel.shape[-1], vc.intonation(src, mel.shape[-1]))[0]
+    torch.testing.assert_close(elsewhere, decoded, atol=1e-4, rtol=0)
     assert vc.convert(src, refs, content_norm=0.5, retrieval=0.5).shape == vc.convert(src, refs).shape
 
 
-def test_content_norm_needs_the_targets_frames_and_a_fraction(vc, model_dir, tmp_path):
+def test_content_norm_on_a_chunked_clip_counts_each_latent_frame_once(vc, monkeypatch):
+    import copy
+
+    import voicevae.content_stats as content_stats
+
+    src = torch.from_numpy(tone(150, 2.0))
+    frames = vc.mel(src).shape[-1]
+    chunked = copy.copy(vc)
+    chunked.chunk_frames, chunked.overlap_frames = 40, 8  # 173 frames: five chunks, each with overlaps
+    seen: list[int] = []
+    of_latents = content_stats.ContentStats.of_latents.__func__  # type: ignore[attr-defined]
+
+    def spy(cls, pieces):
+        seen.extend(z.shape[-1] for z, _ in pieces)
+        return of_latents(cls, pieces)
+
+    monkeypatch.setattr(content_stats.ContentStats, "of_latents", classmethod(spy))
+    refs = [torch.from_numpy(tone(300, 1.0, level=0.05, seed=s)) for s in range(2)]
+    out = chunked.convert_mel(src, refs, content_norm=1.0)
+    assert out.shape == (vc.model.config.n_mels, frames)
+    assert float((out - chunked.convert_mel(src, refs)).abs().mean()) > 0.01
+    # The refs' stats are one piece per clip; the source's, one per chunk, the overlaps not counted twice.
+    down = vc.model.config.downsample
+    assert len(seen) == 2 + math.ceil(frames / 40)
+    assert sum(seen[2:]) == math.ceil(frames / down), seen
+
+
+def test_content_norm_needs_the_targets_frames_and_a_fraction(vc, model_dir, tmp_path, monkeypatch):
     src = torch.from_numpy(tone(150, 1.0))
     with pytest.raises(ValueError, match="content_norm: voice 'spk0' has no matching set"):
         vc.convert(src, "spk0", content_norm=0.5)
@@ -470,6 +510,10 @@ def test_content_norm_needs_the_targets_frames_and_a_fraction(vc, model_dir, tmp
         vc.convert(src, [src], content_norm=1.5)
     with pytest.raises(ValueError, match="content_norm needs a target voice"):
         vc.convert_mel(src, None, content_norm=0.5)
+    with monkeypatch.context() as m:  # a categorical content latent has codebook vectors, which must not move
+        m.setattr(vc.model.config, "content_latent", "categorical")
+        with pytest.raises(ValueError, match="content_norm needs a Gaussian content latent"):
+            vc.convert(src, [src], content_norm=0.5)
     # The CLI: --content-norm with reference clips changes the output; a bad value writes nothing.
     sf.write(tmp_path / "src.wav", src.numpy(), RATE)
     sf.write(tmp_path / "ref.wav", tone(300, 1.0, level=0.05), RATE)

@@ -38,7 +38,7 @@ from .batch import BatchReport
 from .batch import convert_files as _convert_files
 from .complexity import stationary_log_likelihood
 from .config import AdaptConfig
-from .content_stats import ContentStats, content_affine
+from .content_stats import ContentStats, content_affine, speech_latents
 from .features import MelFrontend
 from .matching import DEFAULT_SPACE, MatchingSet, parse_space
 from .model import DEFAULT_MODEL as DEFAULT_MODEL  # re-exported: tests and scripts import it from here
@@ -478,8 +478,13 @@ class VoiceConverter:
         affine = None
         if content_norm:
             assert target is not None
+            if self.model.config.content_latent != "gaussian":
+                # Moved codebook vectors leave the codebook: inputs the decoder never saw.
+                raise ValueError(
+                    f"content_norm needs a Gaussian content latent; this model's is {self.model.config.content_latent}"
+                )
             target_stats = self.content_stats_for(target, matching)
-            affine = content_affine(ContentStats.of_mels(self.model, [mel]), target_stats, content_norm)
+            affine = content_affine(self._content_stats_of(mel), target_stats, content_norm)
         # Resynthesis keeps the clip's own pitch register; a conversion takes the target's.
         out = self.decode_with_speaker(mel, z_s, pitch, own_register=target is None, content_affine=affine)
         if retrieval:
@@ -538,6 +543,27 @@ class VoiceConverter:
         if isinstance(target, torch.Tensor) and target.ndim == 1:
             raise ValueError(f"{purpose} needs the target's frames: give a named adapted voice or reference clips, not a vector")
         return self.matching_set(target)
+
+    def _content_stats_of(self, mel: torch.Tensor) -> ContentStats:
+        """A source log-mel's (n_mels, F) content statistics, from the latents `decode_with_speaker` decodes.
+
+        A long clip is encoded in the same chunks (so in bounded memory), each
+        chunk's latents normalised by the encoder on their own: the statistics
+        are those of the latents the affine map will be applied to.
+        """
+        frames, down = mel.shape[-1], self.model.config.downsample
+        if frames <= self.chunk_frames + 2 * self.overlap_frames:
+            return ContentStats.of_mels(self.model, [mel])
+        pieces = []
+        step, pad = self.chunk_frames, self.overlap_frames
+        for start in range(0, frames, step):
+            lo, hi = max(0, start - pad), min(frames, start + step + pad)
+            z_c = self.model.content_means(mel[:, lo:hi].unsqueeze(0))[0]  # (Dc, L)
+            speech = speech_latents(mel[:, lo:hi], z_c.shape[-1], down)
+            # Only the latents of the frames this chunk keeps (the overlaps belong to its neighbours).
+            first, last = (start - lo) // down, -(-(min(start + step, frames) - lo) // down)
+            pieces.append((z_c[:, first:last], speech[first:last]))
+        return ContentStats.of_latents(pieces)
 
     def content_stats_for(
         self, target: str | torch.Tensor | Sequence[Source], matching: MatchingSet | None = None

@@ -35,10 +35,25 @@ from .model import VAE
 SPEECH_RANGE = 4.6
 
 
+# A channel whose spread over the source's speech is tiny would be stretched
+# without limit, and the silence frames (outside the statistics) with it.
+MAX_SCALE = 4.0
+
+
 def speech_frames(mel: torch.Tensor) -> torch.Tensor:
     """(n_mels, F) log-mel -> (F,) bool: the frames within SPEECH_RANGE of the loudest."""
     level = mel.mean(dim=0)
     return level > level.max() - SPEECH_RANGE
+
+
+def speech_latents(mel: torch.Tensor, latent_frames: int, downsample: int) -> torch.Tensor:
+    """(n_mels, F) log-mel -> (L,) bool: the content latent frames (downsample mel frames each) that cover speech.
+
+    A latent frame is speech when any of its mel frames is; the encoder's
+    right padding (L * downsample >= F) is not.
+    """
+    speech = F.pad(speech_frames(mel), (0, latent_frames * downsample - mel.shape[-1]))
+    return rearrange(speech, "(l d) -> l d", d=downsample).any(dim=1)
 
 
 @dataclass
@@ -49,21 +64,22 @@ class ContentStats:
     sd: torch.Tensor
 
     @classmethod
-    @torch.inference_mode()
-    def of_mels(cls, model: VAE, mels: list[torch.Tensor]) -> ContentStats:
-        """From log-mels (n_mels, F_i), each encoded on its own (the content encoder normalises per clip)."""
-        down = model.config.downsample
-        frames = []
-        for mel in mels:
-            z_c = model.content_means(mel.unsqueeze(0).to(model.mel_mean.device))[0]  # (Dc, F')
-            # A latent frame is speech when any of the mel frames it covers is (padding is not).
-            speech = F.pad(speech_frames(mel), (0, z_c.shape[-1] * down - mel.shape[-1]))
-            speech = rearrange(speech, "(f d) -> f d", d=down).any(dim=1)
-            frames.append(z_c[:, speech.to(z_c.device)])
-        pooled = torch.cat(frames, dim=1)
+    def of_latents(cls, pieces: list[tuple[torch.Tensor, torch.Tensor]]) -> ContentStats:
+        """From (content latents (Dc, L_i), speech (L_i,) bool) pairs, pooled over their speech frames."""
+        pooled = torch.cat([z_c[:, speech.to(z_c.device)] for z_c, speech in pieces], dim=1)
         if pooled.shape[1] < 2:
             raise ValueError("content_norm: the clips hold fewer than 2 frames of speech")
         return cls(pooled.mean(dim=1), pooled.std(dim=1).clamp_min(1e-4))
+
+    @classmethod
+    @torch.inference_mode()
+    def of_mels(cls, model: VAE, mels: list[torch.Tensor]) -> ContentStats:
+        """From log-mels (n_mels, F_i), each encoded on its own (the content encoder normalises per clip)."""
+        pieces = []
+        for mel in mels:
+            z_c = model.content_means(mel.unsqueeze(0).to(model.mel_mean.device))[0]  # (Dc, L)
+            pieces.append((z_c, speech_latents(mel, z_c.shape[-1], model.config.downsample)))
+        return cls.of_latents(pieces)
 
 
 def content_affine(source: ContentStats, target: ContentStats, amount: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,5 +87,5 @@ def content_affine(source: ContentStats, target: ContentStats, amount: float) ->
 
     z + C * ((z - m_s) / s_s * s_t + m_t - z) = z * (1 - C + C * s_t / s_s) + C * (m_t - m_s * s_t / s_s)
     """
-    ratio = target.sd / source.sd
+    ratio = (target.sd / source.sd).clamp(1 / MAX_SCALE, MAX_SCALE)
     return 1 - amount + amount * ratio, amount * (target.mean - source.mean * ratio)

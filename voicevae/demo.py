@@ -679,7 +679,8 @@ class Demo:
             with gr.Accordion("Live conversion (microphone)", open=False):
                 gr.Markdown(
                     "Speak into the microphone and hear the target speaker chosen above as you speak"
-                    " (voicevae/realtime.py; headphones avoid feedback). The source detail slider above applies too."
+                    " (voicevae/realtime.py; headphones avoid feedback). The source detail and sharper formants sliders above"
+                    " apply too; retrieval, pitch and content norm need the whole clip and do not."
                 )
                 with gr.Row():
                     live_mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Speak", elem_id="live_mic")

@@ -424,7 +424,7 @@ class VAE(nn.Module):
         z_c = self._point_content(self.content_encoder(xn))
         if content_affine is not None:
             scale, shift = content_affine
-            z_c = z_c * rearrange(scale, "d -> d 1") + rearrange(shift, "d -> d 1")
+            z_c = z_c * rearrange(scale.to(z_c), "d -> d 1") + rearrange(shift.to(z_c), "d -> d 1")
         if speaker.ndim == 1:
             speaker = repeat(speaker, "d -> b d", b=x.shape[0])
         speaker = speaker.to(x.dtype)
@@ -433,7 +433,7 @@ class VAE(nn.Module):
 
     @torch.inference_mode()
     def content_means(self, x: torch.Tensor) -> torch.Tensor:
-        """The content latents' point estimates: log-mel (B, n_mels, F) -> (B, Dc, F'), F' = ceil(F / downsample)."""
+        """The content latents' point estimates: log-mel (B, n_mels, F) -> (B, content_dim, L), L = ceil(F / downsample)."""
         xn, _ = self.prepare(x)
         return self._point_content(self.content_encoder(xn))
 
