@@ -63,7 +63,8 @@ def main() -> None:
         for t in tqdm(sorted(split.refs), desc="targets"):
             references = [clips[i].audio for i in split.refs[t]]
             target = vc.speaker_vector(references)
-            matching = vc.matching_set(references)  # the references' frames: content norm's target statistics
+            # The references' frames: content norm's target statistics (built only when a setting uses them).
+            matching = vc.matching_set(references) if any(norm for _, _, norm in settings) else None
             target_emb = split.voice_embedding(emb, t, set(split.refs[t]))
             assert target_emb is not None
             for i in split.sources(clips, t, args.sources):

@@ -291,19 +291,31 @@ class VoiceConverter:
         once for the whole clip so every chunk gets the same.
         Long inputs are converted in overlapping chunks so memory stays bounded.
         """
-        frames = mel.shape[-1]
-        if frames <= self.chunk_frames + 2 * self.overlap_frames:
+        spans = self._chunk_spans(mel.shape[-1])
+        if len(spans) == 1:
             return self.model.convert(mel.unsqueeze(0), speaker, pitch, own_register, self.postfilter, content_affine)[0]
         out = torch.empty_like(mel)
-        step, pad = self.chunk_frames, self.overlap_frames
-        for start in range(0, frames, step):
-            lo, hi = max(0, start - pad), min(frames, start + step + pad)
+        for lo, hi, start, stop in spans:
             contour = None if pitch is None else pitch[..., lo:hi]
             piece = self.model.convert(
                 mel[:, lo:hi].unsqueeze(0), speaker, contour, own_register, self.postfilter, content_affine
             )[0]
-            out[:, start : min(frames, start + step)] = piece[:, start - lo : start - lo + min(step, frames - start)]
+            out[:, start:stop] = piece[:, start - lo : stop - lo]
         return out
+
+    def _chunk_spans(self, frames: int) -> list[tuple[int, int, int, int]]:
+        """The chunks a clip of `frames` mel frames is decoded in: (lo, hi, start, stop) each.
+
+        Frames lo:hi go in; start:stop of them are kept (the overlaps beyond
+        belong to the neighbours). A clip short enough is one chunk, all kept.
+        """
+        if frames <= self.chunk_frames + 2 * self.overlap_frames:
+            return [(0, frames, 0, frames)]
+        step, pad = self.chunk_frames, self.overlap_frames
+        return [
+            (max(0, start - pad), min(frames, start + step + pad), start, min(frames, start + step))
+            for start in range(0, frames, step)
+        ]
 
     @torch.inference_mode()
     def convert(
@@ -551,17 +563,13 @@ class VoiceConverter:
         chunk's latents normalised by the encoder on their own: the statistics
         are those of the latents the affine map will be applied to.
         """
-        frames, down = mel.shape[-1], self.model.config.downsample
-        if frames <= self.chunk_frames + 2 * self.overlap_frames:
-            return ContentStats.of_mels(self.model, [mel])
+        down = self.model.config.downsample
         pieces = []
-        step, pad = self.chunk_frames, self.overlap_frames
-        for start in range(0, frames, step):
-            lo, hi = max(0, start - pad), min(frames, start + step + pad)
+        for lo, hi, start, stop in self._chunk_spans(mel.shape[-1]):
             z_c = self.model.content_means(mel[:, lo:hi].unsqueeze(0))[0]  # (Dc, L)
             speech = speech_latents(mel[:, lo:hi], z_c.shape[-1], down)
-            # Only the latents of the frames this chunk keeps (the overlaps belong to its neighbours).
-            first, last = (start - lo) // down, -(-(min(start + step, frames) - lo) // down)
+            # Only the latents of the frames this chunk keeps.
+            first, last = (start - lo) // down, -(-(stop - lo) // down)
             pieces.append((z_c[:, first:last], speech[first:last]))
         return ContentStats.of_latents(pieces)
 

@@ -173,9 +173,8 @@ def convert_pairs(
     batch_size = batch_size or (16 if vc.device.type == "cuda" else 1)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    check_blend_options(
-        target, retrieval=retrieval, detail=detail, content_norm=content_norm
-    )  # refused before any file, not once per file
+    # Refused before any file, not once per file.
+    check_blend_options(target, retrieval=retrieval, detail=detail, content_norm=content_norm)
     report = BatchReport()
     out_rate = sample_rate or vc.sample_rate
     if not MIN_RATE <= out_rate <= MAX_RATE:
