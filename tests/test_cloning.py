@@ -363,6 +363,8 @@ def test_cloning_protocol_budgets_and_arguments(tone_corpus, model_dir, capsys):
         (["--cloning", "30", "--cloning-detail", "0.5,x"], "--cloning-detail '0.5,x': expected values"),
         (["--cloning", "30", "--cloning-detail", "0"], "each value must be in (0, 1]"),
         (["--unseen", "--detail", "1.5"], "--detail 1.5: must be in [0, 1]"),
+        (["--unseen", "--content-norm", "-1"], "--content-norm -1: must be in [0, 1]"),
+        (["--cloning", "30", "--cloning-content-norm", "0.5,2"], "--cloning-content-norm '0.5,2': each value must be in (0, 1]"),
         (["--cloning", "30", "--adapt-set", "trainable=everything"], "trainable: must be one of"),
         (["--cloning", "30"], "needs at least 2 held-out voices"),  # the tone corpus has none
     ]:
@@ -370,17 +372,19 @@ def test_cloning_protocol_budgets_and_arguments(tone_corpus, model_dir, capsys):
         assert message in capsys.readouterr().err
 
 
-def test_cloning_detail_conditions_are_paired_with_their_plain_twins():
-    from voicevae.evaluate_cloning import Scores, conditions, detail_conditions, differences
+def test_cloning_add_on_conditions_are_paired_with_their_plain_twins():
+    from voicevae.evaluate_cloning import Scores, add_on_conditions, conditions, differences
 
-    names = conditions([1.0], details=[0.5])
+    add_ons = {"detail": [0.5], "content_norm": [1.0]}
+    names = conditions([1.0], add_ons=add_ons)
     added = ["zero-shot + detail 0.5", "adapted + detail 0.5", "adapted + retrieval 1 + detail 0.5"]
     assert [n for n in names if "detail" in n] == added
+    assert [n for n in names if "content norm" in n] == [n.replace("detail 0.5", "content norm 1") for n in added]
     # Without the default key space there is no plain retrieval condition to add detail to.
-    assert [n for n in conditions([1.0], ["mfcc"], [0.5]) if "detail" in n] == added[:2]
+    assert [n for n in conditions([1.0], ["mfcc"], {"detail": [0.5]}) if "detail" in n] == added[:2]
     # Condition i scores 0.1 * i above the first in similarity and i word errors in 4 words on its first conversion.
     per = {c: Scores([0.5 + 0.1 * i, 0.6], [0.4, 0.4], [i, 1], [4, 4], [0.0, 0.0], [0.0, 0.0]) for i, c in enumerate(names)}
-    twins = {c: plain for c, (plain, _) in detail_conditions([0.5], [1.0]).items()}
+    twins = {c: plain for c, (plain, _, _) in add_on_conditions(add_ons, [1.0]).items()}
     listed = [(m, c, b) for _, m, c, b, _ in differences({60.0: per}, {c: p for c, p in twins.items() if p != "adapted"})]
     assert len(listed) == len(set(listed))  # each pair once
     rows = {(m, c, b): d for _, m, c, b, d in differences({60.0: per}, twins)}
@@ -473,6 +477,41 @@ def test_content_norm_decodes_the_source_with_the_targets_statistics(vc):
     assert vc.convert(src, refs, content_norm=0.5, retrieval=0.5).shape == vc.convert(src, refs).shape
 
 
+def test_named_voices_keep_their_content_statistics_in_the_vector_file(vc, model_dir, tone_corpus, new_voice, tmp_path):
+    # `voicevae vectors` pools each speaker's speech frames over all its clips, as reference clips are pooled.
+    clips = [u.path for u in read_manifest(tone_corpus) if u.speaker == "spk0"]
+    expected = ContentStats.of_mels(vc.model, [vc.mel(c) for c in clips])
+    for stored in (vc.vectors.content["spk0"], VectorSet.load(model_dir / "vectors.pt").content["spk0"]):
+        torch.testing.assert_close(stored.mean, expected.mean, atol=1e-5, rtol=0)
+        torch.testing.assert_close(stored.sd, expected.sd, atol=1e-5, rtol=0)
+    assert set(vc.vectors.content) == set(vc.speakers)
+    # Over speech frames only: a take with pauses gets the statistics of its speech, not of its silences.
+    from voicevae.corpora import Utterance
+    from voicevae.vectors import compute_vectors
+
+    take = Utterance(new_voice / "take.wav", "take", "", "train", {})
+    pauses = compute_vectors(vc.model, [take], is_samples=1, progress=False, f0_clips=0).content["take"]
+    z_c = vc.model.content_means(vc.mel(take.path)[None])[0]
+    speech = speech_latents(vc.mel(take.path), z_c.shape[-1], vc.model.config.downsample)
+    assert 0 < int((~speech).sum()), "the take has pauses"
+    torch.testing.assert_close(pauses.mean, z_c[:, speech].mean(1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(pauses.sd, z_c[:, speech].std(1), atol=1e-5, rtol=0)
+    # A named voice converts with them: its conversion decodes the source's latents moved to spk0's statistics.
+    src = torch.from_numpy(tone(150, 1.0))
+    mel = vc.mel(src)
+    scale, shift = content_affine(ContentStats.of_mels(vc.model, [mel]), expected, 1.0)
+    moved = vc.model.content_means(mel[None]) * scale[:, None] + shift[:, None]
+    decoded = vc.model.decode(moved, vc.vectors.speaker("spk0")[None], mel.shape[-1], vc.intonation(src, mel.shape[-1]))[0]
+    torch.testing.assert_close(vc.convert_mel(src, "spk0", content_norm=1.0), decoded, atol=1e-4, rtol=0)
+    # Adaptation stores the new voice's statistics, those of its cleaned clips (its matching set's).
+    config = AdaptConfig(steps=2, min_seconds=1.0, segment_frames=32)
+    adapted = vc.adapt([new_voice], "fresh", out_dir=tmp_path / "fresh", config=config, progress=False)
+    clip_stats = ContentStats.of_mels(adapted.model, adapted.matching_for("fresh").clip_mels())
+    torch.testing.assert_close(adapted.vectors.content["fresh"].mean, clip_stats.mean, atol=1e-5, rtol=0)
+    torch.testing.assert_close(adapted.vectors.content["fresh"].sd, clip_stats.sd, atol=1e-5, rtol=0)
+    assert {"fresh", "spk0"} <= set(adapted.vectors.content)
+
+
 def test_content_norm_on_a_chunked_clip_counts_each_latent_frame_once(vc, monkeypatch):
     import copy
 
@@ -502,8 +541,10 @@ def test_content_norm_on_a_chunked_clip_counts_each_latent_frame_once(vc, monkey
 
 def test_content_norm_needs_the_targets_frames_and_a_fraction(vc, model_dir, tmp_path, monkeypatch):
     src = torch.from_numpy(tone(150, 1.0))
-    with pytest.raises(ValueError, match="content_norm: voice 'spk0' has no matching set"):
-        vc.convert(src, "spk0", content_norm=0.5)
+    with monkeypatch.context() as m:  # a vector file made before content statistics, a voice with no matching set
+        m.setattr(vc.vectors, "content", {})
+        with pytest.raises(ValueError, match="content_norm: voice 'spk0' has no matching set.*voicevae vectors"):
+            vc.convert(src, "spk0", content_norm=0.5)
     with pytest.raises(ValueError, match="content_norm needs the target's frames"):
         vc.convert(src, vc.vectors.speaker("spk0"), content_norm=0.5)
     with pytest.raises(ValueError, match=r"content_norm must be in \[0, 1\]"):

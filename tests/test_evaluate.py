@@ -60,16 +60,17 @@ def test_protocol_runs_and_reports_every_measure(vc, tone_corpus):
 
 
 @pytest.mark.slow
-def test_every_conversion_uses_the_requested_strength_and_method(vc, tone_corpus, monkeypatch):
+def test_every_conversion_uses_the_requested_strength_method_and_content_norm(vc, tone_corpus, monkeypatch):
     calls, convert = [], vc.convert
 
     def spy(wav, target, **kwargs):
-        calls.append((kwargs.get("strength", 1.0), kwargs.get("method", "arithmetic")))
+        calls.append((kwargs.get("strength", 1.0), kwargs.get("method", "arithmetic"), kwargs.get("content_norm", 0.0)))
         return convert(wav, target, **kwargs)
 
     monkeypatch.setattr(vc, "convert", spy)
-    seen = evaluate(vc, tone_corpus, max_pairs=3, is_samples=2, progress=False, strength=0.4, method="stats")["seen voices"]
-    assert seen["conversions"] == 3 and calls == [(0.4, "stats")] * 3
+    settings = dict(strength=0.4, method="stats", content_norm=0.5)
+    seen = evaluate(vc, tone_corpus, max_pairs=3, is_samples=2, progress=False, **settings)["seen voices"]
+    assert seen["conversions"] == 3 and calls == [(0.4, "stats", 0.5)] * 3
     with pytest.raises(ValueError, match="'average'"):
         evaluate(vc, tone_corpus, max_pairs=3, is_samples=2, progress=False, method="average")
     assert len(calls) == 3  # refused before any work
@@ -126,9 +127,23 @@ def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path, mo
     monkeypatch.setattr(protocol, "f0_track", lambda wav, *a: tracked.append(len(wav)) or f0_track(wav, *a))
     rate = converters[0].sample_rate
     sounds = {"rain": torch.randn(rate) * 0.05}  # a recorded sound, as evaluate.packaged_sounds gives them
+    converted = []
+    convert = VoiceConverter.convert
+
+    def spy(self, wav, target, *args, **kwargs):
+        matching = kwargs.get("matching")
+        converted.append((self, kwargs.get("content_norm"), None if matching is None else len(matching.clip_mels())))
+        return convert(self, wav, target, *args, **kwargs)
+
+    monkeypatch.setattr(VoiceConverter, "convert", spy)
     a, b = (
-        unseen_protocol(vc, clips, manifest, named=["spk0"], is_samples=2, progress=False, sounds=sounds) for vc in converters
+        unseen_protocol(vc, clips, manifest, named=["spk0"], is_samples=2, progress=False, sounds=sounds, content_norm=c)
+        for vc, c in zip(converters, (0.0, 1.0))
     )
+    # The second model's conversions with content norm: few-shot ones to the statistics of the
+    # target's 3 reference clips, named ones to the vector file's (no matching set).
+    assert [(cn, m) for vc, cn, m in converted if vc is converters[1]] == [(1.0, 3), (1.0, 3), (1.0, None), (1.0, None)]
+    assert all(cn == 0.0 and m is None for vc, cn, m in converted if vc is converters[0])
     per = a["clips"]
     # pYIN, the slowest judge, tracks each scored source once and each output once:
     # per model, 2 sources + 2 resyntheses + 2 few-shot conversions.

@@ -546,9 +546,12 @@ class VoiceConverter:
                 return self._voice_matching[target]
             path = self.model_dir / "matching" / f"{target}.pt" if self.model_dir is not None else None
             if path is None or not path.is_file():
+                # content_norm reads a named voice's statistics from the vector file; only an old one lacks them.
+                stats = "; or make the vector file again (voicevae vectors) to store its content statistics"
                 raise ValueError(
                     f"{purpose}: voice {target!r} has no matching set in this model folder; "
                     "adapt to the voice (voicevae adapt) or give its reference clips as the target"
+                    + (stats if purpose == "content_norm" else "")
                 )
             self._voice_matching[target] = MatchingSet.load(path)
             return self._voice_matching[target]
@@ -573,10 +576,21 @@ class VoiceConverter:
             pieces.append((z_c[:, first:last], speech[first:last]))
         return ContentStats.of_latents(pieces)
 
+    def stored_content_stats(self, target: str | torch.Tensor | Sequence[Source]) -> ContentStats | None:
+        """A named voice's content statistics from the vector file (`voicevae vectors`, `adapt`); None for clips,
+        vectors and voices of files made before them."""
+        if isinstance(target, str) and self.vectors is not None:
+            return self.vectors.content.get(target)
+        return None
+
     def content_stats_for(
         self, target: str | torch.Tensor | Sequence[Source], matching: MatchingSet | None = None
     ) -> ContentStats:
-        """The target's content statistics (content_norm): from the frames of its matching set, clip by clip."""
+        """The target's content statistics (content_norm): a named voice's stored ones, else those of the
+        frames of its matching set (`matching` when given), clip by clip."""
+        stored = self.stored_content_stats(target)
+        if stored is not None:
+            return stored
         found = matching or self.matching_for(target, purpose="content_norm")
         key = id(found)
         if key not in self._content_stats:

@@ -184,8 +184,10 @@ def convert_pairs(
     target_vec = target if target is None or isinstance(target, str) else vc.target_vector(target)
     # Likewise the target's frames (retrieval, content_norm) and pitch (match_pitch), found once.
     matching = None
-    if target is not None and (retrieval or content_norm):
-        matching = vc.matching_for(target, purpose="retrieval" if retrieval else "content_norm")
+    if target is not None and retrieval:
+        matching = vc.matching_for(target)
+    elif target is not None and content_norm and vc.stored_content_stats(target) is None:
+        matching = vc.matching_for(target, purpose="content_norm")
     target_hz = vc.target_f0(target)["median_hz"] if match_pitch and target is not None else None
 
     def fail(path: Path, out: Path, e: Exception) -> None:

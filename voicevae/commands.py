@@ -74,7 +74,7 @@ def add_arguments_convert(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         metavar="C",
-        help="0..1: move the source's content latents to the target's statistics (an adapted voice, or --target-clips)",
+        help="0..1: move the source's content latents to the target's statistics (a named voice's, or --target-clips')",
     )
     p.add_argument("--match-pitch", action="store_true", help="move the output's median pitch to the target's")
     p.add_argument(

@@ -633,7 +633,7 @@ class Demo:
                             value=0.0,
                             step=0.1,
                             elem_id="content_norm",
-                            label="Content norm (less of the source voice: needs an adapted voice or reference clips)",
+                            label="Content norm (less of the source voice)",
                         )
                     with gr.Accordion("Attributes", open=False):
                         attrs = vc.attributes

@@ -140,6 +140,7 @@ def evaluate(
     group_by: str | None = None,
     strength: float = 1.0,
     method: str = "arithmetic",
+    content_norm: float = 0.0,
 ) -> dict[str, dict[str, float]]:
     """Run the protocol; returns {"seen voices": {...}, "unseen voices": {...}, "likelihood": {...}}.
 
@@ -149,6 +150,8 @@ def evaluate(
     strength, method: passed to every conversion (VoiceConverter.convert), so
     the protocol measures the trade between reaching the target voice and
     keeping the words at the settings a user would convert with.
+    content_norm: likewise; a named voice's statistics from the vector file,
+    an unseen voice's from its reference clips.
     """
     # Checked here, not at the first conversion, which comes after minutes of
     # recognising and resynthesizing the sources.
@@ -162,6 +165,8 @@ def evaluate(
     for u in train + valid + heldout:
         by_spk.setdefault(u.speaker, []).append(u)
     seen = sorted({u.speaker for u in train} & set(vc.speakers))
+    for name in seen if content_norm else ():
+        vc.content_stats_for(name)  # a vector file without them is refused now, not after the sources are scored
     sources = spread(valid, max_pairs)
     if group_by is not None and any(group_by not in u.labels for u in sources):
         raise ValueError(f"{manifest}: --group-by {group_by!r} is not a label column of every clip")
@@ -180,17 +185,22 @@ def evaluate(
     convs = []
     for u in tqdm(sources, desc="convert (seen voices)", disable=not progress):
         target = seen[(seen.index(u.speaker) + 1) % len(seen)] if u.speaker in seen else seen[0]
-        convs.append(Conversion(u, target, vc.convert(u.path, target=target, strength=strength, method=method)))
+        out = vc.convert(u.path, target=target, strength=strength, method=method, content_norm=content_norm)
+        convs.append(Conversion(u, target, out))
     results["seen voices"] = _score(convs, enc, asr, ref_emb, vc, words, groups, group_by)
 
     # 2. unseen voices: few-shot vectors from reference clips not used elsewhere
     if heldout:
         held_spk = sorted({u.speaker for u in heldout})
         vectors = {s: vc.speaker_vector([u.path for u in by_spk[s][:ref_clips]]) for s in held_spk}
+        matching = {s: vc.matching_set([u.path for u in by_spk[s][:ref_clips]]) if content_norm else None for s in held_spk}
         convs = []
         for i, u in enumerate(tqdm(sources, desc="convert (unseen voices)", disable=not progress)):
             s = held_spk[i % len(held_spk)]
-            convs.append(Conversion(u, s, vc.convert(u.path, target=vectors[s], strength=strength, method=method)))
+            out = vc.convert(
+                u.path, target=vectors[s], strength=strength, method=method, content_norm=content_norm, matching=matching[s]
+            )
+            convs.append(Conversion(u, s, out))
         refs = {**ref_emb, **{s: _ref_embedding(enc, by_spk[s], {u.path for u in by_spk[s][:ref_clips]}, vc) for s in held_spk}}
         results["unseen voices (few-shot)"] = _score(convs, enc, asr, refs, vc, words, groups, group_by)
 
@@ -298,6 +308,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="details (0..1], each adding 'zero-shot + detail D', 'adapted + detail D' and 'adapted + retrieval R + detail D'",
     )
     p.add_argument(
+        "--cloning-content-norm",
+        default="",
+        metavar="C,...",
+        help="content norms (0..1], each adding 'zero-shot + content norm C', 'adapted + content norm C' and 'adapted + retrieval R + content norm C'",
+    )
+    p.add_argument(
         "--cloning-spaces",
         default="content",
         help="matching-set key spaces for the retrieval conditions, e.g. content,mfcc,mfcc:2 (SPACE[:CONTEXT frames])",
@@ -334,6 +350,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         metavar="D",
         help="with --unseen: the conversions' detail, 0..1 (VoiceConverter.convert; the baseline model's too)",
+    )
+    p.add_argument(
+        "--content-norm",
+        type=float,
+        default=0.0,
+        metavar="C",
+        help="the conversions' content norm, 0..1 (a named voice's statistics from the vector file, an unseen one's from its reference clips)",
     )
     p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
     add_postfilter_argument(p)  # a baseline model gets the same
@@ -374,11 +397,19 @@ def run(args: argparse.Namespace) -> int:
     if args.unseen:
         return run_unseen(args, vc)
     results = evaluate(
-        vc, args.manifest, args.max_pairs, args.ref_clips, group_by=args.group_by, strength=args.strength, method=args.method
+        vc,
+        args.manifest,
+        args.max_pairs,
+        args.ref_clips,
+        group_by=args.group_by,
+        strength=args.strength,
+        method=args.method,
+        content_norm=args.content_norm,
     )
     settings = (
         f"Settings: {args.manifest}, up to {args.max_pairs} source clips, vocoder {args.vocoder}, postfilter {args.postfilter:g}, "
-        f"{args.method} conversion at strength {args.strength:g}, {args.ref_clips} reference clips per unseen voice.\n\n"
+        f"{args.method} conversion at strength {args.strength:g}, content norm {args.content_norm:g}, "
+        f"{args.ref_clips} reference clips per unseen voice.\n\n"
     )
     table = settings + to_markdown(results)
     print(table)
@@ -413,11 +444,22 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
         raise ValueError(f"--cloning {args.cloning!r}: expected seconds separated by commas, e.g. 30,60,180") from None
     ratios = _fractions(args.cloning_retrieval, "--cloning-retrieval", "ratio", "0.25,0.5,1")
     details = _fractions(args.cloning_detail, "--cloning-detail", "value", "0.5,1")
+    content_norms = _fractions(args.cloning_content_norm, "--cloning-content-norm", "value", "0.5,1")
     settings = {} if args.adapt_steps is None else {"steps": args.adapt_steps}
     config = adapt_config(args.adapt_set, "--adapt-set", **settings)
     check_content_bank(config, vc.vectors)  # before the minutes of scoring the judges' references
     spaces = [spec.strip() for spec in args.cloning_spaces.split(",") if spec.strip()]
-    report = evaluate_cloning(vc, args.manifest, budgets, args.cloning_sources, ratios, config, spaces=spaces, details=details)
+    report = evaluate_cloning(
+        vc,
+        args.manifest,
+        budgets,
+        args.cloning_sources,
+        ratios,
+        config,
+        spaces=spaces,
+        details=details,
+        content_norms=content_norms,
+    )
     table = (
         f"Settings: {args.manifest}, vocoder {args.vocoder}, postfilter {args.postfilter:g}, adaptation {config}.\n\n"
         + cloning_markdown(report)
@@ -439,8 +481,9 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
     from .evaluate_unseen import heldout_clips, unseen_protocol
     from .evaluate_unseen import to_markdown as unseen_markdown
 
-    if not 0.0 <= args.detail <= 1.0:
-        raise ValueError(f"--detail {args.detail:g}: must be in [0, 1]")
+    for flag, value in (("--detail", args.detail), ("--content-norm", args.content_norm)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{flag} {value:g}: must be in [0, 1]")
     named = [n for n in args.named.split(",") if n]
     from_json = bool(args.baseline) and Path(args.baseline).suffix == ".json"
     base = (
@@ -449,11 +492,15 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
         else None
     )
     for model, converter in ((args.model or "the shipped model", vc), (args.baseline, base)):
-        missing = [n for n in named if converter is not None and n not in converter.speakers]
+        if converter is None:
+            continue
+        missing = [n for n in named if n not in converter.speakers]
         if missing:
             raise ValueError(f"--named: {', '.join(missing)} not a voice of {model}")
+        for n in named if args.content_norm else ():
+            converter.content_stats_for(n)  # a vector file without them is refused now, not after the resynthesis
     clips = heldout_clips(vc, args.manifest, args.per_voice)
-    settings = dict(named=named, sources_per_target=args.sources_per_target, detail=args.detail)
+    settings = dict(named=named, sources_per_target=args.sources_per_target, detail=args.detail, content_norm=args.content_norm)
     report = unseen_protocol(vc, clips, args.manifest, **settings)
     baseline = unseen_protocol(base, clips, args.manifest, **settings) if base is not None else None
     if from_json:
@@ -463,7 +510,8 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
     table = (
         f"Settings: {args.manifest} test_voice (up to {args.per_voice} clips per voice) and packaged recordings, "
         f"{len(clips)} clips; vocoder {args.vocoder}; 3 reference clips per voice; named voices {', '.join(named)}; "
-        f"detail {args.detail:g}; postfilter {args.postfilter:g}.\n\n" + unseen_markdown(report, baseline, names)
+        f"detail {args.detail:g}; content norm {args.content_norm:g}; postfilter {args.postfilter:g}.\n\n"
+        + unseen_markdown(report, baseline, names)
     )
     print(table)
     if args.out:

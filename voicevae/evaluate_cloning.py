@@ -14,7 +14,10 @@ budget of B seconds of T's recordings (T's first clips, as many as make B):
   F0 moved to T's when more than `match_pitch_tolerance` semitones off.
 - with `--cloning-detail D`: zero-shot + detail D, adapted + detail D and
   adapted + retrieval R + detail D, the source's own detail added back
-  (VoiceConverter.convert_mel), each paired with the same condition without it.
+  (VoiceConverter.convert_mel), each paired with the same condition without it;
+- with `--cloning-content-norm C`: likewise with content norm C, the
+  source's content latents moved to the target's statistics (content_stats.py;
+  zero-shot takes them from the budget's clips, adapted ones from the vector file).
 
 The sources are clips of the other held-out voices (never T's), so every
 conversion is between two voices the model never trained on. The judges:
@@ -52,24 +55,30 @@ def retrieval_condition(ratio: float, space: str = DEFAULT_SPACE) -> str:
     return f"adapted + retrieval {ratio:g}" + ("" if space == DEFAULT_SPACE else f" ({space})")
 
 
-def detail_conditions(
-    details: Sequence[float], ratios: Sequence[float], spaces: Sequence[str] = (DEFAULT_SPACE,)
-) -> dict[str, tuple[str, float]]:
-    """Each condition with the source's detail added back -> (the condition without it, detail).
+# Options each added to the plain conditions as conditions of their own,
+# "zero-shot + detail 1", "adapted + content norm 1", ...: option -> label.
+ADD_ONS = {"detail": "detail", "content_norm": "content norm"}
 
-    Retrieval takes detail in the default key space only, so without that space there is none.
+
+def add_on_conditions(
+    add_ons: dict[str, Sequence[float]], ratios: Sequence[float], spaces: Sequence[str] = (DEFAULT_SPACE,)
+) -> dict[str, tuple[str, str, float]]:
+    """Each condition with an add-on (`detail` D, `content_norm` C) -> (the condition without it, option, value).
+
+    add_ons: option (a key of ADD_ONS) -> its values. Retrieval takes an
+    add-on in the default key space only, so without that space there is none.
     """
     out = {}
-    for d in details:
-        out[f"zero-shot + detail {d:g}"] = ("zero-shot", d)
-        out[f"adapted + detail {d:g}"] = ("adapted", d)
-        for r in ratios if DEFAULT_SPACE in spaces else ():
-            out[f"{retrieval_condition(r)} + detail {d:g}"] = (retrieval_condition(r), d)
+    plains = ("zero-shot", "adapted", *(retrieval_condition(r) for r in ratios if DEFAULT_SPACE in spaces))
+    for option, values in add_ons.items():
+        for v in values:
+            for plain in plains:
+                out[f"{plain} + {ADD_ONS[option]} {v:g}"] = (plain, option, v)
     return out
 
 
 def conditions(
-    ratios: Sequence[float], spaces: Sequence[str] = (DEFAULT_SPACE,), details: Sequence[float] = ()
+    ratios: Sequence[float], spaces: Sequence[str] = (DEFAULT_SPACE,), add_ons: dict[str, Sequence[float]] | None = None
 ) -> tuple[str, ...]:
     return (
         "zero-shot",
@@ -77,7 +86,7 @@ def conditions(
         "adapted",
         *(retrieval_condition(r, s) for s in spaces for r in ratios),
         "adapted + match_pitch",
-        *detail_conditions(details, ratios, spaces),
+        *add_on_conditions(add_ons or {}, ratios, spaces),
     )
 
 
@@ -138,9 +147,11 @@ def evaluate_cloning(
     progress: bool = True,
     spaces: Sequence[str] = (DEFAULT_SPACE,),
     details: Sequence[float] = (),
+    content_norms: Sequence[float] = (),
 ) -> dict:
     """Run the protocol; returns {"budgets": {B: {condition: summary}}, "differences": [...], "source WER": w, ...}."""
     parsed = {spec: parse_space(spec) for spec in spaces}  # a bad one is refused before any work
+    add_ons = {"detail": details, "content_norm": content_norms}
     heldout = read_manifest(manifest, split="test_voice")
     by_voice: dict[str, list[Utterance]] = {}
     for u in heldout:
@@ -179,7 +190,7 @@ def evaluate_cloning(
     adapt_seconds: dict[float, list[float]] = {}
     audio_seconds: dict[float, list[float]] = {}  # what each budget really got (a short pool gives less)
     for budget in budgets:
-        results[budget] = {c: Scores() for c in conditions(retrieval, spaces, details)}
+        results[budget] = {c: Scores() for c in conditions(retrieval, spaces, add_ons)}
         adapt_seconds[budget] = []
         audio_seconds[budget] = []
         for target in tqdm(voices, desc=f"cloning {budget:g} s", disable=not progress):
@@ -206,9 +217,11 @@ def evaluate_cloning(
                 },
                 "adapted + match_pitch": (adapted, name, {"match_pitch": True}),
             }
-            for cond, (plain, d) in detail_conditions(details, retrieval, spaces).items():
+            for cond, (plain, option, value) in add_on_conditions(add_ons, retrieval, spaces).items():
                 converter, voice, options = runs[plain]
-                runs[cond] = (converter, voice, {**options, "detail": d})
+                if option == "content_norm" and plain == "zero-shot":  # a bare vector: the clips' statistics
+                    options = {**options, "matching": vc.matching_set([u.path for u in clips])}
+                runs[cond] = (converter, voice, {**options, option: value})
             for u in converted[target]:
                 src = vc.load_audio(u.path)
                 for condition, (converter, voice, options) in runs.items():
@@ -229,13 +242,13 @@ def evaluate_cloning(
         "target WER": sum(e for e, _ in own) / max(sum(n for _, n in own), 1),
         "budgets": {b: {c: s.summary() for c, s in per.items()} for b, per in results.items()},
         # Each retrieval condition of another key space is paired with the default space's at its ratio,
-        # each condition with detail with the same condition without it.
+        # each condition with an add-on with the same condition without it.
         "differences": differences(
             results,
             {
                 **{retrieval_condition(r, spec): retrieval_condition(r) for spec in spaces for r in retrieval},
                 # "adapted + detail D" is paired with "adapted" as every adapted condition is.
-                **{c: plain for c, (plain, _) in detail_conditions(details, retrieval, spaces).items() if plain != "adapted"},
+                **{c: plain for c, (plain, _, _) in add_on_conditions(add_ons, retrieval, spaces).items() if plain != "adapted"},
             },
         ),
         "source WER": sum(e for e, _ in source_words.values()) / max(n_source, 1),
@@ -295,7 +308,7 @@ def differences(
                 paired_difference(per["zero-shot + match_pitch"].to_target, base.to_target),
             )
         )
-        for cond in [c for c in per if c.startswith("zero-shot + detail")]:
+        for cond in [c for c in per if c.startswith("zero-shot + ") and c != "zero-shot + match_pitch"]:
             s = per[cond]
             rows.append((budget, "similarity to target", cond, "zero-shot", paired_difference(s.to_target, base.to_target)))
             rows.append((budget, "WER per clip", cond, "zero-shot", paired_difference(s.wer_per_clip(), base.wer_per_clip())))

@@ -138,12 +138,15 @@ def unseen_protocol(
     progress: bool = True,
     sounds: dict[str, torch.Tensor] | None = None,
     detail: float = 0.0,
+    content_norm: float = 0.0,
 ) -> dict:
     """Run the protocol; returns {"summary": {section: {measure: value}}, "clips": {measure: [per-clip values]}}.
 
     sounds: recorded non-speech for the anomaly score, (T,) at the model's rate each; None reads
     the installed ones (evaluate.packaged_sounds).
     detail: the conversions' `detail` (VoiceConverter.convert_mel); resynthesis has none to add.
+    content_norm: the conversions' `content_norm`: to the reference clips' statistics (few-shot),
+    to the vector file's (named voices).
     """
     enc, asr = SpeakerEncoder(), Transcriber()
     rate = vc.sample_rate
@@ -201,11 +204,12 @@ def unseen_protocol(
     targets = sorted(refs)
     for t in tqdm(targets, desc="few-shot cloning", disable=not progress):
         vector = vc.speaker_vector([clips[i].audio for i in refs[t]])
+        matching = vc.matching_set([clips[i].audio for i in refs[t]]) if content_norm else None
         target_emb = voice_embedding(t, set(refs[t]))
         assert target_emb is not None  # a target has clips beyond its references
         for i in split.sources(clips, t, sources_per_target):
             c = clips[i]
-            out = vc.convert(c.audio, target=vector, detail=detail)
+            out = vc.convert(c.audio, target=vector, detail=detail, content_norm=content_norm, matching=matching)
             e_out = enc.embed(out, rate)
             # A source voice with one clip has nothing else to judge "closer to the source" by: NaN, left out.
             to_t, to_s = float(e_out @ target_emb), similarity(e_out, voice_embedding(c.speaker, {i}))
@@ -236,7 +240,7 @@ def unseen_protocol(
             c = clips[i]
             if c.kind != "real":
                 continue
-            e_out = enc.embed(vc.convert(c.audio, target=name, detail=detail), rate)
+            e_out = enc.embed(vc.convert(c.audio, target=name, detail=detail, content_norm=content_norm), rate)
             to_t, to_s = float(e_out @ target_emb), similarity(e_out, voice_embedding(c.speaker, {i}))
             add("named/key", f"{c.name}->{name}")
             add("named/to_target", to_t)

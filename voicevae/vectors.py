@@ -11,7 +11,8 @@ the utterance posteriors (for sampling the aggregated posterior), the
 per-frame log p(x) of the clips it was made from and their stationary
 baselines (complexity.py; the likelihood ratios set the anomaly
 threshold), a content bank (content means of crops of some of the clips,
-known speech for adaptation's content term), and the fingerprint of the
+known speech for adaptation's content term), each speaker's content
+statistics (content_stats.py, for content_norm), and the fingerprint of the
 model it belongs to: loading it with another model is refused, because
 latents of two models share no axes.
 """
@@ -33,6 +34,7 @@ from .audio import load_audio
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .complexity import stationary_log_likelihood
 from .config import MelConfig, from_dict, to_dict
+from .content_stats import ContentStats, speech_latents
 from .corpora import Utterance, read_manifest
 from .distributions import AggregatedPosterior
 from .features import MelFrontend
@@ -107,6 +109,10 @@ class VectorSet:
     # model (complexity.py): frame_scores minus these are the likelihood ratios
     # the anomaly threshold is set on. None in files made before it.
     frame_baselines: torch.Tensor | None = None
+    # speaker -> its content latents' per-channel mean and spread over speech
+    # frames (content_stats.py), for content_norm to a named voice. Empty in
+    # files made before it.
+    content: dict[str, ContentStats] = field(default_factory=dict)
 
     @property
     def speakers(self) -> list[str]:
@@ -162,6 +168,7 @@ class VectorSet:
                 "f0": self.f0,
                 "content_bank": self.content_bank,
                 "frame_baselines": self.frame_baselines,
+                "content": {name: {"mean": st.mean, "sd": st.sd} for name, st in self.content.items()},
             },
         )
 
@@ -180,6 +187,7 @@ class VectorSet:
             f0=data.get("f0", {}),  # vector files before pitch control have none
             content_bank=data.get("content_bank"),
             frame_baselines=data.get("frame_baselines"),
+            content={name: ContentStats(d["mean"], d["sd"]) for name, d in data.get("content", {}).items()},
         )
         if vs.frame_baselines is None:
             warnings.warn(
@@ -242,6 +250,7 @@ def compute_vectors(
     progress: bool = True,
     f0_clips: int = 20,
     label_columns: list[str] | None = None,
+    seed: int = 0,
 ) -> VectorSet:
     """Encode every utterance and build speaker vectors, attribute directions, score and F0 stats.
 
@@ -251,6 +260,9 @@ def compute_vectors(
 
     f0_clips: clips per speaker whose pitch is tracked for its F0 statistics
     (pYIN is the slow part; 20 clips pin a median well); 0 skips them.
+
+    seed: of the importance samples behind the scores, so the same model and
+    clips give the same file (and the same anomaly threshold) each time.
     """
     if not utterances:
         raise ValueError("no utterances to compute vectors from")
@@ -258,25 +270,33 @@ def compute_vectors(
     model = model.to(device).eval()
     mus, logvars, scores, baselines = [], [], [], []
     crops: list[torch.Tensor] = []
+    speech: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # speaker -> (content means, speech frames) per clip
     picks = set(bank_picks(len(utterances)))
-    for i, u in enumerate(tqdm(utterances, desc="encoding", disable=not progress, leave=False)):
-        wav = load_audio(u.path, model.mel_config.sample_rate)
-        mel = frontend(wav.to(device)).unsqueeze(0)
-        q = model.posterior(mel)
-        mus.append(q.speaker.mu[0].cpu())
-        logvars.append(q.speaker.logvar[0].cpu())
-        # A pitch_input model scores each clip given its own intonation, as VoiceConverter.score does.
-        pitch = None
-        if model.config.pitch_input:
-            pitch = (
-                intonation(wav, model.mel_config.sample_rate, mel.shape[-1], model.mel_config.hop_length).unsqueeze(0).to(device)
-            )
-        scores.append(float(model.log_px(mel, n_samples=is_samples, pitch=pitch)[0]) / mel.shape[-1])
-        baselines.append(stationary_log_likelihood(mel[0]))
-        content = getattr(q.content, "mu", None)  # (1, Dc, L); a categorical content latent has no bank
-        if content is not None and i in picks and content.shape[-1] >= BANK_FRAMES:
-            start = (content.shape[-1] - BANK_FRAMES) // 2
-            crops.append(content[0, :, start : start + BANK_FRAMES].cpu())
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(seed)
+        for i, u in enumerate(tqdm(utterances, desc="encoding", disable=not progress, leave=False)):
+            wav = load_audio(u.path, model.mel_config.sample_rate)
+            mel = frontend(wav.to(device)).unsqueeze(0)
+            q = model.posterior(mel)
+            mus.append(q.speaker.mu[0].cpu())
+            logvars.append(q.speaker.logvar[0].cpu())
+            # A pitch_input model scores each clip given its own intonation, as VoiceConverter.score does.
+            pitch = None
+            if model.config.pitch_input:
+                pitch = (
+                    intonation(wav, model.mel_config.sample_rate, mel.shape[-1], model.mel_config.hop_length)
+                    .unsqueeze(0)
+                    .to(device)
+                )
+            scores.append(float(model.log_px(mel, n_samples=is_samples, pitch=pitch)[0]) / mel.shape[-1])
+            baselines.append(stationary_log_likelihood(mel[0]))
+            content = getattr(q.content, "mu", None)  # (1, Dc, L); a categorical content latent has neither
+            if content is not None:
+                frames = speech_latents(mel[0].cpu(), content.shape[-1], model.config.downsample)
+                speech.setdefault(u.speaker, []).append((content[0].cpu(), frames))
+            if content is not None and i in picks and content.shape[-1] >= BANK_FRAMES:
+                start = (content.shape[-1] - BANK_FRAMES) // 2
+                crops.append(content[0, :, start : start + BANK_FRAMES].cpu())
     mu, logvar = torch.stack(mus), torch.stack(logvars)
     labels = {"speaker": label_stats(mu, [u.speaker for u in utterances])}
     directions: dict[str, torch.Tensor] = {}
@@ -300,6 +320,12 @@ def compute_vectors(
                 f0[s] = f0_stats([load_audio(p, rate) for p in clips], rate)
             except ValueError as e:  # whispered or unvoiced clips: that voice cannot match_pitch
                 warnings.warn(f"speaker {s!r}: no F0 statistics ({e}); match_pitch will refuse it", stacklevel=2)
+    content_stats = {}
+    for s, pieces in speech.items():
+        try:
+            content_stats[s] = ContentStats.of_latents(pieces)
+        except ValueError as e:  # silent clips: that voice cannot be a content_norm target
+            warnings.warn(f"speaker {s!r}: no content statistics ({e})", stacklevel=2)
     bank = torch.stack(crops) if crops else None
     return VectorSet(
         model_fingerprint(model),
@@ -312,6 +338,7 @@ def compute_vectors(
         f0,
         bank,
         torch.tensor(baselines, dtype=torch.float32),
+        content_stats,
     )
 
 

@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from ..augment import random_warp
 from ..config import AdaptConfig, ConfigError, adapt_config, to_dict
+from ..content_stats import ContentStats
 from ..features import MelFrontend
 from ..matching import MatchingSet
 from ..model import DEFAULT_MODEL, VAE
@@ -222,7 +223,9 @@ def adapt(
         optimizer.step()
         log.append({"step": step + 1, **{k: float(v.detach()) for k, v in terms.items()}})
     tuned.eval().requires_grad_(False)
-    voices = add_voice(vectors, tuned, name, z_new.detach(), latents)
+    # The encoders are frozen, so the new voice's content statistics read the same in either model.
+    content_stats = ContentStats.of_mels(tuned, mels) if tuned.config.content_latent == "gaussian" else None
+    voices = add_voice(vectors, tuned, name, z_new.detach(), latents, content_stats)
     voices.f0[name] = pitch
     return Adapted(tuned, voices, name, MatchingSet.from_mels(tuned, mels), utterances, seconds, log)
 
@@ -236,8 +239,16 @@ def check_content_bank(config: AdaptConfig, vectors: VectorSet | None) -> None:
         )
 
 
-def add_voice(vectors: VectorSet, model: VAE, name: str, vector: torch.Tensor, latents: torch.Tensor) -> VectorSet:
-    """A copy of `vectors` for `model` with speaker `name` at `vector`; the clips' latents give its spread."""
+def add_voice(
+    vectors: VectorSet,
+    model: VAE,
+    name: str,
+    vector: torch.Tensor,
+    latents: torch.Tensor,
+    content: ContentStats | None = None,
+) -> VectorSet:
+    """A copy of `vectors` for `model` with speaker `name` at `vector`; the clips' latents give its spread,
+    `content` its content statistics (content_norm)."""
     speaker = vectors.labels["speaker"]
     stats = LabelStats(dict(speaker.means), dict(speaker.stds), dict(speaker.counts))
     stats.means[name] = vector.cpu()
@@ -255,6 +266,7 @@ def add_voice(vectors: VectorSet, model: VAE, name: str, vector: torch.Tensor, l
         dict(vectors.f0),
         vectors.content_bank,  # the encoders are frozen, so the bank still reads as this model's content
         vectors.frame_baselines,
+        {**{k: v for k, v in vectors.content.items() if k != name}, **({name: content} if content is not None else {})},
     )
 
 
