@@ -40,8 +40,12 @@ conversion by conversion with the plain adapted conversion:
   (over the speech frames of T's adaptation clips), shifted and scaled to
   T's mean and sd (the product's `content_norm=1`, content_stats.py, with
   T's statistics from its matching set: the adaptation's cleaned clips), or
-  mapped quantile to quantile. A test of how much of the source voice rides
-  in the content latents' statistics.
+  mapped quantile to quantile; "wct" whitens the source's frames with
+  their covariance across channels and colours them with T's (the
+  whitening and colouring transform of style transfer: what content norm
+  does per channel, done for the channels jointly). A test of how much of
+  the source voice rides in the content latents' statistics. With norm
+  among them, every other matching is paired with norm as well.
 - with `--retrieval R`: adapted + retrieval R, and `content_norm=1` with
   retrieval R (paired with retrieval R alone);
 - with `--zero-shot`: the shipped model's conversion to T's adaptation
@@ -124,12 +128,21 @@ def match_content(z_c: torch.Tensor, speech: torch.Tensor, target: torch.Tensor,
 
     how: "mean" shifts to the target's mean; "quantile" maps each value
     through the source clip's distribution (its speech frames) to the
-    target's value at the same quantile. ("norm", the mean and the sd, is
+    target's value at the same quantile; "wct" maps the mean and the full
+    covariance across channels (whitening, then colouring). ("norm", the mean and the sd, is
     the product's `content_norm`: content_stats.py.)
     """
     own = z_c[0][:, speech]
     if how == "mean":
         return z_c - own.mean(dim=1, keepdim=True) + target.mean(dim=1, keepdim=True)
+    if how == "wct":
+        m_s, m_t = own.mean(dim=1, keepdim=True), target.mean(dim=1, keepdim=True)
+        # C_T^(1/2) C_S^(-1/2); a floor on the eigenvalues keeps a flat direction from being stretched without limit.
+        w_s, v_s = torch.linalg.eigh(torch.cov(own))
+        w_t, v_t = torch.linalg.eigh(torch.cov(target))
+        whiten = v_s @ torch.diag(w_s.clamp_min(1e-4).rsqrt()) @ v_s.T
+        colour = v_t @ torch.diag(w_t.clamp_min(0).sqrt()) @ v_t.T
+        return (colour @ whiten @ (z_c[0] - m_s) + m_t).unsqueeze(0)
     if how == "quantile":
         out = torch.empty_like(z_c)
         for k in range(z_c.shape[1]):
@@ -204,7 +217,7 @@ def main() -> None:
     ap.add_argument("--own", type=int, default=6, help="each target's own unseen clips for the ceiling")
     ap.add_argument("--gv", default="0.5,1", help="global-variance powers A ('' for none)")
     ap.add_argument("--vtln", default="0.5,1", help="VTLN warp fractions W ('' for none)")
-    ap.add_argument("--content", default="mean,norm", help="content matchings: mean, norm, quantile ('' for none)")
+    ap.add_argument("--content", default="mean,norm", help="content matchings: mean, norm, quantile, wct ('' for none)")
     ap.add_argument("--retrieval", default="", help="retrieval ratios, each alone and after content norm")
     ap.add_argument("--zero-shot", action="store_true", help="also zero-shot conversion, alone and with content norm")
     ap.add_argument("--json", default=None, help="also write every score here")
@@ -296,7 +309,12 @@ def main() -> None:
                 outs = adapted.vocode_many([m for m, _ in mels.values()])
                 for (row, (_, base)), out in zip(mels.items(), outs):
                     to_t, wer = judge(enc, asr, out, u.text, rate, ref[t])
-                    corrections.add(row, to_t, wer, float(enc.embed(out, rate) @ ref[u.speaker]), base=base)
+                    to_s = float(enc.embed(out, rate) @ ref[u.speaker])
+                    corrections.add(row, to_t, wer, to_s, base=base)
+                    how = row.removeprefix("adapted + content ")
+                    if how in matchings and how != "norm" and "norm" in matchings:
+                        # The same scores again, paired with the product's content_norm.
+                        corrections.add(f"{row} (vs norm)", to_t, wer, to_s, base="adapted + content norm")
 
     if "ceiling" in parts:
         print_table(ceiling, f"Part 1: each target's own unseen clips, {args.budget:g} s adaptation")

@@ -69,3 +69,10 @@ def test_clone_likeness_content_matching_takes_the_targets_statistics() -> None:
     mapped = likeness.match_content(z_c, speech, target, "quantile")[0]
     assert torch.allclose(mapped.median(1).values, target.median(1).values, atol=0.1)
     assert torch.equal(mapped.argsort(1), z_c[0].argsort(1))  # the order of the frames is kept
+    # The whitening and colouring map gives the frames the target's mean and full covariance,
+    # correlations between channels included.
+    mix = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.8, 0.6, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, -0.5, 2.0]])
+    correlated = mix @ torch.randn(4, 900) + 0.3
+    coloured = likeness.match_content(z_c, speech, correlated, "wct")[0]
+    assert torch.allclose(coloured.mean(1), correlated.mean(1), atol=1e-4)
+    assert torch.allclose(torch.cov(coloured), torch.cov(correlated), atol=1e-3)
