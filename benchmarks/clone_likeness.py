@@ -39,7 +39,7 @@ conversion by conversion with the plain adapted conversion:
   channel, to the statistics of T's before decoding: shifted to T's mean
   (over the speech frames of T's adaptation clips), shifted and scaled to
   T's mean and sd (the product's `content_norm=1`, content_stats.py, with
-  T's statistics from its matching set: the adaptation's cleaned clips), or
+  T's statistics from the adapted vector file: the adaptation's cleaned clips), or
   mapped quantile to quantile; "wct" whitens the source's frames with
   their covariance across channels and colours them with T's (the
   whitening and colouring transform of style transfer: what content norm
@@ -291,7 +291,7 @@ def main() -> None:
                     mels[f"adapted + vtln {w:g}"] = (adapted.decode_with_speaker(warp(mel, alpha**w), z_t, pitch), "adapted")
                 z_c, speech = content_latents(adapted, mel)
                 for how in matchings:
-                    if how == "norm":  # the product's content_norm, from T's matching set (its cleaned clips)
+                    if how == "norm":  # the product's content_norm, T's statistics from its cleaned clips
                         normed = adapted.convert_mel(audio, name, content_norm=1.0)
                     else:
                         normed = decode_content(adapted, match_content(z_c, speech, target_content, how), z_t, frames, pitch)

@@ -470,7 +470,8 @@ class VoiceConverter:
         """The converted log-mel (n_mels, F) before vocoding; target=None resynthesizes (see `convert`).
 
         matching, when given, stands in for the target's matching set (a
-        batch finds it once for all its clips); retrieval and content_norm read it.
+        batch finds it once for all its clips); retrieval reads it, and
+        content_norm takes the statistics of its frames (`content_stats_for`).
         detail D: out = conversion + D * (source mel - source resynthesized).
         The decoder renders an unheard voice's clip smoothed and with words
         blurred, and renders the conversion with the same losses; the
@@ -490,11 +491,6 @@ class VoiceConverter:
         affine = None
         if content_norm:
             assert target is not None
-            if self.model.config.content_latent != "gaussian":
-                # Moved codebook vectors leave the codebook: inputs the decoder never saw.
-                raise ValueError(
-                    f"content_norm needs a Gaussian content latent; this model's is {self.model.config.content_latent}"
-                )
             target_stats = self.content_stats_for(target, matching)
             affine = content_affine(self._content_stats_of(mel), target_stats, content_norm)
         # Resynthesis keeps the clip's own pitch register; a conversion takes the target's.
@@ -547,7 +543,10 @@ class VoiceConverter:
             path = self.model_dir / "matching" / f"{target}.pt" if self.model_dir is not None else None
             if path is None or not path.is_file():
                 # content_norm reads a named voice's statistics from the vector file; only an old one lacks them.
-                stats = "; or make the vector file again (voicevae vectors) to store its content statistics"
+                stats = (
+                    "; or store its content statistics: make the vector file again with this version "
+                    "(voicevae vectors; an adapted voice: adapt again)"
+                )
                 raise ValueError(
                     f"{purpose}: voice {target!r} has no matching set in this model folder; "
                     "adapt to the voice (voicevae adapt) or give its reference clips as the target"
@@ -586,11 +585,14 @@ class VoiceConverter:
     def content_stats_for(
         self, target: str | torch.Tensor | Sequence[Source], matching: MatchingSet | None = None
     ) -> ContentStats:
-        """The target's content statistics (content_norm): a named voice's stored ones, else those of the
-        frames of its matching set (`matching` when given), clip by clip."""
-        stored = self.stored_content_stats(target)
-        if stored is not None:
-            return stored
+        """The target's content statistics (content_norm), on this converter's device: those of the frames
+        of `matching` when given, else a named voice's stored ones, else those of its matching set's frames."""
+        if self.model.config.content_latent != "gaussian":
+            # Moved codebook vectors leave the codebook: inputs the decoder never saw.
+            raise ValueError(f"content_norm needs a Gaussian content latent; this model's is {self.model.config.content_latent}")
+        stored = self.stored_content_stats(target) if matching is None else None
+        if stored is not None:  # the vector file is read onto the CPU
+            return ContentStats(stored.mean.to(self.device), stored.sd.to(self.device))
         found = matching or self.matching_for(target, purpose="content_norm")
         key = id(found)
         if key not in self._content_stats:

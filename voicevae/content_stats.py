@@ -1,6 +1,6 @@
 """Content normalisation: move a source clip's content latents to the target voice's statistics.
 
-    wav = vc.convert(src, target="new_voice", content_norm=1.0)   # a voice with a matching set, or clips
+    wav = vc.convert(src, target="new_voice", content_norm=1.0)   # a named voice, or reference clips
 
 The content latents are meant to hold only what is said, but on a voice the
 model never heard they also carry the source voice: an adapted model renders
@@ -14,9 +14,10 @@ deviation s over speech frames:
 
 C (`content_norm`, 0..1) is how far to go: 0 is plain conversion, 1 gives
 the source's latents the target's mean and spread (the instance
-normalisation of AdaIN-style converters, applied to the latents). The
-target's statistics come from the frames of its matching set (matching.py:
-an adapted voice's cleaned clips, or reference clips).
+normalisation of AdaIN-style converters, applied to the latents). A named
+voice's statistics are stored in the vector file (`voicevae vectors` pools
+its clips' speech frames, `adapt` its cleaned recordings); reference clips
+give those of their own frames (their matching set, matching.py).
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class ContentStats:
         if pooled.shape[1] < 2:
             raise ValueError("content_norm: the clips hold fewer than 2 frames of speech")
         return cls(pooled.mean(dim=1), pooled.std(dim=1).clamp_min(1e-4))
+
+    def cpu(self) -> ContentStats:
+        """A copy on the CPU, where a vector file keeps everything."""
+        return ContentStats(self.mean.cpu(), self.sd.cpu())
 
     @classmethod
     @torch.inference_mode()

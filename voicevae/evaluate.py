@@ -44,6 +44,7 @@ from .commands import add_conversion_settings
 from .corpora import Utterance, read_manifest
 from .metrics import SpeakerEncoder, Transcriber, auroc, f0_correlation, word_errors
 from .postfilter import add_argument as add_postfilter_argument
+from .streaming import check_fraction
 
 
 @dataclass
@@ -156,6 +157,7 @@ def evaluate(
     # Checked here, not at the first conversion, which comes after minutes of
     # recognising and resynthesizing the sources.
     check_method(method)
+    check_fraction(content_norm, "content_norm")
     train = read_manifest(manifest, split="train")
     valid = read_manifest(manifest, split="valid")
     heldout = read_manifest(manifest, split="test_voice")
@@ -391,6 +393,8 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             Path(args.out).write_text(table)
         return 0
+    if args.cloning and args.content_norm:
+        raise ValueError("--content-norm: the cloning protocol takes it as conditions of their own; use --cloning-content-norm")
     vc = load(args.model, vocoder=args.vocoder, device=args.device, postfilter=args.postfilter)
     if args.cloning:
         return run_cloning(args, vc)

@@ -272,7 +272,9 @@ def compute_vectors(
     crops: list[torch.Tensor] = []
     speech: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}  # speaker -> (content means, speech frames) per clip
     picks = set(bank_picks(len(utterances)))
-    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+    on_cuda = torch.device(device).type == "cuda"
+    # The caller's random state is left as it was (manual_seed seeds the CUDA generators too).
+    with torch.random.fork_rng(devices=[torch.device(device)] if on_cuda else []):
         torch.manual_seed(seed)
         for i, u in enumerate(tqdm(utterances, desc="encoding", disable=not progress, leave=False)):
             wav = load_audio(u.path, model.mel_config.sample_rate)

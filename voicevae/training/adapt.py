@@ -17,6 +17,12 @@ renders some other voice. Adaptation instead fits the voice:
 - every other voice keeps its sound: the decoder, fed the same content with
   each known speaker vector (and draws from the aggregated posterior), is
   held to the frozen decoder's output ("preserve/voices").
+- with "cycle/voices": the clips' content is also read back off the frozen
+  model's rendering of them in those other voices, and the decoder must
+  rebuild the clips from it in the new voice. Content read from speech in
+  another voice carries some of that voice (README, "Where an adapted
+  clone loses its likeness"), and here the answer to it is known: the
+  target's own recording.
 
 - a model that reads the source's intonation (`model.pitch_input`) is fed
   each clip's own; with a harmonic source the new voice's register is
@@ -155,6 +161,7 @@ def adapt(
     # With no other named voice (a model of one voice, replaced), draws from the aggregated posterior stand alone.
     known = torch.stack(others_named).to(device) if others_named else None
     preserve = bool(config.lambdas.get("preserve/voices", 0.0)) and config.trainable != "vector"
+    cycle_voices = bool(config.lambdas.get("cycle/voices", 0.0))
     cycle = bool(config.lambdas.get("cycle/content", 0.0))
     bank = vectors.content_bank.to(device) if cycle and vectors.content_bank is not None else None
     tuned_params = [p for p in tuned.decoder.parameters() if p.requires_grad]
@@ -189,7 +196,7 @@ def adapt(
         }
         if contour is not None and tuned.decoder.comb is not None:
             terms["pitch/register"] = register_loss(tuned, voice, contour)
-        if preserve:  # a frozen decoder (trainable="vector") keeps every voice by construction
+        if preserve or cycle_voices:
             with torch.no_grad():
                 # The other voices: known speaker vectors and draws from the aggregated posterior, half each.
                 draws = [posterior.sample(config.batch_size // 2 + 1, generator=g).to(device)]
@@ -199,6 +206,7 @@ def adapt(
                 # Both decoders hear the clips' melody at the register the frozen model gives each other voice.
                 others_pitch = frozen.with_register(contour, others)
                 reference = frozen.decoder(z_c, others, others_pitch)
+        if preserve:  # a frozen decoder (trainable="vector") keeps every voice by construction
             # The frozen decoder's output as data for the tuned one, in the same
             # units as rec/nll (a Gaussian with the model's sigma), so weight 1
             # makes the other voices count as much as the new one.
@@ -206,6 +214,11 @@ def adapt(
                 -tuned.log_likelihood(reference, tuned.decoder(z_c, others, others_pitch), frames).sum() / n_frames
                 + frozen.log_likelihood(reference, reference, frames).sum() / n_frames
             )
+        if cycle_voices:
+            with torch.no_grad():
+                # The clips' content as a conversion would read it: off speech in other voices.
+                foreign = frozen.content_encoder(reference).rsample()
+            terms["cycle/voices"] = -tuned.log_likelihood(xn, tuned.decoder(foreign, voice, contour), frames).sum() / n_frames
         if bank is not None:
             # Conversion decodes other speakers' content with the new voice, which
             # rec/nll never asks for: the content encoder must read back the
@@ -224,7 +237,7 @@ def adapt(
         log.append({"step": step + 1, **{k: float(v.detach()) for k, v in terms.items()}})
     tuned.eval().requires_grad_(False)
     # The encoders are frozen, so the new voice's content statistics read the same in either model.
-    content_stats = ContentStats.of_mels(tuned, mels) if tuned.config.content_latent == "gaussian" else None
+    content_stats = ContentStats.of_mels(tuned, mels).cpu() if tuned.config.content_latent == "gaussian" else None
     voices = add_voice(vectors, tuned, name, z_new.detach(), latents, content_stats)
     voices.f0[name] = pitch
     return Adapted(tuned, voices, name, MatchingSet.from_mels(tuned, mels), utterances, seconds, log)
