@@ -54,3 +54,38 @@ def test_needs_a_gaussian_content_latent():
     cfg = TrainConfig(model=VAEConfig(content_latent="categorical"), lambdas={"sf/reinforce": 1.0, "cycle/content": 1.0})
     with pytest.raises(ConfigError, match="cycle/content"):
         cfg.validate()
+
+
+def test_voice_cycle_rebuilds_each_clip_from_content_read_off_another_voice():
+    from voicevae.training.elbo import voice_cycle_loss
+
+    model, x = _model(), torch.randn(4, 80, 32) - 5
+    xn, frames = model.prepare(x)
+    z_c, voices = torch.randn(4, 4, 16), torch.randn(4, 8, requires_grad=True)
+
+    def rebuilt_from(rendering_voices):  # the same computation with the rendering's voices given
+        torch.manual_seed(2)
+        rendered = model.decoder(z_c, rendering_voices).detach()
+        back = model.decoder(model.content_encoder(rendered).rsample(), voices)
+        return -model.log_likelihood(xn, back, frames).sum() / (4 * frames)
+
+    torch.manual_seed(2)
+    loss = voice_cycle_loss(model, xn, frames, z_c, voices)
+    # Rendered with the voice of the clip half a batch away, rebuilt with each clip's own.
+    torch.testing.assert_close(loss, rebuilt_from(torch.roll(voices, 2, dims=0).detach()))
+    assert not torch.allclose(loss, rebuilt_from(voices.detach()))
+    loss.backward()
+    # The reader and the rebuilder learn from it; the rendering (made without gradient) does not.
+    for part in (model.content_encoder, model.decoder):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    # It joins the ELBO's terms only when asked, leaving the others as they were.
+    torch.manual_seed(1)
+    plain = elbo_terms(model, x)
+    torch.manual_seed(1)
+    cycled = elbo_terms(model, x, voice_cycle=True)
+    assert "cycle/voices" not in plain and torch.isfinite(cycled["cycle/voices"])
+    for name in ("rec/nll", "kl/content", "kl/speaker"):
+        torch.testing.assert_close(plain[name], cycled[name])
+    cfg = TrainConfig(model=VAEConfig(content_latent="categorical"), lambdas={"sf/reinforce": 1.0, "cycle/voices": 1.0})
+    with pytest.raises(ConfigError, match="cycle/voices"):
+        cfg.validate()

@@ -50,6 +50,26 @@ def test_resume_continues_identically(tmp_path, tone_corpus):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
 
 
+def test_init_from_a_model_file_fine_tunes_its_weights_from_step_0(tmp_path, tone_corpus):
+    from voicevae.config import VAEConfig
+
+    torch.manual_seed(3)
+    start = VAE(VAEConfig(channels=8, n_blocks=1, content_dim=2, speaker_dim=4))
+    start.set_normalization(torch.full((80,), -4.0), torch.full((80,), 2.0))  # not the corpus's statistics
+    start.save(tmp_path / "start.pt")
+    # The YAML's architecture (16 channels) gives way to the model file's; at lr 0 nothing moves,
+    # so the fine-tuned model is the file's weights, its normalisation included.
+    lambdas = {"rec/nll": 1.0, "kl/content": 1.0, "kl/speaker": 1.0, "cycle/voices": 1.0}
+    config = write_config(tmp_path, tone_corpus, steps=2, lr=0.0, lr_min=0.0, kl_warmup_steps=0, lambdas=lambdas)
+    assert main(["train", "--config", str(config), "--quiet", "--init-from", str(tmp_path / "start.pt")]) == 0
+    tuned = VAE.load(tmp_path / "run" / "model.pt")
+    assert tuned.config.channels == 8
+    for k, v in start.state_dict().items():
+        torch.testing.assert_close(tuned.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    log = read_log(tmp_path / "run" / "train.csv")
+    assert [r["step"] for r in log] == ["1", "2"] and float(log[0]["cycle/voices"]) > 0
+
+
 def test_max_minutes_stops_with_a_checkpoint_and_resume_matches(tmp_path, tone_corpus, monkeypatch):
     import voicevae.training.state as module
 

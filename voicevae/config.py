@@ -352,7 +352,7 @@ class TrainConfig:
     phonetic: PhoneticConfig = field(default_factory=PhoneticConfig)
     # Weights of the named loss terms (training/elbo.py); a term without a
     # weight is logged, not optimised. A positive "cycle/content" turns on the
-    # content-consistency term; "sf/reinforce" trains a categorical content latent;
+    # content-consistency term, "cycle/voices" the voice-cycle term (elbo.py); "sf/reinforce" trains a categorical content latent;
     # "adv/gen", "fm" and "adv/disc" weigh the adversarial stage (training/adversarial.py);
     # a positive "phone/ctc" turns on the phonetic term (training/phonetic.py).
     lambdas: dict[str, float] = field(
@@ -388,8 +388,9 @@ class TrainConfig:
         for name in ("content_warp", "speaker_warp"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{where}.{name}: must be in [0, 1), got {getattr(self, name)}")
-        if self.lambdas.get("cycle/content", 0.0) > 0 and self.model.content_latent != "gaussian":
-            raise ConfigError(f"{where}.lambdas.cycle/content: needs model.content_latent 'gaussian'")
+        for term in ("cycle/content", "cycle/voices"):
+            if self.lambdas.get(term, 0.0) > 0 and self.model.content_latent != "gaussian":
+                raise ConfigError(f"{where}.lambdas.{term}: needs model.content_latent 'gaussian'")
         if self.model.n_mels != self.mel.n_mels:
             raise ConfigError(f"{where}: model.n_mels={self.model.n_mels} differs from mel.n_mels={self.mel.n_mels}")
         if self.model.harmonic_source and not self.lambdas.get("pitch/register", 0.0) > 0:
@@ -642,6 +643,7 @@ VAE_TERMS = (
     "kl/content",
     "kl/speaker",
     "cycle/content",
+    "cycle/voices",
     "speaker/consistency",
     "sf/reinforce",
     "adv/gen",

@@ -68,6 +68,7 @@ def elbo_terms(
     critic: Critic | None = None,
     phones: tuple[Phonetic, PhoneBatch] | None = None,
     pitch: torch.Tensor | None = None,
+    voice_cycle: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Named ELBO terms for a batch of log-mels (B, n_mels, F), each in nats per frame.
 
@@ -75,7 +76,8 @@ def elbo_terms(
     batch (see augment.py); the speaker encoder and the target stay unchanged.
     content_cycle adds "cycle/content" (see content_cycle_loss): not part of
     the ELBO, a regulariser for what the ELBO never sees, a decode with
-    another utterance's voice.
+    another utterance's voice. voice_cycle adds "cycle/voices" (see
+    voice_cycle_loss), likewise outside the ELBO.
     encoder_input (B, n_mels, F): what both encoders see when it differs from
     the target `mel` (channel augmentation); the posterior is then
     q(z | x~) with x~ a noisy function of x, still a lower bound on log p(x).
@@ -134,6 +136,8 @@ def elbo_terms(
         terms["pitch/register"] = register_loss(model, z_s[0], pitch)
     if content_cycle:
         terms["cycle/content"] = content_cycle_loss(model, q_c.mu, z_c[0], z_s[0], pitch) / n_frames
+    if voice_cycle:
+        terms["cycle/voices"] = voice_cycle_loss(model, xn, frames, z_c[0], z_s[0], pitch, band_bins)
     if speakers is not None:
         terms["speaker/consistency"] = speaker_consistency_loss(q_s.mu, speakers)
     if critic is not None:
@@ -209,6 +213,35 @@ def content_read_back_loss(
     return (q_back.mu - content_mean.detach()).square().sum()
 
 
+def voice_cycle_loss(
+    model: VAE,
+    xn: torch.Tensor,
+    frames: int,
+    z_c: torch.Tensor,
+    z_s: torch.Tensor,
+    pitch: torch.Tensor | None = None,
+    band_bins: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """-log p(x | content read off x rendered in another voice, x's own voice), in nats per frame.
+
+    xn (B, n_mels, F) the normalised clips, z_c (B, Dc, L) and z_s (B, Ds)
+    their latents, band_bins as for rec/nll. Each clip is decoded with the voice of the clip half a
+    batch away (another speaker, as in content_cycle_loss), the content
+    encoder reads that rendering, and the decoder must rebuild the clip with
+    its own voice from what was read. A conversion reads content off someone
+    else's voice; the ELBO only ever reads it off the clip's own, so nothing
+    else teaches the encoder to leave the voice out of what it reads, or the
+    decoder to take the voice from z_s alone. The rendering is made without
+    gradient: the decoder cannot learn to hide the clip's own voice in it.
+    """
+    swapped = torch.roll(z_s, shifts=z_s.shape[0] // 2, dims=0)
+    with torch.no_grad():
+        rendered = model.decoder(z_c, swapped, model.with_register(pitch, swapped))
+    foreign = model.content_encoder(rendered).rsample()
+    rebuilt = model.decoder(foreign, z_s, pitch)
+    return -model.log_likelihood(xn, rebuilt, frames, band_bins).sum() / (xn.shape[0] * frames)
+
+
 def speaker_consistency_loss(speaker_mean: torch.Tensor, speakers: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """Clips of one speaker should get nearby speaker latents; a mean over the clips that have a partner.
 
@@ -248,8 +281,10 @@ class ELBO(nn.Module):
         content_cycle: bool = False,
         baseline: MovingAverageBaseline | None = None,
         channel_speaker: bool = True,
+        voice_cycle: bool = False,
     ) -> None:
         super().__init__()
+        self.voice_cycle = voice_cycle
         self.model = model
         self.n_samples = n_samples
         self.free_bits = free_bits
@@ -284,4 +319,5 @@ class ELBO(nn.Module):
             critic,
             phones,
             pitch,
+            self.voice_cycle,
         )

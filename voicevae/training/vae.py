@@ -147,7 +147,9 @@ def train(
     init_from: a run folder (its newest checkpoint) or a ckpt-*.pt file to
     start this new run from: weights, optimiser, sampler, RNG and step, so
     it goes on as a resumed run would, but into its own out_dir, leaving the
-    other run's files as they are (a second stage, a longer schedule).
+    other run's files as they are (a second stage, a longer schedule). A
+    model file (model.pt, the shipped default's, say) gives its weights,
+    architecture and normalisation only: a fine-tune from step 0.
 
     max_minutes: a wall-clock budget (a lent machine, a job queue's limit).
     Once spent, the run checkpoints the step it reached, writes the model
@@ -161,9 +163,17 @@ def train(
         raise ValueError("--init-from starts a new run from another one's checkpoint and --resume continues this one: pass one")
     saved = folder.start(resume)
     source = folder.latest()
+    weights: VAE | None = None
     if init_from is not None:
         source = initial_checkpoint(Path(init_from))
-        saved = load_checkpoint(source, KIND)
+        if load_checkpoint(source, (KIND, VAE.kind))["kind"] == VAE.kind:
+            # A model file (a shipped model.pt): its weights and architecture, a fresh optimiser from step 0.
+            weights = VAE.load(source)
+            cfg = from_dict(
+                TrainConfig, {**to_dict(cfg), "model": to_dict(weights.config), "mel": to_dict(weights.mel_config)}, str(source)
+            )
+        else:
+            saved = load_checkpoint(source, KIND)
     if saved is not None:
         # On resume the checkpoint's architecture and mel settings win over the YAML.
         cfg = from_dict(TrainConfig, {**to_dict(cfg), "model": saved["config"], "mel": saved["mel"]}, str(source))
@@ -203,7 +213,10 @@ def train(
         valid_set = None  # a manifest without a validation split: skip validation
 
     model = VAE(cfg.model, cfg.mel)
-    model.set_normalization(*mel_statistics(train_set))
+    if weights is not None:
+        model.load_state_dict(weights.state_dict())  # its normalisation too: the weights were fitted to it
+    else:
+        model.set_normalization(*mel_statistics(train_set))
     model.to(device)
     baseline = MovingAverageBaseline()
     objective = ELBO(
@@ -214,6 +227,7 @@ def train(
         cfg.lambdas.get("cycle/content", 0.0) > 0,
         baseline,
         channel_speaker=cfg.channel.encoders == "both",
+        voice_cycle=cfg.lambdas.get("cycle/voices", 0.0) > 0,
     )
     state = State(
         config=cfg,
@@ -363,6 +377,8 @@ def terms_logged(cfg: TrainConfig) -> tuple[str, ...]:
     computed = {"rec/nll", "kl/content", "kl/speaker"}
     if cfg.lambdas.get("cycle/content", 0.0) > 0:
         computed.add("cycle/content")
+    if cfg.lambdas.get("cycle/voices", 0.0) > 0:
+        computed.add("cycle/voices")
     if cfg.lambdas.get("speaker/consistency", 0.0) > 0:
         computed.add("speaker/consistency")
     if cfg.model.content_latent == "categorical":
@@ -412,7 +428,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--init-from",
         metavar="RUN_OR_CKPT",
-        help="start this new run where another stopped (its newest checkpoint, or this ckpt-*.pt), in its own out_dir",
+        help="start this new run where another stopped (its newest checkpoint, or this ckpt-*.pt), in its own out_dir; "
+        "a model file (model.pt) gives only its weights, trained on from step 0 with a fresh optimiser",
     )
 
 
