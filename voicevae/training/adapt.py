@@ -17,7 +17,7 @@ renders some other voice. Adaptation instead fits the voice:
 - every other voice keeps its sound: the decoder, fed the same content with
   each known speaker vector (and draws from the aggregated posterior), is
   held to the frozen decoder's output ("preserve/voices").
-- with "cycle/voices": the clips' content is also read back off the frozen
+- "cycle/voices" (on by default): the clips' content is also read back off the frozen
   model's rendering of them in those other voices, and the decoder must
   rebuild the clips from it in the new voice. Content read from speech in
   another voice carries some of that voice (README, "Where an adapted
