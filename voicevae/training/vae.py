@@ -166,14 +166,13 @@ def train(
     weights: VAE | None = None
     if init_from is not None:
         source = initial_checkpoint(Path(init_from))
-        if load_checkpoint(source, (KIND, VAE.kind))["kind"] == VAE.kind:
+        data = load_checkpoint(source, (KIND, VAE.kind))
+        if data["kind"] == VAE.kind:
             # A model file (a shipped model.pt): its weights and architecture, a fresh optimiser from step 0.
-            weights = VAE.load(source)
-            cfg = from_dict(
-                TrainConfig, {**to_dict(cfg), "model": to_dict(weights.config), "mel": to_dict(weights.mel_config)}, str(source)
-            )
+            weights = VAE.from_checkpoint(data, str(source))
+            cfg = from_dict(TrainConfig, {**to_dict(cfg), "model": data["config"], "mel": data["mel"]}, str(source))
         else:
-            saved = load_checkpoint(source, KIND)
+            saved = data
     if saved is not None:
         # On resume the checkpoint's architecture and mel settings win over the YAML.
         cfg = from_dict(TrainConfig, {**to_dict(cfg), "model": saved["config"], "mel": saved["mel"]}, str(source))
@@ -212,10 +211,10 @@ def train(
     except ValueError:
         valid_set = None  # a manifest without a validation split: skip validation
 
-    model = VAE(cfg.model, cfg.mel)
     if weights is not None:
-        model.load_state_dict(weights.state_dict())  # its normalisation too: the weights were fitted to it
+        model = weights  # with its own normalisation: the weights were fitted to it
     else:
+        model = VAE(cfg.model, cfg.mel)
         model.set_normalization(*mel_statistics(train_set))
     model.to(device)
     baseline = MovingAverageBaseline()
