@@ -36,6 +36,17 @@ def tone(f0: float, seconds: float, level: float = 0.2, seed: int = 0) -> np.nda
     return (level * wav / np.abs(wav).max() + noise).astype(np.float32)
 
 
+def cli_option_changes_the_output(args: list[str], option: str, tmp_path: Path) -> None:
+    """`voicevae convert ARGS` with OPTION 1 writes other samples than without it; OPTION 2 (out of
+    range) is refused and writes nothing."""
+    assert main([*args, "-o", str(tmp_path / "plain")]) == 0
+    assert main([*args, "-o", str(tmp_path / "with"), option, "1"]) == 0
+    a, b = (sf.read(tmp_path / d / "src.wav")[0] for d in ("plain", "with"))
+    assert a.shape == b.shape and not np.allclose(a, b)
+    assert main([*args, "-o", str(tmp_path / "bad"), option, "2"]) == 1
+    assert not (tmp_path / "bad" / "src.wav").exists()
+
+
 @pytest.fixture(scope="module")
 def vc(model_dir) -> VoiceConverter:
     return load(model_dir, vocoder="griffinlim", device="cpu")
@@ -288,12 +299,7 @@ def test_detail_adds_back_what_the_model_loses_of_the_source(vc, model_dir, tmp_
     # The CLI's --detail reaches the conversion; a bad value is refused before any file is written.
     sf.write(tmp_path / "src.wav", src.numpy(), RATE)
     args = ["convert", str(tmp_path / "src.wav"), "--model", str(model_dir), "--vocoder", "griffinlim", "--target", "spk1"]
-    assert main([*args, "-o", str(tmp_path / "plain")]) == 0
-    assert main([*args, "-o", str(tmp_path / "detail"), "--detail", "1"]) == 0
-    a, b = (sf.read(tmp_path / d / "src.wav")[0] for d in ("plain", "detail"))
-    assert a.shape == b.shape and not np.allclose(a, b)
-    assert main([*args, "-o", str(tmp_path / "bad"), "--detail", "2"]) == 1
-    assert not (tmp_path / "bad" / "src.wav").exists()
+    cli_option_changes_the_output(args, "--detail", tmp_path)
 
 
 def test_matching_spaces_context_and_stored_sets(vc, tmp_path):
@@ -604,9 +610,4 @@ def test_content_norm_needs_the_targets_frames_and_a_fraction(vc, model_dir, tmp
     sf.write(tmp_path / "ref.wav", tone(300, 1.0, level=0.05), RATE)
     args = ["convert", str(tmp_path / "src.wav"), "--model", str(model_dir), "--vocoder", "griffinlim"]
     args += ["--target-clips", str(tmp_path / "ref.wav")]
-    assert main([*args, "-o", str(tmp_path / "plain")]) == 0
-    assert main([*args, "-o", str(tmp_path / "normed"), "--content-norm", "1"]) == 0
-    a, b = (sf.read(tmp_path / d / "src.wav")[0] for d in ("plain", "normed"))
-    assert a.shape == b.shape and not np.allclose(a, b)
-    assert main([*args, "-o", str(tmp_path / "bad"), "--content-norm", "2"]) == 1
-    assert not (tmp_path / "bad" / "src.wav").exists()
+    cli_option_changes_the_output(args, "--content-norm", tmp_path)
