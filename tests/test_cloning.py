@@ -611,3 +611,70 @@ def test_content_norm_needs_the_targets_frames_and_a_fraction(vc, model_dir, tmp
     args = ["convert", str(tmp_path / "src.wav"), "--model", str(model_dir), "--vocoder", "griffinlim"]
     args += ["--target-clips", str(tmp_path / "ref.wav")]
     cli_option_changes_the_output(args, "--content-norm", tmp_path)
+
+
+def test_cloning_protocol_gives_each_add_on_what_it_needs(vc, tmp_path, monkeypatch):
+    """The content-norm conditions reach `convert` with their option, and a bare zero-shot vector
+    with the clips' matching set (its only source of content statistics); the judges are stand-ins."""
+    import csv
+
+    from tests.conftest import make_tone_corpus
+    from voicevae import evaluate_cloning as protocol
+
+    manifest = make_tone_corpus(tmp_path / "corpus", speakers=2, clips=12)
+    with manifest.open() as f:
+        rows = [{**r, "split": "test_voice"} for r in csv.DictReader(f)]
+    with manifest.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+    class Judge:  # one embedding and one transcript for everything: only the wiring is under test
+        def embed(self, wav, rate):
+            return np.ones(4, dtype=np.float32) / 2
+
+        def embed_many(self, wavs, rate):
+            return np.stack([self.embed(w, rate) for w in wavs])
+
+        def transcribe(self, wav, rate):
+            return "clip"
+
+    calls: list[tuple[VoiceConverter, object, dict]] = []
+    convert = VoiceConverter.convert
+
+    def spy(self, wav, target, *args, **options):
+        calls.append((self, target, options))
+        return convert(self, wav, target, *args, **options)
+
+    monkeypatch.setattr(protocol, "SpeakerEncoder", Judge)
+    monkeypatch.setattr(protocol, "Transcriber", Judge)
+    monkeypatch.setattr(protocol, "f0_correlation", lambda *a: 0.0)
+    monkeypatch.setattr(protocol, "median_f0", lambda *a: 200.0)
+    monkeypatch.setattr(VoiceConverter, "convert", spy)
+    config = AdaptConfig(steps=1, min_seconds=1.0, segment_frames=32)
+    report = protocol.evaluate_cloning(
+        vc,
+        manifest,
+        budgets=[30.0],
+        sources_per_voice=1,
+        retrieval=[0.5],
+        adapt_config=config,
+        progress=False,
+        content_norms=[1.0],
+    )
+    names = protocol.conditions([0.5], add_ons={"content_norm": [1.0]})
+    assert len(calls) == 2 * len(names)  # two targets, one source clip each, every condition
+    by_name = dict(zip(names, calls))
+    for name in names:
+        converter, target, options = by_name[name]
+        plain = by_name[name.removesuffix(" + content norm 1")]
+        assert options.get("content_norm", 0.0) == (1.0 if name.endswith("content norm 1") else 0.0), name
+        assert converter is plain[0] and options.get("retrieval") == plain[2].get("retrieval"), name
+    zero_shot = by_name["zero-shot + content norm 1"]
+    assert zero_shot[0] is vc and isinstance(zero_shot[1], torch.Tensor)
+    assert isinstance(zero_shot[2]["matching"], MatchingSet)
+    adapted = by_name["adapted + content norm 1"]
+    assert adapted[0] is not vc and adapted[1] == "spk0_adapted" and "matching" not in adapted[2]  # its stored statistics
+    paired = {(c, b) for _, m, c, b, _ in report["differences"] if m == "similarity to target"}
+    assert ("zero-shot + content norm 1", "zero-shot") in paired
+    assert ("adapted + retrieval 0.5 + content norm 1", "adapted + retrieval 0.5") in paired
