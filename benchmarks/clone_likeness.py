@@ -74,6 +74,7 @@ from voicevae.corpora import Utterance, read_manifest
 from voicevae.evaluate_cloning import JUDGE_CLIPS, budget_clips, difference_cell
 from voicevae.metrics import SpeakerEncoder, Transcriber, paired_difference, word_errors
 
+KNN = 4  # neighbours averaged by the "knn" content matchings, as kNN-VC's k
 WARPS = np.exp(np.linspace(math.log(0.8), math.log(1.25), 21))  # VTLN's candidate alphas, log-spaced
 
 
@@ -123,12 +124,18 @@ def content_frames(vc: VoiceConverter, mels: list[torch.Tensor]) -> torch.Tensor
     return torch.cat([z[0][:, speech] for z, speech in (content_latents(vc, m) for m in mels)], dim=1)
 
 
+def standardised(z: torch.Tensor) -> torch.Tensor:
+    """(Dc, N) latents -> each channel at zero mean and unit spread over the N frames."""
+    return (z - z.mean(dim=1, keepdim=True)) / z.std(dim=1, keepdim=True).clamp_min(1e-4)
+
+
 def match_content(z_c: torch.Tensor, speech: torch.Tensor, target: torch.Tensor, how: str) -> torch.Tensor:
     """Content latents (1, Dc, F') moved, per channel, to the statistics of the target's frames (Dc, N).
 
     how: "mean" shifts to the target's mean; "quantile" maps each value
     through the source clip's distribution (its speech frames) to the
-    target's value at the same quantile; "wct" maps the mean and the full
+    target's value at the same quantile; "knn" / "knn50" replace / half-blend each speech
+    frame with the mean of its KNN nearest target frames; "wct" maps the mean and the full
     covariance across channels (whitening, then colouring). ("norm", the mean and the sd, is
     the product's `content_norm`: content_stats.py.)
     """
@@ -143,6 +150,17 @@ def match_content(z_c: torch.Tensor, speech: torch.Tensor, target: torch.Tensor,
         whiten = v_s @ torch.diag(w_s.clamp_min(1e-4).rsqrt()) @ v_s.T
         colour = v_t @ torch.diag(w_t.clamp_min(0).sqrt()) @ v_t.T
         return (colour @ whiten @ (z_c[0] - m_s) + m_t).unsqueeze(0)
+    if how.startswith("knn"):
+        # kNN-VC in the content latent: each speech frame replaced by (knn) or
+        # blended half way with (knn50) the mean of its K nearest target frames,
+        # matched after standardising each side with its own statistics, so the
+        # match is on what the frame says rather than on whose voice it is in.
+        ratio = 0.5 if how == "knn50" else 1.0
+        query, keys = standardised(own), standardised(target)
+        nearest = torch.cdist(query.T, keys.T).topk(KNN, dim=-1, largest=False).indices  # (n_speech, K)
+        out = z_c.clone()
+        out[0][:, speech] = (1 - ratio) * own + ratio * target[:, nearest].mean(dim=-1)
+        return out
     if how == "quantile":
         out = torch.empty_like(z_c)
         for k in range(z_c.shape[1]):
@@ -217,7 +235,9 @@ def main() -> None:
     ap.add_argument("--own", type=int, default=6, help="each target's own unseen clips for the ceiling")
     ap.add_argument("--gv", default="0.5,1", help="global-variance powers A ('' for none)")
     ap.add_argument("--vtln", default="0.5,1", help="VTLN warp fractions W ('' for none)")
-    ap.add_argument("--content", default="mean,norm", help="content matchings: mean, norm, quantile, wct ('' for none)")
+    ap.add_argument(
+        "--content", default="mean,norm", help="content matchings: mean, norm, quantile, wct, knn, knn50 ('' for none)"
+    )
     ap.add_argument("--retrieval", default="", help="retrieval ratios, each alone and after content norm")
     ap.add_argument("--zero-shot", action="store_true", help="also zero-shot conversion, alone and with content norm")
     ap.add_argument("--json", default=None, help="also write every score here")
