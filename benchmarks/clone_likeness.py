@@ -69,7 +69,7 @@ from tqdm import tqdm
 import voicevae
 from voicevae.api import VoiceConverter
 from voicevae.config import MelConfig
-from voicevae.content_stats import speech_frames, speech_latents
+from voicevae.content_stats import content_affine, speech_frames, speech_latents
 from voicevae.corpora import Utterance, read_manifest
 from voicevae.evaluate_cloning import JUDGE_CLIPS, budget_clips, difference_cell
 from voicevae.metrics import SpeakerEncoder, Transcriber, paired_difference, word_errors
@@ -171,6 +171,19 @@ def match_content(z_c: torch.Tensor, speech: torch.Tensor, target: torch.Tensor,
     raise ValueError(f"unknown content matching {how!r}")
 
 
+def log_f0_spread(pitches: list[torch.Tensor]) -> float:
+    """The spread (std, octaves) of the intonation's melody row over the voiced frames of (1, 3, F) inputs."""
+    rows = [p[0, 0][p[0, 1] > 0.5] for p in pitches]
+    return float(torch.cat(rows).std())
+
+
+def with_spread(pitch: torch.Tensor, target_spread: float) -> torch.Tensor:
+    """The source's intonation (1, 3, F) with its melody scaled to `target_spread` about its own mean."""
+    out = pitch.clone()
+    out[0, 0] *= target_spread / max(log_f0_spread([pitch]), 1e-3)
+    return out
+
+
 def decode_content(
     vc: VoiceConverter, z_c: torch.Tensor, speaker: torch.Tensor, frames: int, pitch: torch.Tensor | None
 ) -> torch.Tensor:
@@ -239,6 +252,11 @@ def main() -> None:
         "--content", default="mean,norm", help="content matchings: mean, norm, quantile, wct, knn, knn50 ('' for none)"
     )
     ap.add_argument("--retrieval", default="", help="retrieval ratios, each alone and after content norm")
+    ap.add_argument(
+        "--f0-spread",
+        action="store_true",
+        help="also the source's melody scaled to the target's F0 spread, alone and after content norm",
+    )
     ap.add_argument("--zero-shot", action="store_true", help="also zero-shot conversion, alone and with content norm")
     ap.add_argument("--json", default=None, help="also write every score here")
     args = ap.parse_args()
@@ -268,6 +286,7 @@ def main() -> None:
     ceiling, corrections = Rows(), Rows()
     spread_ratio: list[float] = []
     alphas: list[float] = []
+    f0_ratios: list[float] = []  # the target's F0 spread over each source's
     for t in tqdm(voices, desc="targets"):
         clips = budget_clips(pool[t], args.budget)
         own = (sources[t] + pool[t][len(clips) :])[: args.own]
@@ -279,6 +298,8 @@ def main() -> None:
             target_sd, target_ltas = band_spread(target_mels), long_term_spectrum(target_mels)
             target_content = content_frames(adapted, target_mels)
             matching = adapted.matching_for(name)
+            target_pitches = [adapted.intonation(vc.load_audio(u.path), m.shape[-1]) for u, m in zip(clips, target_mels)]
+            target_spread = log_f0_spread(target_pitches) if args.f0_spread else math.nan
 
             for u in own if "ceiling" in parts else ():
                 audio = vc.load_audio(u.path)
@@ -322,6 +343,15 @@ def main() -> None:
                         adapted.convert_mel(audio, name, retrieval=r, content_norm=1.0),
                         f"adapted + retrieval {r:g}",
                     )
+                if args.f0_spread:
+                    spread = with_spread(pitch, target_spread)
+                    f0_ratios.append(target_spread / max(log_f0_spread([pitch]), 1e-3))
+                    affine = content_affine(adapted._content_stats_of(mel), adapted.content_stats_for(name), 1.0)
+                    mels["adapted + f0 spread"] = (adapted.decode_with_speaker(mel, z_t, spread), "adapted")
+                    mels["adapted + content norm + f0 spread"] = (
+                        adapted.decode_with_speaker(mel, z_t, spread, content_affine=affine),
+                        "adapted + content norm",
+                    )
                 if args.zero_shot:
                     clip_paths = [u.path for u in clips]
                     mels["zero-shot"] = (vc.convert_mel(audio, clip_paths), None)
@@ -344,6 +374,10 @@ def main() -> None:
             f"\nT's band spread over the plain conversion's: {np.mean(spread_ratio):.3f} (mean over bands and conversions); "
             f"VTLN alphas chosen: median {np.median(alphas):.3f}, range {min(alphas):.3f}-{max(alphas):.3f}"
         )
+        if f0_ratios:
+            print(
+                f"T's F0 spread over the source's: median {np.median(f0_ratios):.2f}, range {min(f0_ratios):.2f}-{max(f0_ratios):.2f}"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"ceiling": ceiling.__dict__, "corrections": corrections.__dict__, "alphas": alphas}, f, indent=1)
