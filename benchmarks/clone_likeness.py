@@ -287,6 +287,7 @@ def main() -> None:
     spread_ratio: list[float] = []
     alphas: list[float] = []
     f0_ratios: list[float] = []  # the target's F0 spread over each source's
+    stored_ratios: list[float] = []  # the stored (pYIN) spread over the measured (RAPT) one
     for t in tqdm(voices, desc="targets"):
         clips = budget_clips(pool[t], args.budget)
         own = (sources[t] + pool[t][len(clips) :])[: args.own]
@@ -346,8 +347,12 @@ def main() -> None:
                 if args.f0_spread:
                     spread = with_spread(pitch, target_spread)
                     f0_ratios.append(target_spread / max(log_f0_spread([pitch]), 1e-3))
+                    stored_ratios.append(adapted.target_f0(name)["std_semitones"] / 12 / target_spread)
                     affine = content_affine(adapted._content_stats_of(mel), adapted.content_stats_for(name), 1.0)
                     mels["adapted + f0 spread"] = (adapted.decode_with_speaker(mel, z_t, spread), "adapted")
+                    # The same with the spread the vector file stores for the voice (pYIN over the cleaned clips).
+                    stored = with_spread(pitch, adapted.target_f0(name)["std_semitones"] / 12)
+                    mels["adapted + f0 spread, stored"] = (adapted.decode_with_speaker(mel, z_t, stored), "adapted + f0 spread")
                     mels["adapted + content norm + f0 spread"] = (
                         adapted.decode_with_speaker(mel, z_t, spread, content_affine=affine),
                         "adapted + content norm",
@@ -377,6 +382,9 @@ def main() -> None:
         if f0_ratios:
             print(
                 f"T's F0 spread over the source's: median {np.median(f0_ratios):.2f}, range {min(f0_ratios):.2f}-{max(f0_ratios):.2f}"
+            )
+            print(
+                f"T's stored (pYIN) F0 spread over its RAPT one, per target: {', '.join(f'{r:.2f}' for r in dict.fromkeys(stored_ratios))}"
             )
     if args.json:
         with open(args.json, "w") as f:
