@@ -39,10 +39,24 @@ def make_tone_corpus(root: Path, speakers: int = 3, clips: int = 3, seconds: flo
                 }
             )
     manifest = root / "manifest.csv"
+    write_manifest(manifest, rows)
+    return manifest
+
+
+def write_manifest(manifest: Path, rows: list[dict]) -> None:
+    """Write manifest rows (dicts with the same keys) as CSV, replacing the file."""
     with manifest.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+
+
+def edit_manifest(manifest: Path, edit) -> Path:
+    """Rewrite a manifest with `edit(row)` applied to each row (a dict, changed in place); returns it."""
+    rows = list(csv.DictReader(manifest.open()))
+    for r in rows:
+        edit(r)
+    write_manifest(manifest, rows)
     return manifest
 
 

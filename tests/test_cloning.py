@@ -616,18 +616,11 @@ def test_content_norm_needs_the_targets_frames_and_a_fraction(vc, model_dir, tmp
 def test_cloning_protocol_gives_each_add_on_what_it_needs(vc, tmp_path, monkeypatch):
     """The content-norm conditions reach `convert` with their option, and a bare zero-shot vector
     with the clips' matching set (its only source of content statistics); the judges are stand-ins."""
-    import csv
+    from conftest import edit_manifest, make_tone_corpus
 
-    from tests.conftest import make_tone_corpus
     from voicevae import evaluate_cloning as protocol
 
-    manifest = make_tone_corpus(tmp_path / "corpus", speakers=2, clips=12)
-    with manifest.open() as f:
-        rows = [{**r, "split": "test_voice"} for r in csv.DictReader(f)]
-    with manifest.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    manifest = edit_manifest(make_tone_corpus(tmp_path / "corpus", speakers=2, clips=12), lambda r: r.update(split="test_voice"))
 
     class Judge:  # one embedding and one transcript for everything: only the wiring is under test
         def embed(self, wav, rate):

@@ -92,20 +92,13 @@ def test_sources_cover_every_voice_before_repeating_one():
 
 def _heldout_tone_corpus(root):
     """Four tone voices with four clips each; spk2 and spk3 are held out from training."""
-    import csv
+    from conftest import edit_manifest, make_tone_corpus
 
-    from conftest import make_tone_corpus
-
-    manifest = make_tone_corpus(root, speakers=4, clips=4)
-    rows = list(csv.DictReader(manifest.open()))
-    for r in rows:
+    def hold_out(r: dict) -> None:
         if r["speaker"] in ("spk2", "spk3"):
             r["split"] = "test_voice"
-    with manifest.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return manifest
+
+    return edit_manifest(make_tone_corpus(root, speakers=4, clips=4), hold_out)
 
 
 @pytest.mark.slow

@@ -1,12 +1,11 @@
 """Training on real recorded talkers: band-limited clips, pseudo-speakers, channels, speaker consistency, merged corpora."""
 
-import csv
 import math
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tone_corpus, write_train_config
+from conftest import edit_manifest, make_tone_corpus, write_train_config
 
 from voicevae.augment import channel, speaker_warp
 from voicevae.cli import main
@@ -101,15 +100,7 @@ def test_speaker_consistency_prefers_grouped_latents():
 
 def _band_limited_corpus(root: Path) -> Path:
     """The tone corpus with a bandwidth_hz column: speaker spk1 is a telephone line."""
-    manifest = make_tone_corpus(root)
-    rows = list(csv.DictReader(manifest.open()))
-    for r in rows:
-        r["bandwidth_hz"] = "4000" if r["speaker"] == "spk1" else "11025"
-    with manifest.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return manifest
+    return edit_manifest(make_tone_corpus(root), lambda r: r.update(bandwidth_hz="4000" if r["speaker"] == "spk1" else "11025"))
 
 
 def test_band_limited_policies(tmp_path):
@@ -177,13 +168,7 @@ def test_merge_manifests_labels_the_corpus_and_refuses_clashing_speakers(tmp_pat
     b = make_tone_corpus(tmp_path / "beta")
     with pytest.raises(ManifestError, match="spk0.*alpha.*beta"):
         merge_manifests([a, b])
-    rows = list(csv.DictReader(b.open()))
-    for r in rows:
-        r["speaker"] = "b_" + r["speaker"]
-    with b.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    edit_manifest(b, lambda r: r.update(speaker="b_" + r["speaker"]))
     out = tmp_path / "both" / "manifest.csv"
     assert main(["merge-manifests", str(a), str(b), "-o", str(out)]) == 0
     merged = read_manifest(out)
