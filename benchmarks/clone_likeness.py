@@ -177,10 +177,10 @@ def log_f0_spread(pitches: list[torch.Tensor]) -> float:
     return float(torch.cat(rows).std())
 
 
-def with_spread(pitch: torch.Tensor, target_spread: float) -> torch.Tensor:
-    """The source's intonation (1, 3, F) with its melody scaled to `target_spread` about its own mean."""
+def with_spread(pitch: torch.Tensor, scale: float) -> torch.Tensor:
+    """The source's intonation (1, 3, F) with its melody scaled by `scale` about its own mean."""
     out = pitch.clone()
-    out[0, 0] *= target_spread / max(log_f0_spread([pitch]), 1e-3)
+    out[0, 0] *= scale
     return out
 
 
@@ -299,8 +299,13 @@ def main() -> None:
             target_sd, target_ltas = band_spread(target_mels), long_term_spectrum(target_mels)
             target_content = content_frames(adapted, target_mels)
             matching = adapted.matching_for(name)
-            target_pitches = [adapted.intonation(vc.load_audio(u.path), m.shape[-1]) for u, m in zip(clips, target_mels)]
-            target_spread = log_f0_spread(target_pitches) if args.f0_spread else math.nan
+            if args.f0_spread:
+                # T's melody spread (octaves) as the decoder's input tracks it (RAPT), and as
+                # the vector file stores it for the voice (pYIN over the cleaned clips).
+                target_pitches = [adapted.intonation(vc.load_audio(u.path), m.shape[-1]) for u, m in zip(clips, target_mels)]
+                target_spread = log_f0_spread(target_pitches)
+                stored_spread = adapted.target_f0(name)["std_semitones"] / 12
+                stored_ratios.append(stored_spread / target_spread)
 
             for u in own if "ceiling" in parts else ():
                 audio = vc.load_audio(u.path)
@@ -345,13 +350,12 @@ def main() -> None:
                         f"adapted + retrieval {r:g}",
                     )
                 if args.f0_spread:
-                    spread = with_spread(pitch, target_spread)
-                    f0_ratios.append(target_spread / max(log_f0_spread([pitch]), 1e-3))
-                    stored_ratios.append(adapted.target_f0(name)["std_semitones"] / 12 / target_spread)
+                    source_spread = max(log_f0_spread([pitch]), 1e-3)
+                    f0_ratios.append(target_spread / source_spread)
+                    spread = with_spread(pitch, target_spread / source_spread)
                     affine = content_affine(adapted._content_stats_of(mel), adapted.content_stats_for(name), 1.0)
                     mels["adapted + f0 spread"] = (adapted.decode_with_speaker(mel, z_t, spread), "adapted")
-                    # The same with the spread the vector file stores for the voice (pYIN over the cleaned clips).
-                    stored = with_spread(pitch, adapted.target_f0(name)["std_semitones"] / 12)
+                    stored = with_spread(pitch, stored_spread / source_spread)
                     mels["adapted + f0 spread, stored"] = (adapted.decode_with_speaker(mel, z_t, stored), "adapted + f0 spread")
                     mels["adapted + content norm + f0 spread"] = (
                         adapted.decode_with_speaker(mel, z_t, spread, content_affine=affine),
@@ -383,9 +387,7 @@ def main() -> None:
             print(
                 f"T's F0 spread over the source's: median {np.median(f0_ratios):.2f}, range {min(f0_ratios):.2f}-{max(f0_ratios):.2f}"
             )
-            print(
-                f"T's stored (pYIN) F0 spread over its RAPT one, per target: {', '.join(f'{r:.2f}' for r in dict.fromkeys(stored_ratios))}"
-            )
+            print(f"T's stored (pYIN) F0 spread over its RAPT one, per target: {', '.join(f'{r:.2f}' for r in stored_ratios)}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"ceiling": ceiling.__dict__, "corrections": corrections.__dict__, "alphas": alphas}, f, indent=1)
