@@ -97,6 +97,19 @@ def interrupted_and_straight(tmp_path: Path, config: Path, overrides: list[str])
     return a, b
 
 
+def cli_option_changes_the_output(args: list[str], option: str, tmp_path: Path) -> None:
+    """`voicevae convert ARGS` with OPTION 1 writes other samples than without it; OPTION 2 (out of
+    range) is refused and writes nothing."""
+    from voicevae.cli import main
+
+    assert main([*args, "-o", str(tmp_path / "plain")]) == 0
+    assert main([*args, "-o", str(tmp_path / "with"), option, "1"]) == 0
+    a, b = (sf.read(tmp_path / d / "src.wav")[0] for d in ("plain", "with"))
+    assert a.shape == b.shape and not np.allclose(a, b)
+    assert main([*args, "-o", str(tmp_path / "bad"), option, "2"]) == 1
+    assert not (tmp_path / "bad" / "src.wav").exists()
+
+
 @pytest.fixture(scope="session")
 def tone_corpus(tmp_path_factory) -> Path:
     return make_tone_corpus(tmp_path_factory.mktemp("tones"))
@@ -123,4 +136,20 @@ def model_dir(tmp_path_factory, tone_corpus) -> Path:
     out = tmp_path_factory.mktemp("model")
     VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4)).save(out / "model.pt")
     compute_vectors(VAE.load(out / "model.pt"), read_manifest(tone_corpus), is_samples=2, progress=False).save(out / "vectors.pt")
+    return out
+
+
+@pytest.fixture(scope="module")
+def pitch_model_dir(tmp_path_factory, tone_corpus):
+    """A tiny (untrained) model with a pitch input and its vector file, F0 statistics included."""
+    from voicevae.config import VAEConfig
+    from voicevae.corpora import read_manifest
+    from voicevae.model import VAE
+    from voicevae.vectors import compute_vectors
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("pitch_model")
+    VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4, pitch_input=True)).save(out / "model.pt")
+    vectors = compute_vectors(VAE.load(out / "model.pt"), read_manifest(tone_corpus), is_samples=2, f0_clips=2, progress=False)
+    vectors.save(out / "vectors.pt")
     return out

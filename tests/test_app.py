@@ -298,6 +298,11 @@ def test_adapt_makes_a_new_model_whose_voice_is_the_target(demo, tmp_path):
     ]
     assert named[1][-1].startswith("Converted"), named[1][-1]
     assert not np.array_equal(sf.read(named[0][0])[0], sf.read(named[1][0])[0])
+    # The F0 spread (the seventh control) reaches the conversion too: this model has no melody input to scale.
+    spread = demo.on_convert(
+        str(source), TARGET_SPEAKER, "newvoice", None, 0, 1.0, "newvoice", "griffinlim", *controls, 0.0, 1.0
+    )[-1]
+    assert "f0_spread needs a model with a pitch input" in spread
     # A taken name, a bad name, or nothing uploaded: refused with a message.
     assert "exists already" in demo.on_adapt(recordings, "newvoice", demo.default_model, "griffinlim")[-1]
     assert "a name of letters" in demo.on_adapt(recordings, "new voice", demo.default_model, "griffinlim")[-1]

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
+from conftest import cli_option_changes_the_output
 
 from voicevae.api import VoiceConverter, load
 from voicevae.augment import warp_mel
@@ -34,17 +35,6 @@ def tone(f0: float, seconds: float, level: float = 0.2, seed: int = 0) -> np.nda
     wav = sum(np.sin(2 * np.pi * k * f0 * np.cumsum(vib) / RATE) / k for k in range(1, 6))
     noise = 0.003 * np.random.default_rng(seed).standard_normal(t.size)
     return (level * wav / np.abs(wav).max() + noise).astype(np.float32)
-
-
-def cli_option_changes_the_output(args: list[str], option: str, tmp_path: Path) -> None:
-    """`voicevae convert ARGS` with OPTION 1 writes other samples than without it; OPTION 2 (out of
-    range) is refused and writes nothing."""
-    assert main([*args, "-o", str(tmp_path / "plain")]) == 0
-    assert main([*args, "-o", str(tmp_path / "with"), option, "1"]) == 0
-    a, b = (sf.read(tmp_path / d / "src.wav")[0] for d in ("plain", "with"))
-    assert a.shape == b.shape and not np.allclose(a, b)
-    assert main([*args, "-o", str(tmp_path / "bad"), option, "2"]) == 1
-    assert not (tmp_path / "bad" / "src.wav").exists()
 
 
 @pytest.fixture(scope="module")
@@ -406,6 +396,9 @@ def test_cloning_protocol_budgets_and_arguments(tone_corpus, model_dir, capsys):
         (["--unseen", "--content-norm", "-1"], "--content-norm -1: must be in [0, 1]"),
         (["--cloning", "30", "--cloning-content-norm", "0.5,2"], "--cloning-content-norm '0.5,2': each value must be in (0, 1]"),
         (["--cloning", "30", "--content-norm", "1"], "use --cloning-content-norm"),
+        (["--cloning", "30", "--cloning-f0-spread", "0,1"], "--cloning-f0-spread '0,1': each value must be in (0, 1]"),
+        (["--f0-spread", "0.5"], "--f0-spread is an option of --unseen"),
+        (["--unseen", "--f0-spread", "1.5"], "--f0-spread 1.5: must be in [0, 1]"),
         (["--content-norm", "1.5"], "content_norm must be in [0, 1]"),
         (["--cloning", "30", "--adapt-set", "trainable=everything"], "trainable: must be one of"),
         (["--cloning", "30"], "needs at least 2 held-out voices"),  # the tone corpus has none
@@ -613,9 +606,10 @@ def test_content_norm_needs_the_targets_frames_and_a_fraction(vc, model_dir, tmp
     cli_option_changes_the_output(args, "--content-norm", tmp_path)
 
 
-def test_cloning_protocol_gives_each_add_on_what_it_needs(vc, tmp_path, monkeypatch):
-    """The content-norm conditions reach `convert` with their option, and a bare zero-shot vector
-    with the clips' matching set (its only source of content statistics); the judges are stand-ins."""
+def test_cloning_protocol_gives_each_add_on_what_it_needs(pitch_model_dir, tmp_path, monkeypatch):
+    """The content-norm and F0-spread conditions reach `convert` with their option, and a bare
+    zero-shot vector with the clips' matching set or melody spread (its only source of the target's
+    statistics); the judges are stand-ins."""
     from conftest import edit_manifest, make_tone_corpus
 
     from voicevae import evaluate_cloning as protocol
@@ -644,6 +638,7 @@ def test_cloning_protocol_gives_each_add_on_what_it_needs(vc, tmp_path, monkeypa
     monkeypatch.setattr(protocol, "f0_correlation", lambda *a: 0.0)
     monkeypatch.setattr(protocol, "median_f0", lambda *a: 200.0)
     monkeypatch.setattr(VoiceConverter, "convert", spy)
+    vc = load(pitch_model_dir, vocoder="griffinlim", device="cpu")  # f0_spread needs the decoder's pitch input
     config = AdaptConfig(steps=1, min_seconds=1.0, segment_frames=32)
     report = protocol.evaluate_cloning(
         vc,
@@ -654,20 +649,31 @@ def test_cloning_protocol_gives_each_add_on_what_it_needs(vc, tmp_path, monkeypa
         adapt_config=config,
         progress=False,
         content_norms=[1.0],
+        f0_spreads=[0.5],
     )
-    names = protocol.conditions([0.5], add_ons={"content_norm": [1.0]})
+    names = protocol.conditions([0.5], add_ons={"content_norm": [1.0], "f0_spread": [0.5]})
     assert len(calls) == 2 * len(names)  # two targets, one source clip each, every condition
     by_name = dict(zip(names, calls))
-    for name in names:
-        converter, target, options = by_name[name]
-        plain = by_name[name.removesuffix(" + content norm 1")]
-        assert options.get("content_norm", 0.0) == (1.0 if name.endswith("content norm 1") else 0.0), name
-        assert converter is plain[0] and options.get("retrieval") == plain[2].get("retrieval"), name
+    for suffix, option, value in ((" + content norm 1", "content_norm", 1.0), (" + f0 spread 0.5", "f0_spread", 0.5)):
+        for name in names:
+            converter, target, options = by_name[name]
+            plain = by_name[name.removesuffix(suffix)]
+            assert options.get(option, 0.0) == (value if name.endswith(suffix) else 0.0), name
+            assert converter is plain[0] and options.get("retrieval") == plain[2].get("retrieval"), name
     zero_shot = by_name["zero-shot + content norm 1"]
     assert zero_shot[0] is vc and isinstance(zero_shot[1], torch.Tensor)
     assert isinstance(zero_shot[2]["matching"], MatchingSet)
     adapted = by_name["adapted + content norm 1"]
     assert adapted[0] is not vc and adapted[1] == "spk0_adapted" and "matching" not in adapted[2]  # its stored statistics
+    zero_shot = by_name["zero-shot + f0 spread 0.5"]
+    # The melody spread of spk0's budget clips: all but its judges' and its source clips.
+    pool = [u for u in read_manifest(manifest, split="test_voice") if u.speaker == "spk0"][: -protocol.JUDGE_CLIPS - 1]
+    clips = [u.path for u in protocol.budget_clips(pool, 30.0)]
+    assert zero_shot[2]["target_spread"] == pytest.approx(vc.target_spread(clips))
+    adapted = by_name["adapted + f0 spread 0.5"]
+    assert adapted[1] == "spk0_adapted" and "target_spread" not in adapted[2]  # its stored spread
+    assert math.isfinite(adapted[0].vectors.f0["spk0_adapted"]["melody_octaves"])
     paired = {(c, b) for _, m, c, b, _ in report["differences"] if m == "similarity to target"}
     assert ("zero-shot + content norm 1", "zero-shot") in paired
     assert ("adapted + retrieval 0.5 + content norm 1", "adapted + retrieval 0.5") in paired
+    assert ("zero-shot + f0 spread 0.5", "zero-shot") in paired

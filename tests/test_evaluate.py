@@ -125,18 +125,30 @@ def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path, mo
 
     def spy(self, wav, target, *args, **kwargs):
         matching = kwargs.get("matching")
-        converted.append((self, kwargs.get("content_norm"), None if matching is None else len(matching.clip_mels())))
+        options = (kwargs.get("content_norm"), kwargs.get("f0_spread"), kwargs.get("target_spread"))
+        converted.append((self, *options, None if matching is None else len(matching.clip_mels())))
+        # These models have no pitch input for f0_spread to scale: only what reaches convert is under test.
+        kwargs.pop("f0_spread"), kwargs.pop("target_spread", None)
         return convert(self, wav, target, *args, **kwargs)
 
     monkeypatch.setattr(VoiceConverter, "convert", spy)
     a, b = (
-        unseen_protocol(vc, clips, manifest, named=["spk0"], is_samples=2, progress=False, sounds=sounds, content_norm=c)
+        unseen_protocol(
+            vc, clips, manifest, named=["spk0"], is_samples=2, progress=False, sounds=sounds, content_norm=c, f0_spread=c
+        )
         for vc, c in zip(converters, (0.0, 1.0))
     )
-    # The second model's conversions with content norm: few-shot ones to the statistics of the
-    # target's 3 reference clips, named ones to the vector file's (no matching set).
-    assert [(cn, m) for vc, cn, m in converted if vc is converters[1]] == [(1.0, 3), (1.0, 3), (1.0, None), (1.0, None)]
-    assert all(cn == 0.0 and m is None for vc, cn, m in converted if vc is converters[0])
+    # The second model's conversions with content norm and F0 spread: few-shot ones to the statistics
+    # and melody spread of the target's 3 reference clips, named ones to the vector file's (none given).
+    refs = {t: [c.audio for c in clips if c.speaker == t][:3] for t in ("spk2", "spk3")}
+    spreads = [converters[1].target_spread(refs[t]) for t in ("spk2", "spk3")]
+    assert [(cn, f0, ts, m) for vc, cn, f0, ts, m in converted if vc is converters[1]] == [
+        (1.0, 1.0, spreads[0], 3),
+        (1.0, 1.0, spreads[1], 3),
+        (1.0, 1.0, None, None),
+        (1.0, 1.0, None, None),
+    ]
+    assert all(cn == f0 == 0.0 and ts is None and m is None for vc, cn, f0, ts, m in converted if vc is converters[0])
     per = a["clips"]
     # pYIN, the slowest judge, tracks each scored source once and each output once:
     # per model, 2 sources + 2 resyntheses + 2 few-shot conversions.

@@ -4,12 +4,13 @@ import math
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from conftest import write_train_config as write_config
 
 from voicevae.config import VAEConfig
 from voicevae.model import VAE
-from voicevae.pitch import intonation
+from voicevae.pitch import f0_stats, intonation, intonation_spread, melody_spread, scale_melody
 from voicevae.training.vae import load_config, train
 
 RATE, HOP = 22050, 256
@@ -121,3 +122,85 @@ def test_batches_crop_the_contour_where_they_crop_the_mel():
         real = contour[:, 1] > 0
         torch.testing.assert_close(contour[:, 0][real], mel[:, 0][real])
         assert (mel[:, 0][~real] == -11.5).all() and (contour[:, 0][~real] == 0).all()
+
+
+def test_melody_spread_is_the_contours_range_about_each_clips_own_mean():
+    low, high = glide(2.0, 120, 0.25), glide(2.0, 240, 0.25)
+    # An F0 swinging a octaves as a sine has a log-F0 spread of a / sqrt(2).
+    assert melody_spread([low, high], RATE) == pytest.approx(0.25 / math.sqrt(2), rel=0.1)
+    assert melody_spread([glide(2.0, 150, 0.5)], RATE) == pytest.approx(0.5 / math.sqrt(2), rel=0.1)
+    # Two registers an octave apart: pYIN's pooled spread counts the octave, the melody's does not.
+    stats = f0_stats([low, high], RATE)
+    assert stats["std_semitones"] > 5 and stats["melody_octaves"] == pytest.approx(melody_spread([low, high], RATE))
+    # The decoder's input measures the same spread, and scale_melody moves only its melody row.
+    pitch = intonation(low, RATE, 172, HOP)
+    assert intonation_spread(pitch) == pytest.approx(melody_spread([low], RATE), rel=0.05)
+    wider = scale_melody(pitch, 2.0)
+    torch.testing.assert_close(wider[0], 2 * pitch[0])
+    torch.testing.assert_close(wider[1:], pitch[1:])
+    with pytest.raises(ValueError, match="too little voiced speech"):
+        melody_spread([np.zeros(RATE, dtype=np.float32)], RATE)
+    assert intonation_spread(torch.zeros(3, 50)) is None
+
+
+def test_f0_spread_moves_the_melody_the_decoder_follows_to_the_targets_range(pitch_model_dir, monkeypatch):
+    from voicevae.api import load
+
+    vc = load(pitch_model_dir, vocoder="griffinlim", device="cpu")
+    src = torch.from_numpy(glide(2.0, 150, 0.1))
+    refs = [torch.from_numpy(glide(2.0, 220, 0.4)), torch.from_numpy(glide(1.5, 200, 0.3))]
+    seen = []  # the intonation each conversion decodes with
+    decode = vc.decode_with_speaker
+    monkeypatch.setattr(
+        vc, "decode_with_speaker", lambda mel, z, pitch=None, **kw: seen.append(pitch) or decode(mel, z, pitch, **kw)
+    )
+    plain, full, half = (vc.convert_mel(src, refs, f0_spread=s) for s in (0.0, 1.0, 0.5))
+    own, wanted = intonation_spread(seen[0]), melody_spread(refs, RATE)
+    assert wanted > 2 * own  # the target's melody is much livelier
+    assert intonation_spread(seen[1]) == pytest.approx(wanted, rel=1e-4)
+    assert intonation_spread(seen[2]) == pytest.approx(math.sqrt(own * wanted), rel=1e-4)  # half way, in log ratio
+    torch.testing.assert_close(seen[1][:, 1:], seen[0][:, 1:])  # voicing and register untouched
+    assert not torch.allclose(plain, full)
+    # A named voice's spread is stored in the vector file; a bare vector needs it given.
+    stored = vc.vectors.f0["spk2"]["melody_octaves"]
+    assert math.isfinite(stored)
+    vc.convert_mel(src, "spk2", f0_spread=1.0)
+    assert intonation_spread(seen[-1]) == pytest.approx(stored, rel=1e-4)
+    vc.convert_mel(src, vc.vectors.speaker("spk2"), f0_spread=1.0, target_spread=0.3)
+    assert intonation_spread(seen[-1]) == pytest.approx(0.3, rel=1e-4)
+    # convert hands both on to convert_mel.
+    vc.convert(src, refs, f0_spread=1.0)
+    assert intonation_spread(seen[-1]) == pytest.approx(wanted, rel=1e-4)
+
+
+def test_f0_spread_refuses_what_it_cannot_measure(pitch_model_dir, monkeypatch, tmp_path):
+    from conftest import cli_option_changes_the_output
+
+    from voicevae.api import load
+
+    vc = load(pitch_model_dir, vocoder="griffinlim", device="cpu")
+    src = torch.from_numpy(glide(1.0, 150, 0.1))
+    noise = 0.05 * torch.randn(RATE, generator=torch.Generator().manual_seed(0))  # no pitch anywhere: a whisper
+    with pytest.raises(ValueError, match="f0_spread needs the target's melody.*not a vector"):
+        vc.convert_mel(src, vc.vectors.speaker("spk2"), f0_spread=0.5)
+    with pytest.raises(ValueError, match=r"f0_spread must be in \[0, 1\]"):
+        vc.convert_mel(src, "spk2", f0_spread=1.5)
+    with pytest.raises(ValueError, match="f0_spread needs a target voice"):
+        vc.convert_mel(src, None, f0_spread=0.5)
+    with pytest.raises(ValueError, match="f0_spread: the reference clips: too little voiced speech"):
+        vc.convert_mel(src, [noise], f0_spread=0.5)
+    with monkeypatch.context() as m:  # a vector file made before f0_spread
+        m.setitem(vc.vectors.f0, "spk2", {k: v for k, v in vc.vectors.f0["spk2"].items() if k != "melody_octaves"})
+        with pytest.raises(ValueError, match="no melody spread for voice 'spk2'.*voicevae vectors"):
+            vc.convert_mel(src, "spk2", f0_spread=0.5)
+    with monkeypatch.context() as m:  # the decoder takes no melody to scale
+        m.setattr(vc.model.config, "pitch_input", False)
+        with pytest.raises(ValueError, match="f0_spread needs a model with a pitch input"):
+            vc.convert_mel(src, "spk2", f0_spread=0.5)
+    with pytest.warns(UserWarning, match="too few voiced frames"):  # a whisper: nothing to scale
+        vc.convert_mel(noise, "spk2", f0_spread=0.5)
+    # The CLI (through the batch): --f0-spread with reference clips changes the output; a bad value writes nothing.
+    sf.write(tmp_path / "src.wav", src.numpy(), RATE)
+    sf.write(tmp_path / "ref.wav", glide(1.5, 220, 0.4), RATE)
+    args = ["convert", str(tmp_path / "src.wav"), "--model", str(pitch_model_dir), "--vocoder", "griffinlim"]
+    cli_option_changes_the_output([*args, "--target-clips", str(tmp_path / "ref.wav")], "--f0-spread", tmp_path)

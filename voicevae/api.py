@@ -43,7 +43,7 @@ from .features import MelFrontend
 from .matching import DEFAULT_SPACE, MatchingSet, parse_space
 from .model import DEFAULT_MODEL as DEFAULT_MODEL  # re-exported: tests and scripts import it from here
 from .model import SHIPPED_MODELS, VAE
-from .pitch import f0_stats, intonation, median_f0, semitones_between
+from .pitch import f0_stats, intonation, intonation_spread, median_f0, melody_spread, scale_melody, semitones_between
 from .pitch import pitch_shift as shift_pitch
 from .postfilter import DEFAULT_POSTFILTER
 from .postfilter import check as check_postfilter
@@ -331,6 +331,8 @@ class VoiceConverter:
         matching: MatchingSet | None = None,
         detail: float = 0.0,
         content_norm: float = 0.0,
+        f0_spread: float = 0.0,
+        target_spread: float | None = None,
         pitch_shift: float = 0.0,
         match_pitch: bool = False,
         target_hz: float | None = None,
@@ -347,6 +349,9 @@ class VoiceConverter:
         detail D in [0, 1]: add back D times what the VAE loses of the source
         (its log-mel minus its own resynthesis), so the source's fine detail,
         its words with it, rides on the converted voice (`convert_mel`).
+        f0_spread S in [0, 1]: move the range of the source's melody S of the
+        way (in log ratio) to the target's (`convert_mel`); target_spread
+        stands in for the target's measured spread.
         match_pitch: move the output's median F0 to the target's (the target's
         F0 statistics: a named voice in the vector file, or the clips).
         pitch_shift: semitones added on top (after match_pitch when both).
@@ -366,6 +371,8 @@ class VoiceConverter:
             matching=matching,
             detail=detail,
             content_norm=content_norm,
+            f0_spread=f0_spread,
+            target_spread=target_spread,
         )
         return self.adjust_pitch(self.vocode_many([mel])[0], target, pitch_shift, match_pitch, target_hz)
 
@@ -466,6 +473,8 @@ class VoiceConverter:
         matching: MatchingSet | None = None,
         detail: float = 0.0,
         content_norm: float = 0.0,
+        f0_spread: float = 0.0,
+        target_spread: float | None = None,
     ) -> torch.Tensor:
         """The converted log-mel (n_mels, F) before vocoding; target=None resynthesizes (see `convert`).
 
@@ -481,12 +490,24 @@ class VoiceConverter:
         stays too.
         content_norm C: move the source's content latents C of the way to the
         target's per-channel mean and spread (content_stats.py).
+        f0_spread S: scale the melody the decoder follows (the source's
+        intonation about its own mean) by (target spread / source spread)^S,
+        so a monotonous source reads with a lively target's intonation and
+        the other way round. The speaker latent sets the register but not the
+        melody's range, which comes from the source, and a range that is the
+        source's is part of what makes a conversion sound like the source
+        (README, "Melody range"). The target's spread: stored for a named
+        voice, measured for clips, or given as `target_spread` (octaves,
+        `pitch.melody_spread`).
         """
-        check_blend_options(target, retrieval=retrieval, detail=detail, content_norm=content_norm)
+        check_blend_options(target, retrieval=retrieval, detail=detail, content_norm=content_norm, f0_spread=f0_spread)
         audio = self._audio(wav)
         mel = self.mel(audio)
         own = self._speaker_of_mel(mel)
         pitch = self.intonation(audio, mel.shape[-1])
+        if f0_spread:
+            assert target is not None
+            pitch = self._spread_melody(pitch, target, f0_spread, target_spread)
         z_s = own if target is None else self._speaker_latent(own, target, strength, attributes, method, source_speaker)
         affine = None
         if content_norm:
@@ -635,6 +656,39 @@ class VoiceConverter:
                     semitones += off
         return shift_pitch(audio, self.sample_rate, semitones) if semitones else audio
 
+    def _spread_melody(
+        self, pitch: torch.Tensor | None, target: str | torch.Tensor | Sequence[Source], amount: float, wanted: float | None
+    ) -> torch.Tensor | None:
+        """The source's intonation (1, 3, F) with its melody moved `amount` of the way to the target's spread."""
+        if pitch is None:
+            raise ValueError("f0_spread needs a model with a pitch input (model.pitch_input); this one has none")
+        own = intonation_spread(pitch)
+        if own is None or own == 0.0:
+            # A whisper or a monotone: no melody to scale.
+            warnings.warn("f0_spread: the source has too few voiced frames; its melody is left as it is", stacklevel=3)
+            return pitch
+        wanted = self.target_spread(target) if wanted is None else wanted
+        return scale_melody(pitch, (wanted / own) ** amount)
+
+    def target_spread(self, target: str | torch.Tensor | Sequence[Source]) -> float:
+        """The target's melody spread (octaves, `pitch.melody_spread`): stored for a named voice, measured for clips."""
+        if isinstance(target, str):
+            stored = self.vectors.f0.get(target, {}).get("melody_octaves", math.nan) if self.vectors is not None else math.nan
+            if not math.isfinite(stored):
+                raise ValueError(
+                    f"f0_spread: no melody spread for voice {target!r} in the vector file (one made before f0_spread, "
+                    "or too little voiced speech); recompute it with `voicevae vectors` (an adapted voice: adapt again), "
+                    "or give reference clips"
+                )
+            return stored
+        if isinstance(target, torch.Tensor) and target.ndim == 1:
+            raise ValueError("f0_spread needs the target's melody: give a named voice or reference clips, not a vector")
+        clips = [target] if isinstance(target, (str, Path, torch.Tensor)) else list(target)
+        try:
+            return melody_spread([self._audio(c) for c in clips], self.sample_rate)
+        except ValueError as e:
+            raise ValueError(f"f0_spread: the reference clips: {e}") from None
+
     def target_f0(self, target: str | torch.Tensor | Sequence[Source]) -> dict[str, float]:
         """F0 statistics of a target (pitch.f0_stats): stored for a named voice, measured for clips."""
         if isinstance(target, str):
@@ -728,6 +782,7 @@ class VoiceConverter:
         match_pitch: bool = False,
         detail: float = 0.0,
         content_norm: float = 0.0,
+        f0_spread: float = 0.0,
         fmt: str = "wav",
         sample_rate: int | None = None,
     ) -> BatchReport:
@@ -758,6 +813,7 @@ class VoiceConverter:
             match_pitch=match_pitch,
             detail=detail,
             content_norm=content_norm,
+            f0_spread=f0_spread,
             fmt=fmt,
             sample_rate=sample_rate,
         )

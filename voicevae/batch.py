@@ -101,6 +101,7 @@ def convert_files(
     sample_rate: int | None = None,
     detail: float = 0.0,
     content_norm: float = 0.0,
+    f0_spread: float = 0.0,
 ) -> BatchReport:
     """Convert (or, with target=None, resynthesize) many files into out_dir.
 
@@ -130,6 +131,7 @@ def convert_files(
         match_pitch=match_pitch,
         detail=detail,
         content_norm=content_norm,
+        f0_spread=f0_spread,
         sample_rate=sample_rate,
     )
 
@@ -150,6 +152,7 @@ def convert_pairs(
     sample_rate: int | None = None,
     detail: float = 0.0,
     content_norm: float = 0.0,
+    f0_spread: float = 0.0,
 ) -> BatchReport:
     """Convert each (input file, output file) pair; each output's suffix picks its format (audio.save_audio).
 
@@ -174,7 +177,7 @@ def convert_pairs(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     # Refused before any file, not once per file.
-    check_blend_options(target, retrieval=retrieval, detail=detail, content_norm=content_norm)
+    check_blend_options(target, retrieval=retrieval, detail=detail, content_norm=content_norm, f0_spread=f0_spread)
     report = BatchReport()
     out_rate = sample_rate or vc.sample_rate
     if not MIN_RATE <= out_rate <= MAX_RATE:
@@ -182,13 +185,14 @@ def convert_pairs(
     # Reference clips are encoded once for the whole batch; names stay names
     # so the "stats" method can use the named speaker's spread.
     target_vec = target if target is None or isinstance(target, str) else vc.target_vector(target)
-    # Likewise the target's frames (retrieval, content_norm) and pitch (match_pitch), found once.
+    # Likewise the target's frames (retrieval, content_norm) and pitch (match_pitch, f0_spread), found once.
     matching = None
     if target is not None and retrieval:
         matching = vc.matching_for(target)
     elif target is not None and content_norm and vc.stored_content_stats(target) is None:
         matching = vc.matching_for(target, purpose="content_norm")
     target_hz = vc.target_f0(target)["median_hz"] if match_pitch and target is not None else None
+    target_spread = vc.target_spread(target) if f0_spread and target is not None else None
 
     def fail(path: Path, out: Path, e: Exception) -> None:
         # Every reason names the file at fault.
@@ -217,7 +221,7 @@ def convert_pairs(
 
     # Long files stream through block by block (streaming.py: the same samples
     # in constant memory) unless an option needs the whole clip at once.
-    whole_clip_options = bool(retrieval or content_norm or pitch_shift or match_pitch)
+    whole_clip_options = bool(retrieval or content_norm or f0_spread or pitch_shift or match_pitch)
     total = sum(seconds.values())
     with tqdm(total=round(total, 1), desc="converting", unit="s audio", disable=not progress) as bar:
         for path, out in sorted(jobs, key=lambda job: seconds[job[0]]) if batch_size > 1 else jobs:
@@ -268,6 +272,8 @@ def convert_pairs(
                             matching=matching,
                             detail=detail,
                             content_norm=content_norm,
+                            f0_spread=f0_spread,
+                            target_spread=target_spread,
                         ),
                     )
                 )

@@ -76,6 +76,13 @@ def add_arguments_convert(p: argparse.ArgumentParser) -> None:
         metavar="C",
         help="0..1: move the source's content latents to the target's statistics (a named voice's, or --target-clips')",
     )
+    p.add_argument(
+        "--f0-spread",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="0..1: move the range of the source's melody to the target's (a named voice's, or --target-clips')",
+    )
     p.add_argument("--match-pitch", action="store_true", help="move the output's median pitch to the target's")
     p.add_argument(
         "--pitch-shift", type=float, default=0.0, metavar="SEMITONES", help="shift the output's pitch (after --match-pitch)"
@@ -157,6 +164,7 @@ def _run_batch(args: argparse.Namespace, vc: VoiceConverter, target: str | torch
             match_pitch=getattr(args, "match_pitch", False),
             detail=getattr(args, "detail", 0.0),
             content_norm=getattr(args, "content_norm", 0.0),
+            f0_spread=getattr(args, "f0_spread", 0.0),
             fmt=args.format,
             sample_rate=args.sample_rate,
         )
@@ -175,8 +183,9 @@ def run_convert(args: argparse.Namespace) -> int:
         target: str | torch.Tensor | list[Path] = args.target
     elif args.target_clips:
         clips = [Path(c) for c in args.target_clips]
-        # Retrieval, content norm and pitch matching need the clips themselves, not only their mean latent.
-        target = clips if args.retrieval or args.content_norm or args.match_pitch else vc.speaker_vector(clips)
+        # Retrieval, content norm and the pitch options need the clips themselves, not only their mean latent.
+        wants_clips = args.retrieval or args.content_norm or args.f0_spread or args.match_pitch
+        target = clips if wants_clips else vc.speaker_vector(clips)
     else:
         target = vc.random_voice(seed=args.random_voice)
     return _run_batch(args, vc, target)

@@ -274,24 +274,31 @@ class Demo:
     @staticmethod
     def _controls(rest: Sequence[Any]) -> tuple[list[float], dict[str, Any]]:
         """Split the trailing inputs: the attribute sliders, then retrieval, pitch shift, match pitch, detail,
-        postfilter and content norm.
+        postfilter, content norm and F0 spread.
 
-        The page always sends all six; calls from Python that stop earlier
+        The page always sends all seven; calls from Python that stop earlier
         get the defaults for the rest (no retrieval, no shift, no detail, the
-        default postfilter, no content norm). "postfilter" is a converter setting, not a
+        default postfilter, no content norm, no F0 spread). "postfilter" is a converter setting, not a
         `convert` argument: callers pop it (`VoiceConverter.with_postfilter`).
         """
         amounts = [float(a) for a in rest[:MAX_ATTRIBUTE_SLIDERS]]
-        defaults = [0.0, 0.0, False, 0.0, DEFAULT_POSTFILTER, 0.0]
-        retrieval, pitch, match, detail, postfilter, content_norm = [*rest[MAX_ATTRIBUTE_SLIDERS:], *defaults][:6]
+        defaults = [0.0, 0.0, False, 0.0, DEFAULT_POSTFILTER, 0.0, 0.0]
+        given = [*rest[MAX_ATTRIBUTE_SLIDERS:], *defaults][:7]
+        retrieval, pitch, match, detail, postfilter, content_norm, f0_spread = given
         return amounts, {
             "retrieval": float(retrieval or 0.0),
             "pitch_shift": float(pitch or 0.0),
             "match_pitch": bool(match),
             "detail": float(detail or 0.0),
             "content_norm": float(content_norm or 0.0),
+            "f0_spread": float(f0_spread or 0.0),
             "postfilter": float(DEFAULT_POSTFILTER if postfilter is None else postfilter),
         }
+
+    @staticmethod
+    def _needs_clips(controls: dict[str, Any]) -> bool:
+        """Whether the controls need the reference clips themselves, not only their mean latent."""
+        return bool(controls["retrieval"] or controls["content_norm"] or controls["f0_spread"] or controls["match_pitch"])
 
     # ----- handlers -----------------------------------------------------------------
 
@@ -383,7 +390,7 @@ class Demo:
         """Convert one clip: (output wav path, source mel image, output mel image, score note, status).
 
         rest: the attribute sliders' values, then retrieval, pitch shift (semitones), match pitch, detail,
-        postfilter and content norm.
+        postfilter, content norm and F0 spread.
         """
         score_note = ""
         amounts, controls = self._controls(rest)
@@ -393,7 +400,7 @@ class Demo:
                 raise DemoError("upload or record a source clip first")
             vc = self.converter(model, vocoder).with_postfilter(postfilter)
             wav = vc.load_audio(self.check_upload(source, "source clip"))
-            keep = bool(controls["retrieval"] or controls["content_norm"] or controls["match_pitch"])
+            keep = self._needs_clips(controls)
             target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=keep)
             score_note = self._score_note(vc, wav)
             out = vc.convert(wav, target=target, strength=float(strength), attributes=self._amounts(vc, amounts), **controls)
@@ -482,7 +489,7 @@ class Demo:
         try:
             vc = self.converter(model, vocoder).with_postfilter(postfilter)
             # Encoded once for the whole batch (reference clips are the slow part).
-            keep = bool(controls["retrieval"] or controls["content_norm"] or controls["match_pitch"])
+            keep = self._needs_clips(controls)
             target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=keep)
             attributes = self._amounts(vc, amounts)
         except (DemoError, ValueError, KeyError, OSError) as e:
@@ -598,7 +605,7 @@ class Demo:
                         label="Strength (0 = source voice, 1 = target, >1 exaggerates)",
                         elem_id="strength",
                     )
-                    with gr.Accordion("Retrieval, pitch, detail, formants and content norm", open=False):
+                    with gr.Accordion("Retrieval, pitch, detail, formants, content norm and melody", open=False):
                         retrieval = gr.Slider(
                             0.0,
                             1.0,
@@ -634,6 +641,14 @@ class Demo:
                             step=0.1,
                             elem_id="content_norm",
                             label="Content norm (less of the source voice)",
+                        )
+                        f0_spread = gr.Slider(
+                            0.0,
+                            1.0,
+                            value=0.0,
+                            step=0.1,
+                            elem_id="f0_spread",
+                            label="Melody range (move the source's intonation range to the target's)",
                         )
                     with gr.Accordion("Attributes", open=False):
                         attrs = vc.attributes
@@ -680,7 +695,7 @@ class Demo:
                 gr.Markdown(
                     "Speak into the microphone and hear the target speaker chosen above as you speak"
                     " (voicevae/realtime.py; headphones avoid feedback). The source detail and sharper formants sliders above"
-                    " apply too; retrieval, pitch and content norm need the whole clip and do not."
+                    " apply too; retrieval, pitch, content norm and melody range need the whole clip and do not."
                 )
                 with gr.Row():
                     live_mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Speak", elem_id="live_mic")
@@ -712,6 +727,7 @@ class Demo:
                 detail,
                 postfilter,
                 content_norm,
+                f0_spread,
             ]
             convert.click(
                 self.on_convert, [source, *target_inputs], [output, source_mel, output_mel, score, status], api_name="convert"

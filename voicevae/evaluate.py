@@ -316,6 +316,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="content norms (0..1], each adding 'zero-shot + content norm C', 'adapted + content norm C' and 'adapted + retrieval R + content norm C'",
     )
     p.add_argument(
+        "--cloning-f0-spread",
+        default="",
+        metavar="S,...",
+        help="F0 spreads (0..1], each adding 'zero-shot + f0 spread S', 'adapted + f0 spread S' and 'adapted + retrieval R + f0 spread S'",
+    )
+    p.add_argument(
         "--cloning-spaces",
         default="content",
         help="matching-set key spaces for the retrieval conditions, e.g. content,mfcc,mfcc:2 (SPACE[:CONTEXT frames])",
@@ -360,6 +366,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="C",
         help="the conversions' content norm, 0..1 (a named voice's statistics from the vector file, an unseen one's from its reference clips)",
     )
+    p.add_argument(
+        "--f0-spread",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="with --unseen: the conversions' F0 spread, 0..1 (a named voice's from the vector file, an unseen one's from its reference clips)",
+    )
     p.add_argument("--out", help="write the markdown table here (and JSON beside it)")
     add_postfilter_argument(p)  # a baseline model gets the same
     p.add_argument("--device", default=None)
@@ -395,6 +408,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.cloning and args.content_norm:
         raise ValueError("--content-norm: the cloning protocol takes it as conditions of their own; use --cloning-content-norm")
+    if args.f0_spread and not args.unseen:
+        raise ValueError("--f0-spread is an option of --unseen; the cloning protocol's is --cloning-f0-spread")
     vc = load(args.model, vocoder=args.vocoder, device=args.device, postfilter=args.postfilter)
     if args.cloning:
         return run_cloning(args, vc)
@@ -449,6 +464,7 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
     ratios = _fractions(args.cloning_retrieval, "--cloning-retrieval", "ratio", "0.25,0.5,1")
     details = _fractions(args.cloning_detail, "--cloning-detail", "value", "0.5,1")
     content_norms = _fractions(args.cloning_content_norm, "--cloning-content-norm", "value", "0.5,1")
+    f0_spreads = _fractions(args.cloning_f0_spread, "--cloning-f0-spread", "value", "0.5,1")
     settings = {} if args.adapt_steps is None else {"steps": args.adapt_steps}
     config = adapt_config(args.adapt_set, "--adapt-set", **settings)
     check_content_bank(config, vc.vectors)  # before the minutes of scoring the judges' references
@@ -463,6 +479,7 @@ def run_cloning(args: argparse.Namespace, vc: VoiceConverter) -> int:
         spaces=spaces,
         details=details,
         content_norms=content_norms,
+        f0_spreads=f0_spreads,
     )
     table = (
         f"Settings: {args.manifest}, vocoder {args.vocoder}, postfilter {args.postfilter:g}, adaptation {config}.\n\n"
@@ -485,7 +502,7 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
     from .evaluate_unseen import heldout_clips, unseen_protocol
     from .evaluate_unseen import to_markdown as unseen_markdown
 
-    for flag, value in (("--detail", args.detail), ("--content-norm", args.content_norm)):
+    for flag, value in (("--detail", args.detail), ("--content-norm", args.content_norm), ("--f0-spread", args.f0_spread)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{flag} {value:g}: must be in [0, 1]")
     named = [n for n in args.named.split(",") if n]
@@ -501,10 +518,19 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
         missing = [n for n in named if n not in converter.speakers]
         if missing:
             raise ValueError(f"--named: {', '.join(missing)} not a voice of {model}")
+        # A vector file without a named voice's statistics is refused now, not after the resynthesis.
         for n in named if args.content_norm else ():
-            converter.content_stats_for(n)  # a vector file without them is refused now, not after the resynthesis
+            converter.content_stats_for(n)
+        for n in named if args.f0_spread else ():
+            converter.target_spread(n)
     clips = heldout_clips(vc, args.manifest, args.per_voice)
-    settings = dict(named=named, sources_per_target=args.sources_per_target, detail=args.detail, content_norm=args.content_norm)
+    settings = dict(
+        named=named,
+        sources_per_target=args.sources_per_target,
+        detail=args.detail,
+        content_norm=args.content_norm,
+        f0_spread=args.f0_spread,
+    )
     report = unseen_protocol(vc, clips, args.manifest, **settings)
     baseline = unseen_protocol(base, clips, args.manifest, **settings) if base is not None else None
     if from_json:
@@ -514,8 +540,8 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
     table = (
         f"Settings: {args.manifest} test_voice (up to {args.per_voice} clips per voice) and packaged recordings, "
         f"{len(clips)} clips; vocoder {args.vocoder}; 3 reference clips per voice; named voices {', '.join(named)}; "
-        f"detail {args.detail:g}; content norm {args.content_norm:g}; postfilter {args.postfilter:g}.\n\n"
-        + unseen_markdown(report, baseline, names)
+        f"detail {args.detail:g}; content norm {args.content_norm:g}; F0 spread {args.f0_spread:g}; "
+        f"postfilter {args.postfilter:g}.\n\n" + unseen_markdown(report, baseline, names)
     )
     print(table)
     if args.out:

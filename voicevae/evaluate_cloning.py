@@ -17,7 +17,10 @@ budget of B seconds of T's recordings (T's first clips, as many as make B):
   (VoiceConverter.convert_mel), each paired with the same condition without it;
 - with `--cloning-content-norm C`: likewise with content norm C, the
   source's content latents moved to the target's statistics (content_stats.py;
-  zero-shot takes them from the budget's clips, adapted ones from the vector file).
+  zero-shot takes them from the budget's clips, adapted ones from the vector file);
+- with `--cloning-f0-spread S`: likewise with f0_spread S, the source's
+  melody range moved toward the target's (pitch.melody_spread; zero-shot
+  measures it on the budget's clips, adapted ones read it from the vector file).
 
 The sources are clips of the other held-out voices (never T's), so every
 conversion is between two voices the model never trained on. The judges:
@@ -57,13 +60,13 @@ def retrieval_condition(ratio: float, space: str = DEFAULT_SPACE) -> str:
 
 # Options each added to the plain conditions as conditions of their own,
 # "zero-shot + detail 1", "adapted + content norm 1", ...: option -> label.
-ADD_ONS = {"detail": "detail", "content_norm": "content norm"}
+ADD_ONS = {"detail": "detail", "content_norm": "content norm", "f0_spread": "f0 spread"}
 
 
 def add_on_conditions(
     add_ons: dict[str, Sequence[float]], ratios: Sequence[float], spaces: Sequence[str] = (DEFAULT_SPACE,)
 ) -> dict[str, tuple[str, str, float]]:
-    """Each condition with an add-on (`detail` D, `content_norm` C) -> (the condition without it, option, value).
+    """Each condition with an add-on (`detail` D, `content_norm` C, `f0_spread` S) -> (the condition without it, option, value).
 
     add_ons: option (a key of ADD_ONS) -> its values. Retrieval takes an
     add-on in the default key space only, so without that space there is none.
@@ -148,10 +151,11 @@ def evaluate_cloning(
     spaces: Sequence[str] = (DEFAULT_SPACE,),
     details: Sequence[float] = (),
     content_norms: Sequence[float] = (),
+    f0_spreads: Sequence[float] = (),
 ) -> dict:
     """Run the protocol; returns {"budgets": {B: {condition: summary}}, "differences": [...], "source WER": w, ...}."""
     parsed = {spec: parse_space(spec) for spec in spaces}  # a bad one is refused before any work
-    add_ons = {"detail": details, "content_norm": content_norms}
+    add_ons = {"detail": details, "content_norm": content_norms, "f0_spread": f0_spreads}
     heldout = read_manifest(manifest, split="test_voice")
     by_voice: dict[str, list[Utterance]] = {}
     for u in heldout:
@@ -198,6 +202,7 @@ def evaluate_cloning(
             audio_seconds[budget].append(sum(clip_seconds(u) for u in clips))
             zero_shot = vc.speaker_vector([u.path for u in clips])
             clips_hz = vc.target_f0([u.path for u in clips])["median_hz"]
+            clips_spread = vc.target_spread([u.path for u in clips]) if f0_spreads else None
             started = time.perf_counter()
             adapted = vc.adapt([u.path for u in clips], f"{target}_adapted", config=adapt_config, progress=False)
             adapt_seconds[budget].append(time.perf_counter() - started)
@@ -221,6 +226,8 @@ def evaluate_cloning(
                 converter, voice, options = runs[plain]
                 if option == "content_norm" and plain == "zero-shot":  # a bare vector: the clips' statistics
                     options = {**options, "matching": vc.matching_set([u.path for u in clips])}
+                if option == "f0_spread" and plain == "zero-shot":  # likewise the clips' melody spread
+                    options = {**options, "target_spread": clips_spread}
                 runs[cond] = (converter, voice, {**options, option: value})
             for u in converted[target]:
                 src = vc.load_audio(u.path)

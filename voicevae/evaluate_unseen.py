@@ -39,6 +39,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -139,6 +140,7 @@ def unseen_protocol(
     sounds: dict[str, torch.Tensor] | None = None,
     detail: float = 0.0,
     content_norm: float = 0.0,
+    f0_spread: float = 0.0,
 ) -> dict:
     """Run the protocol; returns {"summary": {section: {measure: value}}, "clips": {measure: [per-clip values]}}.
 
@@ -146,7 +148,7 @@ def unseen_protocol(
     the installed ones (evaluate.packaged_sounds).
     detail: the conversions' `detail` (VoiceConverter.convert_mel); resynthesis has none to add.
     content_norm: the conversions' `content_norm`: to the reference clips' statistics (few-shot),
-    to the vector file's (named voices).
+    to the vector file's (named voices); f0_spread likewise, to the melody spread.
     """
     enc, asr = SpeakerEncoder(), Transcriber()
     rate = vc.sample_rate
@@ -173,6 +175,10 @@ def unseen_protocol(
         if i not in tracks:
             tracks[i] = f0_track(clips[i].audio, rate, clips[i].name)
         return tracks[i]
+
+    def convert(wav: torch.Tensor, target: str | torch.Tensor, **given: Any) -> torch.Tensor:
+        """A conversion with the protocol's options."""
+        return vc.convert(wav, target, detail=detail, content_norm=content_norm, f0_spread=f0_spread, **given)
 
     per: dict[str, list] = {}
 
@@ -205,11 +211,12 @@ def unseen_protocol(
     for t in tqdm(targets, desc="few-shot cloning", disable=not progress):
         vector = vc.speaker_vector([clips[i].audio for i in refs[t]])
         matching = vc.matching_set([clips[i].audio for i in refs[t]]) if content_norm else None
+        melody = vc.target_spread([clips[i].audio for i in refs[t]]) if f0_spread else None
         target_emb = voice_embedding(t, set(refs[t]))
         assert target_emb is not None  # a target has clips beyond its references
         for i in split.sources(clips, t, sources_per_target):
             c = clips[i]
-            out = vc.convert(c.audio, target=vector, detail=detail, content_norm=content_norm, matching=matching)
+            out = convert(c.audio, vector, matching=matching, target_spread=melody)
             e_out = enc.embed(out, rate)
             # A source voice with one clip has nothing else to judge "closer to the source" by: NaN, left out.
             to_t, to_s = float(e_out @ target_emb), similarity(e_out, voice_embedding(c.speaker, {i}))
@@ -240,7 +247,7 @@ def unseen_protocol(
             c = clips[i]
             if c.kind != "real":
                 continue
-            e_out = enc.embed(vc.convert(c.audio, target=name, detail=detail, content_norm=content_norm), rate)
+            e_out = enc.embed(convert(c.audio, name), rate)
             to_t, to_s = float(e_out @ target_emb), similarity(e_out, voice_embedding(c.speaker, {i}))
             add("named/key", f"{c.name}->{name}")
             add("named/to_target", to_t)

@@ -1,6 +1,6 @@
 """Pitch: F0 tracking (librosa's pYIN), per-speaker F0 statistics, and pitch shifting.
 
-    stats = f0_stats([wav1, wav2], rate)          # {"median_hz": 118.0, "std_semitones": 2.1, "voiced_s": 41.3}
+    stats = f0_stats([wav1, wav2], rate)          # {"median_hz": 118.0, "std_semitones": 2.1, "voiced_s": 41.3, ...}
     semitones = semitones_between(source_stats, target_stats)
     shifted = pitch_shift(wav, rate, semitones)
 
@@ -32,6 +32,7 @@ MELODY_CHANNELS = 2  # the first two: what the decoder's melody input reads (the
 TRACK_RATE = 16000
 TRACK_HOP = TRACK_RATE // 100  # 10 ms frames
 F0_MIN_HZ, F0_MAX_HZ = 50.0, 600.0
+MIN_VOICED_FRAMES = 10  # fewer voiced frames than this measure no pitch statistics
 
 
 def f0_contour(wav: torch.Tensor | np.ndarray, rate: int) -> np.ndarray:
@@ -43,13 +44,60 @@ def f0_contour(wav: torch.Tensor | np.ndarray, rate: int) -> np.ndarray:
 
 
 def f0_stats(clips: Sequence[torch.Tensor | np.ndarray], rate: int) -> dict[str, float]:
-    """Median F0 (Hz) and spread (std of log2 F0, in semitones) over the voiced frames of all clips."""
+    """Median F0 (Hz) and spread (std of log2 F0, in semitones) over the voiced frames of all clips (pYIN),
+    and the melody spread `melody_octaves` (`melody_spread`: RAPT, each clip about its own mean; NaN
+    when RAPT finds too little voicing)."""
     f0 = np.concatenate([f0_contour(c, rate) for c in clips])
     voiced = f0[np.isfinite(f0)]
-    if voiced.size < 10:
+    if voiced.size < MIN_VOICED_FRAMES:
         raise ValueError(f"too little voiced speech to measure pitch ({voiced.size} voiced frames)")
     semis = 12 * np.log2(voiced)
-    return {"median_hz": float(np.median(voiced)), "std_semitones": float(semis.std()), "voiced_s": voiced.size * 0.01}
+    try:
+        melody = melody_spread(clips, rate)
+    except (ValueError, ImportError):  # no melody spread is no reason to refuse the rest (match_pitch)
+        melody = math.nan
+    return {
+        "median_hz": float(np.median(voiced)),
+        "std_semitones": float(semis.std()),
+        "voiced_s": voiced.size * 0.01,
+        "melody_octaves": melody,
+    }
+
+
+def melody_spread(clips: Sequence[torch.Tensor | np.ndarray], rate: int) -> float:
+    """How widely a voice's melody moves: the std (octaves) of log2 F0 about each clip's own mean,
+    over the voiced frames of all clips.
+
+    This is the spread of the decoder's melody input (`intonation` row 0,
+    the same tracker), not of pYIN's F0 pooled over clips, which counts the
+    register's drift from clip to clip too; `f0_spread` scales a source's
+    melody toward it.
+    """
+    deviations = []
+    for c in clips:
+        x = c.detach().cpu().numpy() if isinstance(c, torch.Tensor) else np.asarray(c)
+        f0 = rapt_f0(to_track_rate(x, rate))
+        log_f0 = np.log2(f0[f0 > 0])
+        deviations.append(log_f0 - log_f0.mean() if log_f0.size else log_f0)
+    pooled = np.concatenate(deviations) if deviations else np.zeros(0)
+    if pooled.size < MIN_VOICED_FRAMES:
+        raise ValueError(f"too little voiced speech to measure the melody's spread ({pooled.size} voiced frames)")
+    return float(pooled.std())
+
+
+def intonation_spread(pitch: torch.Tensor) -> float | None:
+    """The melody spread (octaves, as `melody_spread`) of an intonation (..., 3, F): row 0 over the frames
+    row 1 marks voiced; None with fewer than MIN_VOICED_FRAMES voiced frames."""
+    melody = pitch[..., 0, :][pitch[..., 1, :] > 0.5]
+    return float(melody.std()) if melody.numel() >= MIN_VOICED_FRAMES else None
+
+
+def scale_melody(pitch: torch.Tensor, scale: float) -> torch.Tensor:
+    """An intonation (..., 3, F) with its melody (row 0, relative to the clip's mean) scaled by `scale`;
+    voicing and register untouched."""
+    out = pitch.clone()
+    out[..., 0, :] *= scale
+    return out
 
 
 def median_f0(wav: torch.Tensor | np.ndarray, rate: int) -> float:

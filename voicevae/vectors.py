@@ -99,7 +99,8 @@ class VectorSet:
     posterior_mu: torch.Tensor  # (N, Ds) utterance posteriors, for the aggregated posterior
     posterior_logvar: torch.Tensor
     frame_scores: torch.Tensor  # (N,) log p(x) per frame of the same clips
-    # speaker -> F0 statistics (pitch.f0_stats: median_hz, std_semitones, voiced_s), for match_pitch
+    # speaker -> F0 statistics (pitch.f0_stats: median_hz, std_semitones, voiced_s, melody_octaves), for
+    # match_pitch and f0_spread
     f0: dict[str, dict[str, float]] = field(default_factory=dict)
     # (N, Dc, BANK_FRAMES) content posterior means of crops of N of the clips:
     # speech the model knows, for adaptation to decode in a new voice
