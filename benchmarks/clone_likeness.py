@@ -69,10 +69,11 @@ from tqdm import tqdm
 import voicevae
 from voicevae.api import VoiceConverter
 from voicevae.config import MelConfig
-from voicevae.content_stats import content_affine, speech_frames, speech_latents
+from voicevae.content_stats import speech_frames, speech_latents
 from voicevae.corpora import Utterance, read_manifest
 from voicevae.evaluate_cloning import JUDGE_CLIPS, budget_clips, difference_cell
 from voicevae.metrics import SpeakerEncoder, Transcriber, paired_difference, word_errors
+from voicevae.pitch import intonation_spread, scale_melody
 
 KNN = 4  # neighbours averaged by the "knn" content matchings, as kNN-VC's k
 WARPS = np.exp(np.linspace(math.log(0.8), math.log(1.25), 21))  # VTLN's candidate alphas, log-spaced
@@ -169,19 +170,6 @@ def match_content(z_c: torch.Tensor, speech: torch.Tensor, target: torch.Tensor,
             out[0, k] = torch.from_numpy(np.interp(rank, np.linspace(0, 1, len(tgt)), tgt))
         return out
     raise ValueError(f"unknown content matching {how!r}")
-
-
-def log_f0_spread(pitches: list[torch.Tensor]) -> float:
-    """The spread (std, octaves) of the intonation's melody row over the voiced frames of (1, 3, F) inputs."""
-    rows = [p[0, 0][p[0, 1] > 0.5] for p in pitches]
-    return float(torch.cat(rows).std())
-
-
-def with_spread(pitch: torch.Tensor, scale: float) -> torch.Tensor:
-    """The source's intonation (1, 3, F) with its melody scaled by `scale` about its own mean."""
-    out = pitch.clone()
-    out[0, 0] *= scale
-    return out
 
 
 def decode_content(
@@ -300,10 +288,9 @@ def main() -> None:
             target_content = content_frames(adapted, target_mels)
             matching = adapted.matching_for(name)
             if args.f0_spread:
-                # T's melody spread (octaves) as the decoder's input tracks it (RAPT), and as
-                # the vector file stores it for the voice (pYIN over the cleaned clips).
-                target_pitches = [adapted.intonation(vc.load_audio(u.path), m.shape[-1]) for u, m in zip(clips, target_mels)]
-                target_spread = log_f0_spread(target_pitches)
+                # T's melody spread (octaves) as f0_spread reads it (RAPT, stored by the adaptation),
+                # and pYIN's pooled spread, which the vector file also stores.
+                target_spread = adapted.target_spread(name)
                 stored_spread = adapted.target_f0(name)["std_semitones"] / 12
                 stored_ratios.append(stored_spread / target_spread)
 
@@ -350,15 +337,13 @@ def main() -> None:
                         f"adapted + retrieval {r:g}",
                     )
                 if args.f0_spread:
-                    source_spread = max(log_f0_spread([pitch]), 1e-3)
+                    source_spread = max(intonation_spread(pitch) or 0.0, 1e-3)
                     f0_ratios.append(target_spread / source_spread)
-                    spread = with_spread(pitch, target_spread / source_spread)
-                    affine = content_affine(adapted._content_stats_of(mel), adapted.content_stats_for(name), 1.0)
-                    mels["adapted + f0 spread"] = (adapted.decode_with_speaker(mel, z_t, spread), "adapted")
-                    stored = with_spread(pitch, stored_spread / source_spread)
+                    mels["adapted + f0 spread"] = (adapted.convert_mel(audio, name, f0_spread=1.0), "adapted")
+                    stored = scale_melody(pitch, stored_spread / source_spread)
                     mels["adapted + f0 spread, stored"] = (adapted.decode_with_speaker(mel, z_t, stored), "adapted + f0 spread")
                     mels["adapted + content norm + f0 spread"] = (
-                        adapted.decode_with_speaker(mel, z_t, spread, content_affine=affine),
+                        adapted.convert_mel(audio, name, content_norm=1.0, f0_spread=1.0),
                         "adapted + content norm",
                     )
                 if args.zero_shot:

@@ -144,7 +144,7 @@ def test_melody_spread_is_the_contours_range_about_each_clips_own_mean():
 
 
 def test_f0_spread_moves_the_melody_the_decoder_follows_to_the_targets_range(pitch_model_dir, monkeypatch):
-    from voicevae.api import load
+    from voicevae.api import MAX_MELODY_SCALE, load
 
     vc = load(pitch_model_dir, vocoder="griffinlim", device="cpu")
     src = torch.from_numpy(glide(2.0, 150, 0.1))
@@ -166,8 +166,16 @@ def test_f0_spread_moves_the_melody_the_decoder_follows_to_the_targets_range(pit
     assert math.isfinite(stored)
     vc.convert_mel(src, "spk2", f0_spread=1.0)
     assert intonation_spread(seen[-1]) == pytest.approx(stored, rel=1e-4)
-    vc.convert_mel(src, vc.vectors.speaker("spk2"), f0_spread=1.0, target_spread=0.3)
-    assert intonation_spread(seen[-1]) == pytest.approx(0.3, rel=1e-4)
+    vc.convert_mel(src, vc.vectors.speaker("spk2"), f0_spread=1.0, target_spread=0.2)
+    assert intonation_spread(seen[-1]) == pytest.approx(0.2, rel=1e-4)
+    # A near-monotone source is scaled by at most MAX_MELODY_SCALE: its wobble does not become a melody.
+    vc.convert_mel(src, refs, f0_spread=1.0, target_spread=100 * own)
+    assert intonation_spread(seen[-1]) == pytest.approx(MAX_MELODY_SCALE * own, rel=1e-4)
+    # `detail` adds back what the VAE loses of the source as it is: decoded with its own melody.
+    seen.clear()
+    vc.convert_mel(src, refs, f0_spread=1.0, detail=1.0)
+    assert intonation_spread(seen[0]) == pytest.approx(wanted, rel=1e-4)
+    assert intonation_spread(seen[1]) == pytest.approx(own, rel=1e-4)
     # convert hands both on to convert_mel.
     vc.convert(src, refs, f0_spread=1.0)
     assert intonation_spread(seen[-1]) == pytest.approx(wanted, rel=1e-4)
@@ -187,6 +195,11 @@ def test_f0_spread_refuses_what_it_cannot_measure(pitch_model_dir, monkeypatch, 
         vc.convert_mel(src, "spk2", f0_spread=1.5)
     with pytest.raises(ValueError, match="f0_spread needs a target voice"):
         vc.convert_mel(src, None, f0_spread=0.5)
+    for bad in (-0.1, math.nan):
+        with pytest.raises(ValueError, match="target_spread must be a spread in octaves above 0"):
+            vc.convert_mel(src, vc.vectors.speaker("spk2"), f0_spread=0.5, target_spread=bad)
+    with pytest.raises(ValueError, match="unknown voice 'spk9'"):  # a typo is a typo, not a missing spread
+        vc.convert_mel(src, "spk9", f0_spread=0.5)
     with pytest.raises(ValueError, match="f0_spread: the reference clips: too little voiced speech"):
         vc.convert_mel(src, [noise], f0_spread=0.5)
     with monkeypatch.context() as m:  # a vector file made before f0_spread

@@ -73,6 +73,10 @@ ASSETS = Path(__file__).parent / "assets"
 Source = str | Path | torch.Tensor
 
 
+# f0_spread scales a source's melody by at most this factor either way.
+MAX_MELODY_SCALE = 4.0
+
+
 class VoiceConverter:
     """A VAE, its speaker/attribute vectors and a vocoder, on one device.
 
@@ -504,7 +508,7 @@ class VoiceConverter:
         audio = self._audio(wav)
         mel = self.mel(audio)
         own = self._speaker_of_mel(mel)
-        pitch = self.intonation(audio, mel.shape[-1])
+        source_pitch = pitch = self.intonation(audio, mel.shape[-1])
         if f0_spread:
             assert target is not None
             pitch = self._spread_melody(pitch, target, f0_spread, target_spread)
@@ -520,7 +524,8 @@ class VoiceConverter:
             assert target is not None
             out = (matching or self.matching_for(target)).blend(self.model, out, retrieval)
         if detail:
-            out = out + detail * self.source_detail(mel, own, pitch)
+            # What the VAE loses of the source as it is, with its own melody.
+            out = out + detail * self.source_detail(mel, own, source_pitch)
         return out
 
     def source_detail(self, mel: torch.Tensor, own: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
@@ -656,24 +661,42 @@ class VoiceConverter:
                     semitones += off
         return shift_pitch(audio, self.sample_rate, semitones) if semitones else audio
 
+    def check_melody_input(self) -> None:
+        """Refuse f0_spread up front for a model whose decoder takes no melody (batches, protocols)."""
+        if not self.model.config.pitch_input:
+            raise ValueError("f0_spread needs a model with a pitch input (model.pitch_input); this one has none")
+
     def _spread_melody(
         self, pitch: torch.Tensor | None, target: str | torch.Tensor | Sequence[Source], amount: float, wanted: float | None
     ) -> torch.Tensor | None:
         """The source's intonation (1, 3, F) with its melody moved `amount` of the way to the target's spread."""
-        if pitch is None:
-            raise ValueError("f0_spread needs a model with a pitch input (model.pitch_input); this one has none")
+        self.check_melody_input()
+        assert pitch is not None
         own = intonation_spread(pitch)
         if own is None or own == 0.0:
             # A whisper or a monotone: no melody to scale.
             warnings.warn("f0_spread: the source has too few voiced frames; its melody is left as it is", stacklevel=3)
             return pitch
-        wanted = self.target_spread(target) if wanted is None else wanted
-        return scale_melody(pitch, (wanted / own) ** amount)
+        if wanted is None:
+            wanted = self.target_spread(target)
+        elif not (math.isfinite(wanted) and wanted > 0):
+            raise ValueError(f"target_spread must be a spread in octaves above 0, got {wanted:g}")
+        # A near-monotone source's few cents of wobble (tracker jitter, mostly) must not be blown up into
+        # a melody; the benchmark's targets spread 0.34-3.1 times as widely as its sources.
+        ratio = min(max(wanted / own, 1 / MAX_MELODY_SCALE), MAX_MELODY_SCALE)
+        return scale_melody(pitch, ratio**amount)
 
     def target_spread(self, target: str | torch.Tensor | Sequence[Source]) -> float:
         """The target's melody spread (octaves, `pitch.melody_spread`): stored for a named voice, measured for clips."""
         if isinstance(target, str):
-            stored = self.vectors.f0.get(target, {}).get("melody_octaves", math.nan) if self.vectors is not None else math.nan
+            self.target_vector(target)  # an unknown name is refused as everywhere else, with suggestions
+            assert self.vectors is not None
+            if target not in self.vectors.f0:
+                raise ValueError(
+                    f"f0_spread: voice {target!r} has no F0 statistics in the vector file (too little voiced "
+                    "speech in its clips to measure); give reference clips"
+                )
+            stored = self.vectors.f0[target].get("melody_octaves", math.nan)
             if not math.isfinite(stored):
                 raise ValueError(
                     f"f0_spread: no melody spread for voice {target!r} in the vector file (one made before f0_spread, "
@@ -681,7 +704,7 @@ class VoiceConverter:
                     "or give reference clips"
                 )
             return stored
-        if isinstance(target, torch.Tensor) and target.ndim == 1:
+        if isinstance(target, torch.Tensor) and target.ndim == 1 and target.shape[0] == self.model.config.speaker_dim:
             raise ValueError("f0_spread needs the target's melody: give a named voice or reference clips, not a vector")
         clips = [target] if isinstance(target, (str, Path, torch.Tensor)) else list(target)
         try:

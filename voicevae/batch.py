@@ -178,6 +178,8 @@ def convert_pairs(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     # Refused before any file, not once per file.
     check_blend_options(target, retrieval=retrieval, detail=detail, content_norm=content_norm, f0_spread=f0_spread)
+    if f0_spread:
+        vc.check_melody_input()
     report = BatchReport()
     out_rate = sample_rate or vc.sample_rate
     if not MIN_RATE <= out_rate <= MAX_RATE:

@@ -521,6 +521,8 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
         # A vector file without a named voice's statistics is refused now, not after the resynthesis.
         for n in named if args.content_norm else ():
             converter.content_stats_for(n)
+        if args.f0_spread:
+            converter.check_melody_input()
         for n in named if args.f0_spread else ():
             converter.target_spread(n)
     clips = heldout_clips(vc, args.manifest, args.per_voice)

@@ -156,6 +156,8 @@ def evaluate_cloning(
     """Run the protocol; returns {"budgets": {B: {condition: summary}}, "differences": [...], "source WER": w, ...}."""
     parsed = {spec: parse_space(spec) for spec in spaces}  # a bad one is refused before any work
     add_ons = {"detail": details, "content_norm": content_norms, "f0_spread": f0_spreads}
+    if f0_spreads:
+        vc.check_melody_input()  # now, not after the first adaptation
     heldout = read_manifest(manifest, split="test_voice")
     by_voice: dict[str, list[Utterance]] = {}
     for u in heldout:
