@@ -50,6 +50,12 @@ conversion by conversion with the plain adapted conversion:
   retrieval R (paired with retrieval R alone);
 - with `--zero-shot`: the shipped model's conversion to T's adaptation
   clips (their mean latent), alone and with `content_norm=1`.
+- with `--rate`: the source's log-mel and intonation stretched in time by
+  the ratio of the source's speaking rate to T's (voiced onsets per second
+  of speech, `speaking_rate`; the stretch kept within 2/3..3/2), so the
+  conversion keeps T's tempo, alone and on top of content norm + f0 spread.
+  After the melody's range (`f0_spread`), the next part of prosody a
+  conversion takes from its source.
 
 Part 1 needs `--parts ceiling`; `--parts corrections` runs part 2 alone.
 """
@@ -67,9 +73,9 @@ import torch
 from tqdm import tqdm
 
 import voicevae
-from voicevae.api import VoiceConverter
+from voicevae.api import MAX_MELODY_SCALE, VoiceConverter
 from voicevae.config import MelConfig
-from voicevae.content_stats import speech_frames, speech_latents
+from voicevae.content_stats import content_affine, speech_frames, speech_latents
 from voicevae.corpora import Utterance, read_manifest
 from voicevae.evaluate_cloning import JUDGE_CLIPS, budget_clips, difference_cell
 from voicevae.metrics import SpeakerEncoder, Transcriber, paired_difference, word_errors
@@ -180,6 +186,45 @@ def decode_content(
     return vc.model.decode(z_c, speaker, frames, vc.model.with_register(pitch, speaker))[0]
 
 
+VOICED_RUN = 3  # mel frames (35 ms): shorter voiced runs are tracker blips, not syllables
+PAUSE_FRAMES = 26  # an unvoiced gap this long (0.3 s) is a pause, not speech
+RATE_STRETCH = (2 / 3, 3 / 2)
+
+
+def speaking_rate(pitches: list[torch.Tensor], frame_s: float) -> float:
+    """Voiced onsets per second of speech over intonations (1, 3, F): a syllable-rate proxy.
+
+    Speech is every voiced frame and every unvoiced gap shorter than a pause;
+    each voiced run of at least VOICED_RUN frames counts as one onset.
+    """
+    onsets, speech = 0, 0
+    for p in pitches:
+        voiced = (p[0, 1] > 0.5).tolist()
+        runs: list[tuple[bool, int]] = []  # (voiced, length) in order
+        for v in voiced:
+            if runs and runs[-1][0] == v:
+                runs[-1] = (v, runs[-1][1] + 1)
+            else:
+                runs.append((v, 1))
+        first = next((i for i, (v, _) in enumerate(runs) if v), len(runs))
+        last = max((i for i, (v, _) in enumerate(runs) if v), default=-1)
+        for v, n in runs[first : last + 1]:
+            if v:
+                onsets += n >= VOICED_RUN
+                speech += n
+            elif n < PAUSE_FRAMES:
+                speech += n
+    return onsets / max(speech * frame_s, 1e-6)
+
+
+def stretch(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """(..., C, F) -> (..., C, round(F * factor)), linear in time; the intonation's voicing row stays 0/1."""
+    frames = max(1, round(x.shape[-1] * factor))
+    flat = x.reshape(1, -1, x.shape[-1])
+    out = torch.nn.functional.interpolate(flat, size=frames, mode="linear", align_corners=True)
+    return out.reshape(*x.shape[:-1], frames)
+
+
 class Warper:
     """Frequency warping of log-mels: band k takes the value at centre frequency f_k / alpha."""
 
@@ -246,6 +291,11 @@ def main() -> None:
         help="also the source's melody scaled to the target's F0 spread, alone and after content norm",
     )
     ap.add_argument("--zero-shot", action="store_true", help="also zero-shot conversion, alone and with content norm")
+    ap.add_argument(
+        "--rate",
+        action="store_true",
+        help="also the source stretched to the target's speaking rate, alone and after content norm + f0 spread",
+    )
     ap.add_argument("--json", default=None, help="also write every score here")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
@@ -276,6 +326,8 @@ def main() -> None:
     alphas: list[float] = []
     f0_ratios: list[float] = []  # the target's F0 spread over each source's
     stored_ratios: list[float] = []  # the stored (pYIN) spread over the measured (RAPT) one
+    stretches: list[float] = []  # the speaking-rate stretch of each conversion
+    frame_s = vc.model.mel_config.hop_length / rate
     for t in tqdm(voices, desc="targets"):
         clips = budget_clips(pool[t], args.budget)
         own = (sources[t] + pool[t][len(clips) :])[: args.own]
@@ -293,6 +345,10 @@ def main() -> None:
                 target_spread = adapted.target_spread(name)
                 stored_spread = adapted.target_f0(name)["std_semitones"] / 12
                 stored_ratios.append(stored_spread / target_spread)
+            if args.rate:
+                target_rate = speaking_rate(
+                    [adapted.intonation(vc.load_audio(u.path), m.shape[-1]) for u, m in zip(clips, target_mels)], frame_s
+                )
 
             for u in own if "ceiling" in parts else ():
                 audio = vc.load_audio(u.path)
@@ -346,6 +402,22 @@ def main() -> None:
                         adapted.convert_mel(audio, name, content_norm=1.0, f0_spread=1.0),
                         "adapted + content norm",
                     )
+                if args.rate:
+                    factor = speaking_rate([pitch], frame_s) / target_rate
+                    factor = min(max(factor, RATE_STRETCH[0]), RATE_STRETCH[1])
+                    stretches.append(factor)
+                    mel_s, pitch_s = stretch(mel, factor), stretch(pitch, factor)
+                    pitch_s[0, 1] = (pitch_s[0, 1] > 0.5).float()
+                    mels["adapted + rate"] = (adapted.decode_with_speaker(mel_s, z_t, pitch_s), "adapted")
+                    affine = content_affine(adapted._content_stats_of(mel_s), adapted.content_stats_for(name), 1.0)
+                    own_spread = intonation_spread(pitch_s)
+                    if own_spread:  # as f0_spread=1 does it (api.VoiceConverter._spread_melody)
+                        scale = min(max(adapted.target_spread(name) / own_spread, 1 / MAX_MELODY_SCALE), MAX_MELODY_SCALE)
+                        pitch_s = scale_melody(pitch_s, scale)
+                    mels["adapted + content norm + f0 spread + rate"] = (
+                        adapted.decode_with_speaker(mel_s, z_t, pitch_s, content_affine=affine),
+                        "adapted + content norm + f0 spread" if args.f0_spread else "adapted + rate",
+                    )
                 if args.zero_shot:
                     clip_paths = [u.path for u in clips]
                     mels["zero-shot"] = (vc.convert_mel(audio, clip_paths), None)
@@ -373,6 +445,11 @@ def main() -> None:
                 f"T's F0 spread over the source's: median {np.median(f0_ratios):.2f}, range {min(f0_ratios):.2f}-{max(f0_ratios):.2f}"
             )
             print(f"T's stored (pYIN) F0 spread over its RAPT one, per target: {', '.join(f'{r:.2f}' for r in stored_ratios)}")
+        if stretches:
+            print(
+                f"Speaking-rate stretch (source's rate over T's): median {np.median(stretches):.2f}, "
+                f"range {min(stretches):.2f}-{max(stretches):.2f}"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"ceiling": ceiling.__dict__, "corrections": corrections.__dict__, "alphas": alphas}, f, indent=1)

@@ -76,3 +76,18 @@ def test_clone_likeness_content_matching_takes_the_targets_statistics() -> None:
     coloured = likeness.match_content(z_c, speech, correlated, "wct")[0]
     assert torch.allclose(coloured.mean(1), correlated.mean(1), atol=1e-4)
     assert torch.allclose(torch.cov(coloured), torch.cov(correlated), atol=1e-3)
+
+
+def test_clone_likeness_speaking_rate_counts_syllable_onsets_in_speech() -> None:
+    import torch
+
+    likeness = _benchmark("clone_likeness")
+    # Leading silence, then four 10-frame voiced runs 5 frames apart, a 2-frame blip, a pause, one more run.
+    voicing = [0] * 30 + ([1] * 10 + [0] * 5) * 3 + [1] * 10 + [0] * 4 + [1] * 2 + [0] * 40 + [1] * 10 + [0] * 20
+    pitch = torch.zeros(1, 3, len(voicing))
+    pitch[0, 1] = torch.tensor(voicing, dtype=torch.float32)
+    # 5 onsets (the blip is too short to be one); speech: 50 voiced + 3 * 5 + 4 gap + 2 blip frames (not the pause).
+    assert likeness.speaking_rate([pitch], 0.01) == 5 / 0.71
+    # stretch lengthens in time, linearly.
+    ramp = torch.arange(5.0).reshape(1, 1, 5)
+    torch.testing.assert_close(likeness.stretch(ramp, 2.0), torch.linspace(0, 4, 10).reshape(1, 1, 10))
