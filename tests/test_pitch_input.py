@@ -217,3 +217,20 @@ def test_f0_spread_refuses_what_it_cannot_measure(pitch_model_dir, monkeypatch, 
     sf.write(tmp_path / "ref.wav", glide(1.5, 220, 0.4), RATE)
     args = ["convert", str(tmp_path / "src.wav"), "--model", str(pitch_model_dir), "--vocoder", "griffinlim"]
     cli_option_changes_the_output([*args, "--target-clips", str(tmp_path / "ref.wav")], "--f0-spread", tmp_path)
+
+
+def test_rapt_tracks_a_clip_the_same_whatever_was_tracked_before():
+    # In a fresh process, as SPTK's state is per process: a clip tracked before and after an
+    # odd-length one (which once left RAPT tracking every later call a little differently).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        f"import numpy as np; from voicevae.pitch import rapt_f0, to_track_rate; import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "from test_pitch_input import glide; x = to_track_rate(glide(1.0, 150, 0.2), 22050); before = rapt_f0(x); "
+        "odd = to_track_rate(glide(2.0, 180, 0.2), 22050)[:24073]; assert rapt_f0(odd).size == 151; "
+        "print(float(np.abs(rapt_f0(x) - before).max()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout.split()[-1]) == 0.0

@@ -135,6 +135,12 @@ def rapt_f0(x: np.ndarray) -> np.ndarray:
     pysptk = _import_pysptk()
     if x.size < 4 * TRACK_HOP:
         return np.zeros(0, dtype=np.float32)
+    if x.size % 2:
+        # SPTK's RAPT keeps state between calls: after one odd-length signal, every later
+        # call in the process tracks a little differently (tests/test_pitch_input.py). One
+        # zero sample more keeps every call on the fresh-process path; the frame count,
+        # ceil(samples / hop), is the same for an odd length and the even one after it.
+        x = np.append(x, np.float32(0.0))
     # RAPT's voicing thresholds assume 16-bit sample values.
     f0 = pysptk.rapt(
         np.ascontiguousarray(x * 32767.0, dtype=np.float32),
