@@ -77,6 +77,14 @@ Source = str | Path | torch.Tensor
 MAX_MELODY_SCALE = 4.0
 
 
+def needs_clips(
+    retrieval: float = 0.0, content_norm: float = 0.0, f0_spread: float = 0.0, match_pitch: bool = False, **other: Any
+) -> bool:
+    """Whether these `convert` options need a target's reference clips themselves, not only their
+    mean latent (the CLI and the demo then keep the clips as the target); the `other` options do not."""
+    return bool(retrieval or content_norm or f0_spread or match_pitch)
+
+
 class VoiceConverter:
     """A VAE, its speaker/attribute vectors and a vocoder, on one device.
 

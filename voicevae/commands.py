@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .api import DEFAULT_VOCODER, METHODS, VoiceConverter, load
+from .api import DEFAULT_VOCODER, METHODS, VoiceConverter, load, needs_clips
 from .audio import OUTPUT_FORMATS, AudioError
 from .batch import collect_inputs
 from .postfilter import add_argument as add_postfilter_argument
@@ -183,9 +183,8 @@ def run_convert(args: argparse.Namespace) -> int:
         target: str | torch.Tensor | list[Path] = args.target
     elif args.target_clips:
         clips = [Path(c) for c in args.target_clips]
-        # Retrieval, content norm and the pitch options need the clips themselves, not only their mean latent.
-        wants_clips = args.retrieval or args.content_norm or args.f0_spread or args.match_pitch
-        target = clips if wants_clips else vc.speaker_vector(clips)
+        keep = needs_clips(args.retrieval, args.content_norm, args.f0_spread, args.match_pitch)
+        target = clips if keep else vc.speaker_vector(clips)
     else:
         target = vc.random_voice(seed=args.random_voice)
     return _run_batch(args, vc, target)

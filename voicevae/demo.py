@@ -32,7 +32,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .api import DEFAULT_MODEL, DEFAULT_VOCODER, VoiceConverter, load
+from .api import DEFAULT_MODEL, DEFAULT_VOCODER, VoiceConverter, load, needs_clips
 from .audio import save_audio
 from .batch import convert_pairs
 from .config import MelConfig
@@ -295,11 +295,6 @@ class Demo:
             "postfilter": float(DEFAULT_POSTFILTER if postfilter is None else postfilter),
         }
 
-    @staticmethod
-    def _needs_clips(controls: dict[str, Any]) -> bool:
-        """Whether the controls need the reference clips themselves, not only their mean latent."""
-        return bool(controls["retrieval"] or controls["content_norm"] or controls["f0_spread"] or controls["match_pitch"])
-
     # ----- handlers -----------------------------------------------------------------
 
     @staticmethod
@@ -400,8 +395,7 @@ class Demo:
                 raise DemoError("upload or record a source clip first")
             vc = self.converter(model, vocoder).with_postfilter(postfilter)
             wav = vc.load_audio(self.check_upload(source, "source clip"))
-            keep = self._needs_clips(controls)
-            target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=keep)
+            target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=needs_clips(**controls))
             score_note = self._score_note(vc, wav)
             out = vc.convert(wav, target=target, strength=float(strength), attributes=self._amounts(vc, amounts), **controls)
             path = save_audio(self._next_path(f"{Path(source).stem}_to_{target_name}", ".wav"), out, vc.sample_rate)
@@ -489,8 +483,7 @@ class Demo:
         try:
             vc = self.converter(model, vocoder).with_postfilter(postfilter)
             # Encoded once for the whole batch (reference clips are the slow part).
-            keep = self._needs_clips(controls)
-            target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=keep)
+            target, target_name = self._target(vc, mode, speaker, refs, seed, keep_clips=needs_clips(**controls))
             attributes = self._amounts(vc, amounts)
         except (DemoError, ValueError, KeyError, OSError) as e:
             return None, f"**Error:** {_message(e, refs or [])}"
