@@ -73,7 +73,7 @@ import torch
 from tqdm import tqdm
 
 import voicevae
-from voicevae.api import MAX_MELODY_SCALE, VoiceConverter
+from voicevae.api import VoiceConverter
 from voicevae.config import MelConfig
 from voicevae.content_stats import content_affine, speech_frames, speech_latents
 from voicevae.corpora import Utterance, read_manifest
@@ -218,7 +218,8 @@ def speaking_rate(pitches: list[torch.Tensor], frame_s: float) -> float:
 
 
 def stretch(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """(..., C, F) -> (..., C, round(F * factor)), linear in time; the intonation's voicing row stays 0/1."""
+    """(..., C, F) -> (..., C, round(F * factor)), linear in time (an intonation's voicing row then needs
+    thresholding back to 0/1)."""
     frames = max(1, round(x.shape[-1] * factor))
     flat = x.reshape(1, -1, x.shape[-1])
     out = torch.nn.functional.interpolate(flat, size=frames, mode="linear", align_corners=True)
@@ -410,10 +411,7 @@ def main() -> None:
                     pitch_s[0, 1] = (pitch_s[0, 1] > 0.5).float()
                     mels["adapted + rate"] = (adapted.decode_with_speaker(mel_s, z_t, pitch_s), "adapted")
                     affine = content_affine(adapted._content_stats_of(mel_s), adapted.content_stats_for(name), 1.0)
-                    own_spread = intonation_spread(pitch_s)
-                    if own_spread:  # as f0_spread=1 does it (api.VoiceConverter._spread_melody)
-                        scale = min(max(adapted.target_spread(name) / own_spread, 1 / MAX_MELODY_SCALE), MAX_MELODY_SCALE)
-                        pitch_s = scale_melody(pitch_s, scale)
+                    pitch_s = adapted._spread_melody(pitch_s, name, 1.0, None)  # as f0_spread=1 does it
                     mels["adapted + content norm + f0 spread + rate"] = (
                         adapted.decode_with_speaker(mel_s, z_t, pitch_s, content_affine=affine),
                         "adapted + content norm + f0 spread" if args.f0_spread else "adapted + rate",

@@ -523,8 +523,8 @@ def run_unseen(args: argparse.Namespace, vc: VoiceConverter) -> int:
             converter.content_stats_for(n)
         if args.f0_spread:
             converter.check_melody_input()
-        for n in named if args.f0_spread else ():
-            converter.target_spread(n)
+            for n in named:
+                converter.target_spread(n)
     clips = heldout_clips(vc, args.manifest, args.per_voice)
     settings = dict(
         named=named,

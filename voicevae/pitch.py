@@ -75,8 +75,7 @@ def melody_spread(clips: Sequence[torch.Tensor | np.ndarray], rate: int) -> floa
     """
     deviations = []
     for c in clips:
-        x = c.detach().cpu().numpy() if isinstance(c, torch.Tensor) else np.asarray(c)
-        f0 = rapt_f0(to_track_rate(x, rate))
+        f0 = rapt_of(c, rate)
         log_f0 = np.log2(f0[f0 > 0])
         deviations.append(log_f0 - log_f0.mean() if log_f0.size else log_f0)
     pooled = np.concatenate(deviations) if deviations else np.zeros(0)
@@ -158,6 +157,12 @@ def to_track_rate(x: np.ndarray, rate: int) -> np.ndarray:
     return librosa.resample(x, orig_sr=rate, target_sr=TRACK_RATE) if rate != TRACK_RATE else x
 
 
+def rapt_of(wav: torch.Tensor | np.ndarray, rate: int) -> np.ndarray:
+    """(T,) audio at `rate` -> RAPT's F0 per 10 ms frame of the whole clip (`rapt_f0`)."""
+    x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+    return rapt_f0(to_track_rate(x, rate))
+
+
 def contour(
     f0: np.ndarray, frames: int, rate: int, hop_length: int, first_frame: int = 0, f0_start: int = 0, mean: float | None = None
 ) -> torch.Tensor:
@@ -191,8 +196,7 @@ def intonation(wav: torch.Tensor | np.ndarray, rate: int, frames: int, hop_lengt
 
     RAPT on the whole clip, then `contour` with the clip's own mean.
     """
-    x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
-    return contour(rapt_f0(to_track_rate(x, rate)), frames, rate, hop_length)
+    return contour(rapt_of(wav, rate), frames, rate, hop_length)
 
 
 class F0Stream:
