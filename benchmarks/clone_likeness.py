@@ -56,6 +56,20 @@ conversion by conversion with the plain adapted conversion:
   conversion keeps T's tempo, alone and on top of content norm + f0 spread.
   After the melody's range (`f0_spread`), the next part of prosody a
   conversion takes from its source.
+- with `--melody`: what the source's melody (the decoder's intonation
+  input) carries of the source voice. "flat" sets the melody to the
+  register (a monotone, voicing kept); "smooth" keeps its slow course and
+  drops the fine structure under MELODY_SMOOTH_S (jitter, creak, micro-
+  prosody); "unit" takes both content and melody from T: each speech latent
+  frame is replaced by its single nearest T frame (as "knn" with k = 1,
+  row "content knn1") and its `downsample` mel frames of melody and voicing
+  by that T frame's, a conversion every input of which is T's own.
+
+Part 3 (`--parts voices`), the judge between voices: each held-out voice's
+genuine clips (its sources and up to `--own` of its first clips) scored
+against every held-out voice's reference. The off-diagonal is what the judge
+gives another talker at all, the floor against which a conversion's
+similarity to its source shows how much of the source voice is left.
 
 Part 1 needs `--parts ceiling`; `--parts corrections` runs part 2 alone.
 """
@@ -70,6 +84,8 @@ from dataclasses import dataclass, field
 import librosa
 import numpy as np
 import torch
+from einops import rearrange
+from scipy.ndimage import gaussian_filter1d
 from tqdm import tqdm
 
 import voicevae
@@ -82,6 +98,7 @@ from voicevae.metrics import SpeakerEncoder, Transcriber, paired_difference, wor
 from voicevae.pitch import intonation_spread, scale_melody
 
 KNN = 4  # neighbours averaged by the "knn" content matchings, as kNN-VC's k
+MELODY_SMOOTH_S = 0.1  # "smooth" melody: the Gaussian's standard deviation in seconds
 WARPS = np.exp(np.linspace(math.log(0.8), math.log(1.25), 21))  # VTLN's candidate alphas, log-spaced
 
 
@@ -136,13 +153,23 @@ def standardised(z: torch.Tensor) -> torch.Tensor:
     return (z - z.mean(dim=1, keepdim=True)) / z.std(dim=1, keepdim=True).clamp_min(1e-4)
 
 
+def nearest_frames(own: torch.Tensor, target: torch.Tensor, k: int) -> torch.Tensor:
+    """(Dc, n) source frames, (Dc, N) target frames -> (n, k) indices of each source frame's k nearest target frames.
+
+    Each side is standardised with its own statistics first, so frames match
+    on what they say rather than on whose voice they are in.
+    """
+    query, keys = standardised(own), standardised(target)
+    return torch.cdist(query.T, keys.T).topk(k, dim=-1, largest=False).indices
+
+
 def match_content(z_c: torch.Tensor, speech: torch.Tensor, target: torch.Tensor, how: str) -> torch.Tensor:
     """Content latents (1, Dc, F') moved, per channel, to the statistics of the target's frames (Dc, N).
 
     how: "mean" shifts to the target's mean; "quantile" maps each value
     through the source clip's distribution (its speech frames) to the
     target's value at the same quantile; "knn" / "knn50" replace / half-blend each speech
-    frame with the mean of its KNN nearest target frames; "wct" maps the mean and the full
+    frame with the mean of its KNN nearest target frames ("knn1": its nearest alone); "wct" maps the mean and the full
     covariance across channels (whitening, then colouring). ("norm", the mean and the sd, is
     the product's `content_norm`: content_stats.py.)
     """
@@ -159,12 +186,9 @@ def match_content(z_c: torch.Tensor, speech: torch.Tensor, target: torch.Tensor,
         return (colour @ whiten @ (z_c[0] - m_s) + m_t).unsqueeze(0)
     if how.startswith("knn"):
         # kNN-VC in the content latent: each speech frame replaced by (knn) or
-        # blended half way with (knn50) the mean of its K nearest target frames,
-        # matched after standardising each side with its own statistics, so the
-        # match is on what the frame says rather than on whose voice it is in.
+        # blended half way with (knn50) the mean of its K nearest target frames.
         ratio = 0.5 if how == "knn50" else 1.0
-        query, keys = standardised(own), standardised(target)
-        nearest = torch.cdist(query.T, keys.T).topk(KNN, dim=-1, largest=False).indices  # (n_speech, K)
+        nearest = nearest_frames(own, target, 1 if how == "knn1" else KNN)
         out = z_c.clone()
         out[0][:, speech] = (1 - ratio) * own + ratio * target[:, nearest].mean(dim=-1)
         return out
@@ -176,6 +200,28 @@ def match_content(z_c: torch.Tensor, speech: torch.Tensor, target: torch.Tensor,
             out[0, k] = torch.from_numpy(np.interp(rank, np.linspace(0, 1, len(tgt)), tgt))
         return out
     raise ValueError(f"unknown content matching {how!r}")
+
+
+def melody_blocks(pitch: torch.Tensor, latent_frames: int, downsample: int) -> torch.Tensor:
+    """Intonation (1, 3, F) -> (L, 3, downsample): the mel frames each content latent frame covers."""
+    padded = torch.nn.functional.pad(pitch[0], (0, latent_frames * downsample - pitch.shape[-1]))
+    return rearrange(padded, "c (l d) -> l c d", d=downsample)
+
+
+def unit_melody(pitch: torch.Tensor, speech: torch.Tensor, nearest: torch.Tensor, target_blocks: torch.Tensor) -> torch.Tensor:
+    """The source's intonation (1, 3, F) with each speech latent frame's melody and voicing taken from its
+    nearest target frame: speech (L,) bool, nearest (n_speech,), target_blocks (N, 3, downsample)."""
+    blocks = melody_blocks(pitch, speech.numel(), target_blocks.shape[-1]).clone()
+    blocks[speech, :2] = target_blocks[nearest, :2]
+    return rearrange(blocks, "l c d -> c (l d)")[None, :, : pitch.shape[-1]]
+
+
+def smooth_melody(pitch: torch.Tensor, frames_sd: float) -> torch.Tensor:
+    """Intonation (1, 3, F) with its melody row low-passed by a Gaussian of `frames_sd` frames (row 0 is
+    already carried across unvoiced gaps, so the filter sees a continuous line)."""
+    out = pitch.clone()
+    out[0, 0] = torch.from_numpy(gaussian_filter1d(pitch[0, 0].numpy(), frames_sd, mode="nearest"))
+    return out
 
 
 def decode_content(
@@ -272,6 +318,22 @@ def print_table(rows: Rows, title: str) -> None:
         print(f"| {name} | {similarity:.3f}{closer} | {wer:.3f} | {base or ''} | {cells[0]} | {cells[1]} |")
 
 
+def judge_between_voices(
+    enc: SpeakerEncoder, vc: VoiceConverter, voices: list[str], clips: dict[str, list[Utterance]], ref: dict[str, np.ndarray]
+) -> None:
+    """Print the judge's mean similarity of each voice's genuine clips to every voice's reference."""
+    print("\nPart 3: genuine clips (rows) against each voice's reference (columns)")
+    print("| voice | " + " | ".join(voices) + " |")
+    print("| --- |" + " --- |" * len(voices))
+    others = []
+    for v in voices:
+        emb = enc.embed_many([vc.load_audio(u.path) for u in clips[v]], vc.sample_rate)
+        sims = {w: float((emb @ ref[w]).mean()) for w in voices}
+        others += [sims[w] for w in voices if w != v]
+        print(f"| {v} | " + " | ".join(f"{sims[w]:.3f}" for w in voices) + " |")
+    print(f"Another voice's reference: mean {np.mean(others):.3f}, range {min(others):.3f}-{max(others):.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--manifest", required=True)
@@ -297,6 +359,9 @@ def main() -> None:
         action="store_true",
         help="also the source stretched to the target's speaking rate, alone and after content norm + f0 spread",
     )
+    ap.add_argument(
+        "--melody", default="", help="melody variants: flat, smooth, unit (content and melody from T's nearest frames)"
+    )
     ap.add_argument("--json", default=None, help="also write every score here")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
@@ -304,6 +369,9 @@ def main() -> None:
     vtln_fractions = [float(w) for w in args.vtln.split(",") if w]
     matchings = [m for m in args.content.split(",") if m]
     ratios = [float(r) for r in args.retrieval.split(",") if r]
+    melodies = [m for m in args.melody.split(",") if m]
+    if unknown := set(melodies) - {"flat", "smooth", "unit"}:
+        raise SystemExit(f"--melody: unknown variant(s) {', '.join(sorted(unknown))}; choose from flat, smooth, unit")
 
     vc = voicevae.load(args.model, vocoder="fast")
     rate, floor = vc.sample_rate, vc.model.floor
@@ -322,6 +390,9 @@ def main() -> None:
     pool = {v: by_voice[v][: -JUDGE_CLIPS - args.sources] for v in voices}
     warp = Warper(vc.model.mel_config)
 
+    if "voices" in parts:
+        judge_between_voices(enc, vc, voices, {v: sources[v] + pool[v][: args.own] for v in voices}, ref)
+
     ceiling, corrections = Rows(), Rows()
     spread_ratio: list[float] = []
     alphas: list[float] = []
@@ -329,7 +400,8 @@ def main() -> None:
     stored_ratios: list[float] = []  # the stored (pYIN) spread over the measured (RAPT) one
     stretches: list[float] = []  # the speaking-rate stretch of each conversion
     frame_s = vc.model.mel_config.hop_length / rate
-    for t in tqdm(voices, desc="targets"):
+    down = vc.model.config.downsample
+    for t in tqdm(voices if parts & {"ceiling", "corrections"} else (), desc="targets"):
         clips = budget_clips(pool[t], args.budget)
         own = (sources[t] + pool[t][len(clips) :])[: args.own]
         name = f"{t}_adapted"
@@ -339,6 +411,15 @@ def main() -> None:
             target_mels = [vc.mel(vc.load_audio(u.path)) for u in clips]
             target_sd, target_ltas = band_spread(target_mels), long_term_spectrum(target_mels)
             target_content = content_frames(adapted, target_mels)
+            if "unit" in melodies:
+                # T's melody and voicing per content latent frame, in target_content's order.
+                target_blocks = torch.cat(
+                    [
+                        melody_blocks(adapted.intonation(vc.load_audio(u.path), m.shape[-1]), len(speech), down)[speech]
+                        for u, m in zip(clips, target_mels)
+                        for speech in [content_latents(adapted, m)[1]]
+                    ]
+                )
             matching = adapted.matching_for(name)
             if args.f0_spread:
                 # T's melody spread (octaves) as f0_spread reads it (RAPT, stored by the adaptation),
@@ -416,6 +497,23 @@ def main() -> None:
                         adapted.decode_with_speaker(mel_s, z_t, pitch_s, content_affine=affine),
                         "adapted + content norm + f0 spread" if args.f0_spread else "adapted + rate",
                     )
+                for how in melodies:
+                    if how == "flat":
+                        flat = pitch.clone()
+                        flat[0, 0] = 0.0
+                        mels["adapted + melody flat"] = (adapted.decode_with_speaker(mel, z_t, flat), "adapted")
+                    elif how == "smooth":
+                        smooth = smooth_melody(pitch, MELODY_SMOOTH_S / frame_s)
+                        mels["adapted + melody smooth"] = (adapted.decode_with_speaker(mel, z_t, smooth), "adapted")
+                    else:
+                        nearest = nearest_frames(z_c[0][:, speech], target_content, 1)[:, 0]
+                        unit = z_c.clone()
+                        unit[0][:, speech] = target_content[:, nearest]
+                        mels["adapted + content knn1"] = (decode_content(adapted, unit, z_t, frames, pitch), "adapted")
+                        mels["adapted + content knn1 + melody"] = (
+                            decode_content(adapted, unit, z_t, frames, unit_melody(pitch, speech, nearest, target_blocks)),
+                            "adapted + content knn1",
+                        )
                 if args.zero_shot:
                     clip_paths = [u.path for u in clips]
                     mels["zero-shot"] = (vc.convert_mel(audio, clip_paths), None)

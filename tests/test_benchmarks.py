@@ -91,3 +91,42 @@ def test_clone_likeness_speaking_rate_counts_syllable_onsets_in_speech() -> None
     # stretch lengthens in time, linearly.
     ramp = torch.arange(5.0).reshape(1, 1, 5)
     torch.testing.assert_close(likeness.stretch(ramp, 2.0), torch.linspace(0, 4, 10).reshape(1, 1, 10))
+
+
+def test_clone_likeness_unit_melody_takes_each_speech_frames_melody_from_its_nearest_target_frame() -> None:
+    import torch
+
+    likeness = _benchmark("clone_likeness")
+    torch.manual_seed(0)
+    pitch = torch.randn(1, 3, 10)  # 10 mel frames: 3 latent frames of 4, the last padded
+    speech = torch.tensor([True, False, True])
+    target_blocks = torch.arange(2 * 3 * 4.0).reshape(2, 3, 4)  # 2 target latent frames
+    unit = likeness.unit_melody(pitch, speech, torch.tensor([1, 0]), target_blocks)
+    assert unit.shape == pitch.shape
+    torch.testing.assert_close(unit[0, :2, :4], target_blocks[1, :2])  # latent frame 0 <- target frame 1
+    torch.testing.assert_close(unit[0, :2, 8:], target_blocks[0, :2, :2])  # frame 2 <- target frame 0, cut to F
+    torch.testing.assert_close(unit[0, :, 4:8], pitch[0, :, 4:8])  # not speech: the source's own
+    torch.testing.assert_close(unit[0, 2], pitch[0, 2])  # the register row is never taken
+    # The nearest frames are found on standardised latents: a source frame matches the target
+    # frame at the same place in its own distribution, whatever the offset between the two.
+    target = torch.randn(4, 60)
+    shifted = target[:, :50] * 3.0 + 5.0
+    assert torch.equal(
+        likeness.nearest_frames(shifted, target, 1)[:, 0], likeness.nearest_frames(target[:, :50], target, 1)[:, 0]
+    )
+
+
+def test_clone_likeness_smooth_melody_keeps_the_slow_course_and_drops_the_wobble() -> None:
+    import math
+
+    import torch
+
+    likeness = _benchmark("clone_likeness")
+    frames = torch.arange(400.0)
+    slow = 0.3 * torch.sin(2 * math.pi * frames / 200)  # a phrase's rise and fall
+    pitch = torch.zeros(1, 3, 400)
+    pitch[0, 0] = slow + 0.05 * torch.sign(torch.sin(math.pi * frames / 2))  # plus a 2-frame-period wobble
+    pitch[0, 1] = 1.0
+    out = likeness.smooth_melody(pitch, 5.0)
+    assert (out[0, 0, 20:-20] - slow[20:-20]).abs().max() < 0.02
+    torch.testing.assert_close(out[0, 1:], pitch[0, 1:])
