@@ -413,8 +413,11 @@ def test_cloning_add_on_conditions_are_paired_with_their_plain_twins():
     add_ons = {"detail": [0.5], "content_norm": [1.0]}
     names = conditions([1.0], add_ons=add_ons)
     added = ["zero-shot + detail 0.5", "adapted + detail 0.5", "adapted + retrieval 1 + detail 0.5"]
-    assert [n for n in names if "detail" in n] == added
-    assert [n for n in names if "content norm" in n] == [n.replace("detail 0.5", "content norm 1") for n in added]
+    stacked = [f"{n} + content norm 1" for n in added]
+    assert [n for n in names if "detail" in n] == added + stacked
+    assert [n for n in names if "content norm" in n] == [n.replace("detail 0.5", "content norm 1") for n in added] + stacked
+    # One option alone stacks with nothing.
+    assert not [n for n in conditions([1.0], add_ons={"detail": [0.5, 1.0]}) if n.count(" + ") > 2]
     # Without the default key space there is no plain retrieval condition to add detail to.
     assert [n for n in conditions([1.0], ["mfcc"], {"detail": [0.5]}) if "detail" in n] == added[:2]
     # Condition i scores 0.1 * i above the first in similarity and i word errors in 4 words on its first conversion.
@@ -657,9 +660,13 @@ def test_cloning_protocol_gives_each_add_on_what_it_needs(pitch_model_dir, tmp_p
     for suffix, option, value in ((" + content norm 1", "content_norm", 1.0), (" + f0 spread 0.5", "f0_spread", 0.5)):
         for name in names:
             converter, target, options = by_name[name]
-            plain = by_name[name.removesuffix(suffix)]
-            assert options.get(option, 0.0) == (value if name.endswith(suffix) else 0.0), name
+            plain = by_name[name.replace(suffix, "")]
+            assert options.get(option, 0.0) == (value if suffix in name else 0.0), name
             assert converter is plain[0] and options.get("retrieval") == plain[2].get("retrieval"), name
+    # Both options given: each plain condition also gets the two stacked.
+    stacked = by_name["zero-shot + content norm 1 + f0 spread 0.5"][2]
+    assert isinstance(stacked["matching"], MatchingSet) and math.isfinite(stacked["target_spread"])
+    assert by_name["adapted + retrieval 0.5 + content norm 1 + f0 spread 0.5"][2]["retrieval"] == 0.5
     zero_shot = by_name["zero-shot + content norm 1"]
     assert zero_shot[0] is vc and isinstance(zero_shot[1], torch.Tensor)
     assert isinstance(zero_shot[2]["matching"], MatchingSet)
@@ -677,3 +684,5 @@ def test_cloning_protocol_gives_each_add_on_what_it_needs(pitch_model_dir, tmp_p
     assert ("zero-shot + content norm 1", "zero-shot") in paired
     assert ("adapted + retrieval 0.5 + content norm 1", "adapted + retrieval 0.5") in paired
     assert ("zero-shot + f0 spread 0.5", "zero-shot") in paired
+    assert ("adapted + content norm 1 + f0 spread 0.5", "adapted + content norm 1") in paired
+    assert ("zero-shot + content norm 1 + f0 spread 0.5", "zero-shot + content norm 1") in paired

@@ -70,6 +70,10 @@ def add_on_conditions(
 
     add_ons: option (a key of ADD_ONS) -> its values. Retrieval takes an
     add-on in the default key space only, so without that space there is none.
+    With two or more options given, their first values are also stacked, in
+    ADD_ONS order: "adapted + content norm 1 + f0 spread 1" is "adapted +
+    content norm 1" with f0_spread 1, and is paired with it. Every condition
+    comes after the one it builds on.
     """
     out = {}
     plains = ("zero-shot", "adapted", *(retrieval_condition(r) for r in ratios if DEFAULT_SPACE in spaces))
@@ -77,6 +81,12 @@ def add_on_conditions(
         for v in values:
             for plain in plains:
                 out[f"{plain} + {ADD_ONS[option]} {v:g}"] = (plain, option, v)
+    given = [(option, add_ons[option][0]) for option in ADD_ONS if add_ons.get(option)]
+    for depth in range(2, len(given) + 1):
+        option, v = given[depth - 1]
+        for plain in plains:
+            below = plain + "".join(f" + {ADD_ONS[o]} {w:g}" for o, w in given[: depth - 1])
+            out[f"{below} + {ADD_ONS[option]} {v:g}"] = (below, option, v)
     return out
 
 
@@ -226,9 +236,10 @@ def evaluate_cloning(
             }
             for cond, (plain, option, value) in add_on_conditions(add_ons, retrieval, spaces).items():
                 converter, voice, options = runs[plain]
-                if option == "content_norm" and plain == "zero-shot":  # a bare vector: the clips' statistics
+                bare = plain.split(" + ")[0] == "zero-shot"
+                if option == "content_norm" and bare:  # a bare vector: the clips' statistics
                     options = {**options, "matching": vc.matching_set([u.path for u in clips])}
-                if option == "f0_spread" and plain == "zero-shot":  # likewise the clips' melody spread
+                if option == "f0_spread" and bare:  # likewise the clips' melody spread
                     options = {**options, "target_spread": clips_spread}
                 runs[cond] = (converter, voice, {**options, option: value})
             for u in converted[target]:
@@ -319,8 +330,9 @@ def differences(
         )
         for cond in [c for c in per if c.startswith("zero-shot + ") and c != "zero-shot + match_pitch"]:
             s = per[cond]
-            rows.append((budget, "similarity to target", cond, "zero-shot", paired_difference(s.to_target, base.to_target)))
-            rows.append((budget, "WER per clip", cond, "zero-shot", paired_difference(s.wer_per_clip(), base.wer_per_clip())))
+            for other in dict.fromkeys(("zero-shot", twins.get(cond, "zero-shot"))):
+                rows.append((budget, "similarity to target", cond, other, paired_difference(s.to_target, per[other].to_target)))
+                rows.append((budget, "WER per clip", cond, other, paired_difference(s.wer_per_clip(), per[other].wer_per_clip())))
     return rows
 
 
