@@ -177,6 +177,49 @@ def test_voice_cycle_rebuilds_the_clips_from_content_read_off_other_voices(vc, n
     assert not any(x is out for out, _, _ in rendered for x in read)
 
 
+def test_prematching_splices_each_speech_frame_from_the_voices_other_clips(vc, new_voice, monkeypatch):
+    from voicevae.model import Decoder
+    from voicevae.training.adapt import ContentBank
+
+    bank = ContentBank(torch.tensor([[0.0, 0.0], [1.0, 1.0], [10.0, 10.0], [11.0, 11.0]]), torch.tensor([0, 0, 1, 1]))
+    z_c = torch.tensor([[[0.1, 10.2, 5.0], [0.1, 10.2, 5.0]]])  # three frames, the last silence
+    speech = torch.tensor([[True, True, False]])
+    # Clip 1's own frames are never its neighbours: both speech frames come from clip 0.
+    torch.testing.assert_close(bank.prematch(z_c, speech, [1], k=1)[0], torch.tensor([[0.0, 1.0, 5.0], [0.0, 1.0, 5.0]]))
+    torch.testing.assert_close(bank.prematch(z_c, speech, [0], k=2)[0, 0], torch.tensor([10.5, 10.5, 5.0]))
+    # A voice of one clip matches within it.
+    alone = ContentBank(bank.frames[:2], torch.tensor([0, 0]))
+    torch.testing.assert_close(alone.prematch(z_c, speech, [0], k=1)[0, 0], torch.tensor([0.0, 1.0, 5.0]))
+
+    # In adaptation the term decodes, with gradient, what prematch gives for the crops and their clips.
+    decoded, matched = [], []
+    decode, prematch = Decoder.forward, ContentBank.prematch
+
+    def spy_decode(self, z_c, z_s, *args, **kwargs):
+        decoded.append((z_c.detach().clone(), torch.is_grad_enabled()))
+        return decode(self, z_c, z_s, *args, **kwargs)
+
+    def spy_prematch(self, z_c, speech, clips, *args, **kwargs):
+        out = prematch(self, z_c, speech, clips, *args, **kwargs)
+        matched.append((out.clone(), list(clips), len(self.frames)))
+        return out
+
+    monkeypatch.setattr(Decoder, "forward", spy_decode)
+    monkeypatch.setattr(ContentBank, "prematch", spy_prematch)
+    lambdas = {"rec/nll": 1.0, "rec/prematched": 1.0}
+    config = AdaptConfig(steps=2, min_seconds=2.0, segment_frames=32, batch_size=4, lambdas=lambdas)
+    out = adapt(vc.model, vc.vectors, [new_voice], "new", config, progress=False)
+    assert len(out.log) == 2 and all(math.isfinite(entry["rec/prematched"]) for entry in out.log)
+    assert len(matched) == 2
+    n_clips = len(out.utterances)
+    for spliced, clips, _ in matched:
+        assert len(clips) == 4 and all(0 <= c < n_clips for c in clips)
+        assert any(grad and torch.equal(z, spliced) for z, grad in decoded)
+    # The bank holds the speech frames of every clip the adaptation kept.
+    own = ContentBank.of_mels(vc.model, [vc.mel(u.audio) for u in out.utterances])
+    assert matched[0][2] == len(own.frames) and set(own.clip.tolist()) == set(range(n_clips))
+
+
 def test_content_consistency_keeps_known_speech_readable_in_the_new_voice(vc, new_voice):
     # The vector file carries crops of its clips' content (9 clips of 0.8 s, all long enough).
     bank = vc.vectors.content_bank

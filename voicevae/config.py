@@ -583,7 +583,7 @@ class VocoderConfig:
             self.mel.scaled(*scale).validate(f"{where}.mel_scales[{i}]")
 
 
-ADAPT_TERMS = ("rec/nll", "preserve/voices", "prior/speaker", "cycle/content", "cycle/voices", "pitch/register")
+ADAPT_TERMS = ("rec/nll", "preserve/voices", "prior/speaker", "cycle/content", "cycle/voices", "pitch/register", "rec/prematched")
 ADAPT_TRAINABLE = ("decoder", "speaker_path", "vector")
 
 

@@ -319,7 +319,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--cloning-f0-spread",
         default="",
         metavar="S,...",
-        help="F0 spreads (0..1], each adding 'zero-shot + f0 spread S', 'adapted + f0 spread S' and 'adapted + retrieval R + f0 spread S'",
+        help="F0 spreads (0..1], each adding 'zero-shot + f0 spread S', 'adapted + f0 spread S' and 'adapted + retrieval R + f0 spread S'; "
+        "with --cloning-detail or --cloning-content-norm as well, each condition also gets them all stacked at their first values",
     )
     p.add_argument(
         "--cloning-spaces",

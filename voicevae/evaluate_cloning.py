@@ -20,7 +20,10 @@ budget of B seconds of T's recordings (T's first clips, as many as make B):
   zero-shot takes them from the budget's clips, adapted ones from the vector file);
 - with `--cloning-f0-spread S`: likewise with f0_spread S, the source's
   melody range moved toward the target's (pitch.melody_spread; zero-shot
-  measures it on the budget's clips, adapted ones read it from the vector file).
+  measures it on the budget's clips, adapted ones read it from the vector file);
+- with two or more of these given: every plain condition also with all of
+  them stacked at their first values ("adapted + content norm 1 + f0 spread
+  1"), paired with the condition it builds on ("adapted + content norm 1").
 
 The sources are clips of the other held-out voices (never T's), so every
 conversion is between two voices the model never trained on. The judges:
@@ -330,9 +333,25 @@ def differences(
         )
         for cond in [c for c in per if c.startswith("zero-shot + ") and c != "zero-shot + match_pitch"]:
             s = per[cond]
-            for other in dict.fromkeys(("zero-shot", twins.get(cond, "zero-shot"))):
-                rows.append((budget, "similarity to target", cond, other, paired_difference(s.to_target, per[other].to_target)))
-                rows.append((budget, "WER per clip", cond, other, paired_difference(s.wer_per_clip(), per[other].wer_per_clip())))
+            for paired_with in dict.fromkeys(("zero-shot", twins.get(cond, "zero-shot"))):
+                rows.append(
+                    (
+                        budget,
+                        "similarity to target",
+                        cond,
+                        paired_with,
+                        paired_difference(s.to_target, per[paired_with].to_target),
+                    )
+                )
+                rows.append(
+                    (
+                        budget,
+                        "WER per clip",
+                        cond,
+                        paired_with,
+                        paired_difference(s.wer_per_clip(), per[paired_with].wer_per_clip()),
+                    )
+                )
     return rows
 
 

@@ -44,12 +44,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from einops import repeat
+from einops import rearrange, repeat
 from tqdm import tqdm
 
 from ..augment import random_warp
 from ..config import AdaptConfig, ConfigError, adapt_config, to_dict
-from ..content_stats import ContentStats
+from ..content_stats import ContentStats, speech_latents
 from ..features import MelFrontend
 from ..matching import MatchingSet
 from ..model import DEFAULT_MODEL, VAE
@@ -80,11 +80,12 @@ def random_segments(
     floor: float,
     generator: torch.Generator,
     pitch: list[torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
     """(batch, n_mels, frames) random crops of the clips, weighted by length; short clips padded with silence.
 
     pitch: each clip's intonation (3, F_i), cropped where its log-mel is
     (zeros, unvoiced, in the padding) into (batch, 3, frames); else None.
+    Also returns which clip each crop is from.
     """
     lengths = torch.tensor([m.shape[-1] for m in mels], dtype=torch.float)
     picks = torch.multinomial(lengths, batch, replacement=True, generator=generator).tolist()
@@ -97,7 +98,45 @@ def random_segments(
         out[i, :, : piece.shape[-1]] = piece
         if contours is not None and pitch is not None:
             contours[i, :, : piece.shape[-1]] = pitch[k][:, start : start + frames]
-    return out, contours
+    return out, contours, picks
+
+
+PREMATCH_K = 4  # neighbours averaged by "rec/prematched", as kNN-VC's k
+
+
+@dataclass
+class ContentBank:
+    """The content latent means of a voice's speech frames, and which clip each is from: (N, Dc), (N,)."""
+
+    frames: torch.Tensor
+    clip: torch.Tensor
+
+    @classmethod
+    def of_mels(cls, model: VAE, mels: list[torch.Tensor]) -> ContentBank:
+        frames, clip = [], []
+        for i, m in enumerate(mels):
+            z = model.content_means(m[None])[0]  # (Dc, L)
+            speech = speech_latents(m, z.shape[-1], model.config.downsample)
+            frames.append(rearrange(z[:, speech], "c n -> n c"))
+            clip += [i] * int(speech.sum())
+        return cls(torch.cat(frames), torch.tensor(clip, dtype=torch.long))
+
+    def prematch(self, z_c: torch.Tensor, speech: torch.Tensor, clips: list[int], k: int = PREMATCH_K) -> torch.Tensor:
+        """kNN-VC's prematching: content (B, Dc, L) with each speech frame (speech (B, L) bool) replaced by the mean
+        of its k nearest frames from the voice's other clips (all clips when it has one): -> (B, Dc, L).
+
+        A conversion that matches a source's content to the target's frames feeds
+        the decoder exactly such sequences, frames spliced from other utterances.
+        """
+        out = z_c.clone()
+        for b, own in enumerate(clips):
+            keys = self.frames[self.clip != own] if bool((self.clip != own).any()) else self.frames
+            query = rearrange(z_c[b][:, speech[b]], "c n -> n c")
+            if len(query) == 0:
+                continue
+            nearest = torch.cdist(query, keys).topk(min(k, len(keys)), dim=-1, largest=False).indices  # (n, k)
+            out[b][:, speech[b]] = rearrange(keys[nearest].mean(dim=1), "n c -> c n")
+        return out
 
 
 def adapt(
@@ -164,6 +203,10 @@ def adapt(
     cycle_voices = bool(config.lambdas.get("cycle/voices", 0.0))
     cycle = bool(config.lambdas.get("cycle/content", 0.0))
     bank = vectors.content_bank.to(device) if cycle and vectors.content_bank is not None else None
+    prematched = None
+    if config.lambdas.get("rec/prematched", 0.0):
+        with torch.no_grad():
+            prematched = ContentBank.of_mels(frozen, mels)
     tuned_params = [p for p in tuned.decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
@@ -180,7 +223,7 @@ def adapt(
         if deadline.spent():
             print(f"adapt: --max-minutes {max_minutes:g} spent at step {step} of {config.steps}; writing the model as it stands")
             break
-        mel, crops = random_segments(mels, config.segment_frames, config.batch_size, model.floor, g, contours)
+        mel, crops, picks = random_segments(mels, config.segment_frames, config.batch_size, model.floor, g, contours)
         mel, contour = mel.to(device), None if crops is None else crops.to(device)
         xn, frames = frozen.prepare(mel)
         with torch.no_grad():
@@ -219,6 +262,14 @@ def adapt(
                 # The clips' content as a conversion would read it: off speech in other voices.
                 foreign = frozen.content_encoder(reference).rsample()
             terms["cycle/voices"] = -tuned.log_likelihood(xn, tuned.decoder(foreign, voice, contour), frames).sum() / n_frames
+        if prematched is not None:
+            # The crops rebuilt from their content spliced out of the voice's other clips (kNN-VC trains
+            # its vocoder on such prematched features), for conversions that match content to the target's frames.
+            with torch.no_grad():
+                means = frozen.content_means(mel)
+                speech = torch.stack([speech_latents(m, means.shape[-1], frozen.config.downsample) for m in mel])
+                spliced = prematched.prematch(means, speech, picks)
+            terms["rec/prematched"] = -tuned.log_likelihood(xn, tuned.decoder(spliced, voice, contour), frames).sum() / n_frames
         if bank is not None:
             # Conversion decodes other speakers' content with the new voice, which
             # rec/nll never asks for: the content encoder must read back the
