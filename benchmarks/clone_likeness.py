@@ -65,6 +65,14 @@ conversion by conversion with the plain adapted conversion:
   row "content knn1") and its `downsample` mel frames of melody and voicing
   by that T frame's, a conversion every input of which is T's own.
 
+- with `--prematched W`: T is adapted a second time with the prematched
+  term at weight W (`rec/prematched`, training/adapt.py: each crop also
+  rebuilt from its content spliced out of T's other clips, kNN-VC's
+  prematching), and its plain conversion ("prematched") and its conversion
+  from content matched to T's frames ("prematched + content knn", the
+  benchmark's "knn" matching) are scored, with "adapted + content knn" for
+  the same matching on the plain adaptation.
+
 Part 3 (`--parts voices`), the judge between voices: each held-out voice's
 genuine clips (its sources and up to `--own` of its first clips) scored
 against every held-out voice's reference. The off-diagonal is what the judge
@@ -90,7 +98,7 @@ from tqdm import tqdm
 
 import voicevae
 from voicevae.api import VoiceConverter
-from voicevae.config import MelConfig
+from voicevae.config import AdaptConfig, MelConfig
 from voicevae.content_stats import content_affine, speech_frames, speech_latents
 from voicevae.corpora import Utterance, read_manifest
 from voicevae.evaluate_cloning import JUDGE_CLIPS, budget_clips, difference_cell
@@ -362,6 +370,7 @@ def main() -> None:
     ap.add_argument(
         "--melody", default="", help="melody variants: flat, smooth, unit (content and melody from T's nearest frames)"
     )
+    ap.add_argument("--prematched", type=float, default=0.0, help="also adapt with rec/prematched at this weight (0: not)")
     ap.add_argument("--json", default=None, help="also write every score here")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
@@ -406,6 +415,10 @@ def main() -> None:
         own = (sources[t] + pool[t][len(clips) :])[: args.own]
         name = f"{t}_adapted"
         adapted = vc.adapt([u.path for u in clips], name, progress=False)
+        if args.prematched:
+            config = AdaptConfig()
+            config.lambdas["rec/prematched"] = args.prematched
+            prematched = vc.adapt([u.path for u in clips], name, config=config, progress=False)
         with torch.no_grad():
             z_t = adapted.target_vector(name)
             target_mels = [vc.mel(vc.load_audio(u.path)) for u in clips]
@@ -514,6 +527,12 @@ def main() -> None:
                             decode_content(adapted, unit, z_t, frames, unit_melody(pitch, speech, nearest, target_blocks)),
                             "adapted + content knn1",
                         )
+                if args.prematched:
+                    knn = match_content(z_c, speech, target_content, "knn")
+                    mels["adapted + content knn"] = (decode_content(adapted, knn, z_t, frames, pitch), "adapted")
+                    z_p = prematched.target_vector(name)
+                    mels["prematched"] = (prematched.decode_with_speaker(mel, z_p, pitch), "adapted")
+                    mels["prematched + content knn"] = (decode_content(prematched, knn, z_p, frames, pitch), "prematched")
                 if args.zero_shot:
                     clip_paths = [u.path for u in clips]
                     mels["zero-shot"] = (vc.convert_mel(audio, clip_paths), None)
