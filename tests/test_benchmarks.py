@@ -130,3 +130,24 @@ def test_clone_likeness_smooth_melody_keeps_the_slow_course_and_drops_the_wobble
     out = likeness.smooth_melody(pitch, 5.0)
     assert (out[0, 0, 20:-20] - slow[20:-20]).abs().max() < 0.02
     torch.testing.assert_close(out[0, 1:], pitch[0, 1:])
+
+
+def test_cloning_by_language_splits_a_runs_own_scores() -> None:
+    by_language = _benchmark("cloning_by_language")
+    # Four conversions: two within English, one English source into French, one French into English.
+    pairs = [("en", "en"), ("en", "en"), ("fr", "en"), ("en", "fr")]
+    scores = {
+        "to_target": [0.9, 0.8, 0.6, 0.5],
+        "to_source": [0.5, 0.85, 0.4, 0.6],
+        "errors": [1, 2, 3, 4],
+        "words": [4, 4, 4, 5],
+    }
+    report = {"scores": {"60.0": {"adapted": scores, "zero-shot": scores}}}
+    rows = by_language.split_by_language(report, pairs, ["adapted"])
+    assert list(rows["60.0"]) == ["adapted"]
+    row = rows["60.0"]["adapted"]
+    assert row["same"] == (pytest.approx(0.85), 0.5)
+    assert row["other"] == (pytest.approx(0.55), 0.5)
+    assert row["wer"] == {"en": pytest.approx(6 / 12), "fr": pytest.approx(4 / 5)}
+    # No conversion within one language: no figure, not a NaN.
+    assert by_language.split_by_language(report, [("en", "fr")] * 4)["60.0"]["adapted"]["same"] is None
