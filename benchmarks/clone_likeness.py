@@ -58,12 +58,14 @@ conversion by conversion with the plain adapted conversion:
   conversion takes from its source.
 - with `--melody`: what the source's melody (the decoder's intonation
   input) carries of the source voice. "flat" sets the melody to the
-  register (a monotone, voicing kept); "smooth" keeps its slow course and
-  drops the fine structure under MELODY_SMOOTH_S (jitter, creak, micro-
-  prosody); "unit" takes both content and melody from T: each speech latent
-  frame is replaced by its single nearest T frame (as "knn" with k = 1,
-  row "content knn1") and its `downsample` mel frames of melody and voicing
-  by that T frame's, a conversion every input of which is T's own.
+  register (a monotone, voicing kept); "smooth" low-passes it with a
+  Gaussian of MELODY_SMOOTH_S standard deviation (movements faster than
+  about 2 Hz removed: jitter, creak, the quicker syllable-rate moves);
+  "unit" takes both content and melody from T: each speech latent frame is
+  replaced by its single nearest T frame (as "knn" with k = 1, row
+  "content knn1") and its `downsample` mel frames of melody and voicing by
+  that T frame's, a conversion every speech frame's input of which is T's
+  own (silence keeps the source's).
 
 - with `--prematched W`: T is adapted a second time with the prematched
   term at weight W (`rec/prematched`, training/adapt.py: each crop also
@@ -106,7 +108,7 @@ from voicevae.metrics import SpeakerEncoder, Transcriber, paired_difference, wor
 from voicevae.pitch import intonation_spread, scale_melody
 
 KNN = 4  # neighbours averaged by the "knn" content matchings, as kNN-VC's k
-MELODY_SMOOTH_S = 0.1  # "smooth" melody: the Gaussian's standard deviation in seconds
+MELODY_SMOOTH_S = 0.1  # "smooth" melody: the Gaussian's standard deviation in seconds (half power near 2 Hz)
 WARPS = np.exp(np.linspace(math.log(0.8), math.log(1.25), 21))  # VTLN's candidate alphas, log-spaced
 
 
@@ -228,7 +230,8 @@ def smooth_melody(pitch: torch.Tensor, frames_sd: float) -> torch.Tensor:
     """Intonation (1, 3, F) with its melody row low-passed by a Gaussian of `frames_sd` frames (row 0 is
     already carried across unvoiced gaps, so the filter sees a continuous line)."""
     out = pitch.clone()
-    out[0, 0] = torch.from_numpy(gaussian_filter1d(pitch[0, 0].numpy(), frames_sd, mode="nearest"))
+    smooth = gaussian_filter1d(pitch[0, 0].cpu().numpy(), frames_sd, mode="nearest")
+    out[0, 0] = torch.from_numpy(smooth).to(out.device)
     return out
 
 
@@ -542,6 +545,8 @@ def main() -> None:
                     to_t, wer = judge(enc, asr, out, u.text, rate, ref[t])
                     to_s = float(enc.embed(out, rate) @ ref[u.speaker])
                     corrections.add(row, to_t, wer, to_s, base=base)
+                    if row == "prematched + content knn":  # the same matching, on the two adaptations
+                        corrections.add(f"{row} (vs adapted)", to_t, wer, to_s, base="adapted + content knn")
                     how = row.removeprefix("adapted + content ")
                     if how in matchings and how != "norm" and "norm" in matchings:
                         # The same scores again, paired with the product's content_norm.

@@ -12,7 +12,9 @@ reads English only; so for each condition it prints
 - similarity to the target and the share closer to it, over conversions
   whose source speaks the target's language and over the rest;
 - the WER per source language, next to the untouched sources' own
-  (transcribed here once, as the protocol does).
+  (transcribed here once, as the protocol does);
+- with `--pairs CONDITION`: that condition's mean similarity to the target
+  for each target (rows) and source voice (columns).
 
 Every figure is a subset of the run's own scores; nothing is converted again.
 """
@@ -60,16 +62,31 @@ def split_by_language(
     return out
 
 
+def pair_means(scores: list[float], pairs: list[tuple[str, str]]) -> dict[tuple[str, str], float]:
+    """(target, source voice) -> the mean of the scores of its conversions."""
+    by_pair: dict[tuple[str, str], list[float]] = {}
+    for pair, score in zip(pairs, scores, strict=True):
+        by_pair.setdefault(pair, []).append(score)
+    return {pair: float(np.mean(v)) for pair, v in by_pair.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("report", help="a cloning protocol report (.json)")
     ap.add_argument("--manifest", required=True, help="the manifest the run used")
     ap.add_argument("--conditions", default="", help="conditions to show, comma-separated (default: all)")
+    ap.add_argument(
+        "--pairs", default="", metavar="CONDITION", help="also this condition's similarity per target and source voice"
+    )
     args = ap.parse_args()
     report = json.loads(Path(args.report).read_text())
     if "conversions" not in report or "scores" not in report:
         raise SystemExit(f"{args.report}: not a cloning protocol report (no conversions or scores)")
-    clips = {u.path.name: u for u in read_manifest(args.manifest, split="test_voice")}
+    heldout = read_manifest(args.manifest, split="test_voice")
+    clips = {u.path.name: u for u in heldout}
+    if len(clips) < len(heldout):
+        # The report names each source by its file name alone.
+        raise SystemExit(f"{args.manifest}: two held-out clips share a file name; this report cannot tell them apart")
     voice_language: dict[str, str] = {}
     for u in clips.values():
         voice_language[u.speaker] = u.labels.get("language") or DEFAULT_LANGUAGE
@@ -105,6 +122,17 @@ def main() -> None:
             cells = [f"{row[k][0]:.3f} / {row[k][1]:.2f}" if row[k] else "-" for k in ("same", "other")]
             cells += [f"{row['wer'][lang]:.3f}" for lang in languages]
             print(f"| {cond} | " + " | ".join(cells) + " |")
+        if args.pairs:
+            if args.pairs not in report["scores"][budget]:
+                raise SystemExit(f"--pairs: {args.report} has no condition {args.pairs!r}")
+            scores = report["scores"][budget][args.pairs]["to_target"]
+            voices = sorted(voice_language)
+            means = pair_means(scores, [(t, clips[name].speaker) for t, name in report["conversions"]])
+            print(f"\n{args.pairs}: similarity to the target, targets (rows) by source voices (columns)")
+            print("| target | " + " | ".join(voices) + " |")
+            print("| --- " * (len(voices) + 1) + "|")
+            for t in voices:
+                print(f"| {t} | " + " | ".join(f"{means[t, v]:.3f}" if (t, v) in means else "-" for v in voices) + " |")
 
 
 if __name__ == "__main__":

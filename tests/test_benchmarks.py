@@ -151,3 +151,6 @@ def test_cloning_by_language_splits_a_runs_own_scores() -> None:
     assert row["wer"] == {"en": pytest.approx(6 / 12), "fr": pytest.approx(4 / 5)}
     # No conversion within one language: no figure, not a NaN.
     assert by_language.split_by_language(report, [("en", "fr")] * 4)["60.0"]["adapted"]["same"] is None
+    # Per pair of voices, the mean of its conversions.
+    means = by_language.pair_means([0.9, 0.7, 0.6], [("a", "b"), ("a", "b"), ("b", "a")])
+    assert means == {("a", "b"): pytest.approx(0.8), ("b", "a"): pytest.approx(0.6)}

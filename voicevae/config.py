@@ -612,6 +612,7 @@ class AdaptConfig:
     # "pitch/register" counts only for a model with a harmonic source (the new voice's register, learnt from its clips).
     # "cycle/voices" (on since it measured +0.013 to +0.024 similarity at 30 s to 3 min, README) rebuilds the
     # clips from content read off their rendering in other voices; 0 turns it off.
+    # "rec/prematched" (off: it measured nothing, README) rebuilds them from content spliced out of their other clips.
     lambdas: dict[str, float] = field(
         default_factory=lambda: {
             "rec/nll": 1.0,

@@ -307,20 +307,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--cloning-detail",
         default="",
         metavar="D,...",
-        help="details (0..1], each adding 'zero-shot + detail D', 'adapted + detail D' and 'adapted + retrieval R + detail D'",
+        help="details (0..1], each adding 'zero-shot + detail D', 'adapted + detail D' and 'adapted + retrieval R + detail D' "
+        "(stacked with the other add-ons given, at their first values)",
     )
     p.add_argument(
         "--cloning-content-norm",
         default="",
         metavar="C,...",
-        help="content norms (0..1], each adding 'zero-shot + content norm C', 'adapted + content norm C' and 'adapted + retrieval R + content norm C'",
+        help="content norms (0..1], each adding 'zero-shot + content norm C', 'adapted + content norm C' and 'adapted + retrieval R + content norm C' "
+        "(stacked with the other add-ons given, at their first values)",
     )
     p.add_argument(
         "--cloning-f0-spread",
         default="",
         metavar="S,...",
-        help="F0 spreads (0..1], each adding 'zero-shot + f0 spread S', 'adapted + f0 spread S' and 'adapted + retrieval R + f0 spread S'; "
-        "with --cloning-detail or --cloning-content-norm as well, each condition also gets them all stacked at their first values",
+        help="F0 spreads (0..1], each adding 'zero-shot + f0 spread S', 'adapted + f0 spread S' and 'adapted + retrieval R + f0 spread S' "
+        "(stacked with the other add-ons given, at their first values)",
     )
     p.add_argument(
         "--cloning-spaces",

@@ -21,9 +21,11 @@ budget of B seconds of T's recordings (T's first clips, as many as make B):
 - with `--cloning-f0-spread S`: likewise with f0_spread S, the source's
   melody range moved toward the target's (pitch.melody_spread; zero-shot
   measures it on the budget's clips, adapted ones read it from the vector file);
-- with two or more of these given: every plain condition also with all of
-  them stacked at their first values ("adapted + content norm 1 + f0 spread
-  1"), paired with the condition it builds on ("adapted + content norm 1").
+- with two or more of these given: every plain condition also with them
+  stacked at their first values, in the order above, each stack paired with
+  the one it builds on ("adapted + content norm 1 + f0 spread 1" with
+  "adapted + content norm 1"; with all three, "adapted + detail D + content
+  norm C" as well).
 
 The sources are clips of the other held-out voices (never T's), so every
 conversion is between two voices the model never trained on. The judges:

@@ -23,6 +23,10 @@ renders some other voice. Adaptation instead fits the voice:
   another voice carries some of that voice (README, "Where an adapted
   clone loses its likeness"), and here the answer to it is known: the
   target's own recording.
+- "rec/prematched" (off by default; measured nothing, README): each crop is
+  also rebuilt from its content latents spliced out of the voice's other
+  clips (`ContentBank`, kNN-VC's prematching), the input a conversion that
+  matches content to the target's frames would give.
 
 - a model that reads the source's intonation (`model.pitch_input`) is fed
   each clip's own; with a harmonic source the new voice's register is
