@@ -1,5 +1,6 @@
 """The evaluation protocol end to end on the tone corpus (no held-out voices there)."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -116,6 +117,9 @@ def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path, mo
     clips = heldout_clips(converters[0], manifest, per_voice=5, with_packaged=False)
     assert [c.speaker for c in clips] == ["spk2"] * 4 + ["spk3"] * 4
     assert all(c.kind == "real" and c.text is not None for c in clips)  # no engine label, English by default
+    assert all(c.language == "en" for c in clips)
+    # spk3 speaking French: each few-shot conversion (one voice to the other) crosses languages.
+    clips = [dataclasses.replace(c, language="fr") if c.speaker == "spk3" else c for c in clips]
     tracked = []
     monkeypatch.setattr(protocol, "f0_track", lambda wav, *a: tracked.append(len(wav)) or f0_track(wav, *a))
     rate = converters[0].sample_rate
@@ -166,6 +170,9 @@ def test_unseen_protocol_keeps_reference_clips_out_and_pairs_models(tmp_path, mo
     assert len(per["resynth/f0_spread"]) == len(per["fewshot/f0_spread"]) == 2
     few = a["summary"]["few-shot cloning of held-out voices"]
     assert few["closer to target (share)"] == pytest.approx(sum(per["fewshot/closer"]) / 2)
+    assert per["fewshot/same_language"] == [0.0, 0.0]
+    assert few["similarity to target [source in another language]"] == pytest.approx(np.mean(per["fewshot/to_target"]))
+    assert "similarity to target [source in the target's language]" not in few
     anomaly = a["summary"]["anomaly score"]
     assert anomaly["real clips"] == 8 and 0 <= anomaly["real clips flagged unlike the training data"] <= 8
     assert 0.0 <= anomaly["AUROC real speech vs non-speech"] <= 1.0
@@ -285,3 +292,39 @@ def test_the_unseen_split_keeps_references_out_and_takes_sources_in_turn():
     mean = split.voice_embedding(emb, "a", {0, 1, 2})
     assert np.allclose(mean, (emb[3] + emb[4]) / np.sqrt(2))
     assert split.voice_embedding(emb, "c", {9, 10}) is None
+
+
+def test_unseen_summary_splits_few_shot_by_language(tmp_path):
+    from voicevae.evaluate_unseen import heldout_clips, summarise
+
+    per = {
+        "fewshot/kind": ["real", "real", "flite"],
+        "fewshot/closer": [1.0, 0.0, 1.0],
+        "fewshot/to_target": [0.9, 0.5, 0.7],
+        "fewshot/to_source": [0.4, 0.6, 0.5],
+        "fewshot/f0_corr": [0.5, 0.5, 0.5],
+        "fewshot/errors": [1, 1, 1],
+        "fewshot/words": [2, 2, 2],
+        "fewshot/source_errors": [0, 0, 0],
+        "fewshot/same_language": [1.0, 0.0, 1.0],
+    }
+    few = summarise(per, {})["few-shot cloning of held-out voices"]
+    assert few["similarity to target [source in the target's language]"] == pytest.approx(0.8)
+    assert few["closer to target [source in the target's language]"] == pytest.approx(1.0)
+    assert few["similarity to target [source in another language]"] == pytest.approx(0.5)
+    # A report from before the split has no such rows.
+    del per["fewshot/same_language"]
+    assert not [k for k in summarise(per, {})["few-shot cloning of held-out voices"] if "language]" in k]
+    # A clip's language comes from the manifest label; an empty one is English.
+    from conftest import edit_manifest
+
+    def french(r: dict) -> None:
+        r["language"] = "fr" if r["speaker"] == "spk3" else ""
+
+    manifest = edit_manifest(_heldout_tone_corpus(tmp_path / "c"), french)
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(channels=16, n_blocks=1, content_dim=2, speaker_dim=4))
+    vectors = compute_vectors(model, read_manifest(manifest, split="train"), is_samples=2, progress=False)
+    vc = VoiceConverter(model, vectors, load_vocoder("griffinlim"))
+    clips = heldout_clips(vc, manifest, per_voice=2, with_packaged=False)
+    assert {(c.speaker, c.language) for c in clips} == {("spk2", "en"), ("spk3", "fr")}

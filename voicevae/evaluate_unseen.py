@@ -63,6 +63,7 @@ from .metrics import (
 from .realclips import load_real_clip, real_clips
 
 ENGLISH = ("", "en", "en-US", "en-GB")
+PACKAGED_LANGUAGE = "en"  # every packaged real recording (LibriVox, the card game, CMU ARCTIC) is English
 
 
 @dataclass
@@ -74,6 +75,9 @@ class Clip:
     kind: str
     audio: torch.Tensor  # (T,) at the model rate
     text: str | None
+    # The language spoken ("en" for an empty label, as the synthetic corpus's voices are English):
+    # the judge's embedding carries it as well as the voice.
+    language: str = "en"
 
 
 def heldout_clips(vc: VoiceConverter, manifest: str | Path, per_voice: int = 8, with_packaged: bool = True) -> list[Clip]:
@@ -86,12 +90,13 @@ def heldout_clips(vc: VoiceConverter, manifest: str | Path, per_voice: int = 8, 
         taken[u.speaker] = taken.get(u.speaker, 0) + 1
         english = u.labels.get("language", "") in ENGLISH and bool(u.text.strip())
         kind = u.labels.get("engine") or "real"
-        clips.append(Clip(u.path.stem, u.speaker, kind, vc.load_audio(u.path), u.text if english else None))
+        language = "en" if u.labels.get("language", "") in ENGLISH else u.labels["language"]
+        clips.append(Clip(u.path.stem, u.speaker, kind, vc.load_audio(u.path), u.text if english else None, language))
     if with_packaged:
         for c in real_clips():
             # One voice per recording set: the LibriVox reader, the card-game talker, each ARCTIC clip's talker.
             speaker = {"librivox": "librivox_reader", "cards": "cards_talker"}.get(c.path.parent.name, f"{c.source}_{c.name}")
-            clips.append(Clip(c.name, speaker, "real", load_real_clip(c, vc.sample_rate), c.transcript))
+            clips.append(Clip(c.name, speaker, "real", load_real_clip(c, vc.sample_rate), c.transcript, PACKAGED_LANGUAGE))
     if not clips:
         raise ValueError(f"{manifest}: no test_voice clips and no packaged recordings to evaluate on")
     return clips
@@ -222,6 +227,7 @@ def unseen_protocol(
             to_t, to_s = float(e_out @ target_emb), similarity(e_out, voice_embedding(c.speaker, {i}))
             add("fewshot/key", f"{c.name}->{t}")
             add("fewshot/kind", c.kind)
+            add("fewshot/same_language", float(c.language == clips[refs[t][0]].language))
             add("fewshot/to_target", to_t)
             add("fewshot/to_source", to_s)
             add("fewshot/closer", math.nan if math.isnan(to_s) else float(to_t > to_s))
@@ -324,6 +330,14 @@ def _nanmean(values: Sequence[float]) -> float:
     return sum(kept) / len(kept) if kept else math.nan
 
 
+def _by_language(same: list[float]) -> Iterator[tuple[str, list[bool]]]:
+    """("source in the target's language", keep), ("source in another language", keep), each when any conversion is."""
+    for label, flag in (("source in the target's language", 1.0), ("source in another language", 0.0)):
+        keep = [s == flag for s in same]
+        if any(keep):
+            yield label, keep
+
+
 def _mean_where(values: list[float], keep: list[bool]) -> float:
     """Mean of the kept values, leaving out NaN (a verdict that could not be made)."""
     return _nanmean([v for v, k in zip(values, keep) if k])
@@ -356,6 +370,10 @@ def summarise(per: dict[str, list], anomaly: dict[str, float]) -> dict[str, dict
         }
         if "fewshot/f0_spread" in per:
             section["F0 spread, semitones"] = _nanmean(per["fewshot/f0_spread"])
+        # Reports from 2026-12-08 on: the judge hears the language as well as the voice.
+        for label, keep in _by_language(per.get("fewshot/same_language", [])):
+            section[f"similarity to target [{label}]"] = _mean_where(per["fewshot/to_target"], keep)
+            section[f"closer to target [{label}]"] = _mean_where(per["fewshot/closer"], keep)
         for kind, keep in _by_kind(kinds):
             section[f"closer to target [{kind} sources]"] = _mean_where(per["fewshot/closer"], keep)
             section[f"WER converted [{kind}]"] = _wer(per["fewshot/errors"], per["fewshot/words"], keep)
