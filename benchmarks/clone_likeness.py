@@ -101,7 +101,7 @@ from tqdm import tqdm
 import voicevae
 from voicevae.api import VoiceConverter
 from voicevae.config import AdaptConfig, MelConfig
-from voicevae.content_stats import content_affine, speech_frames, speech_latents
+from voicevae.content_stats import content_affine, speech_content, speech_frames, speech_latents
 from voicevae.corpora import Utterance, read_manifest
 from voicevae.evaluate_cloning import JUDGE_CLIPS, budget_clips, difference_cell
 from voicevae.metrics import SpeakerEncoder, Transcriber, paired_difference, word_errors
@@ -149,8 +149,8 @@ def long_term_spectrum(mels: list[torch.Tensor]) -> torch.Tensor:
 
 def content_latents(vc: VoiceConverter, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(n_mels, F) log-mel -> the content latent means (1, Dc, L) and (L,) bool: which of them are speech."""
-    z_c = vc.model.content_means(mel.unsqueeze(0))
-    return z_c, speech_latents(mel, z_c.shape[-1], vc.model.config.downsample)
+    z_c, speech = speech_content(vc.model, mel)
+    return z_c.unsqueeze(0), speech
 
 
 def content_frames(vc: VoiceConverter, mels: list[torch.Tensor]) -> torch.Tensor:
@@ -433,7 +433,8 @@ def main() -> None:
                     [
                         melody_blocks(adapted.intonation(vc.load_audio(u.path), m.shape[-1]), len(speech), down)[speech]
                         for u, m in zip(clips, target_mels)
-                        for speech in [content_latents(adapted, m)[1]]
+                        # The speech frames content_frames kept (L = ceil(F / downsample)), without encoding again.
+                        for speech in [speech_latents(m, math.ceil(m.shape[-1] / down), down)]
                     ]
                 )
             matching = adapted.matching_for(name)

@@ -57,6 +57,14 @@ def speech_latents(mel: torch.Tensor, latent_frames: int, downsample: int) -> to
     return rearrange(speech, "(l d) -> l d", d=downsample).any(dim=1)
 
 
+@torch.inference_mode()
+def speech_content(model: VAE, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One clip's log-mel (n_mels, F) -> its content latent means (Dc, L), on the model's device, and (L,) bool:
+    which of them cover speech (`speech_latents`). Encoded on its own: the content encoder normalises per clip."""
+    z_c = model.content_means(mel.unsqueeze(0).to(model.mel_mean.device))[0]
+    return z_c, speech_latents(mel, z_c.shape[-1], model.config.downsample)
+
+
 @dataclass
 class ContentStats:
     """Per content channel, the mean and standard deviation (Dc,) over speech frames."""
@@ -80,11 +88,7 @@ class ContentStats:
     @torch.inference_mode()
     def of_mels(cls, model: VAE, mels: list[torch.Tensor]) -> ContentStats:
         """From log-mels (n_mels, F_i), each encoded on its own (the content encoder normalises per clip)."""
-        pieces = []
-        for mel in mels:
-            z_c = model.content_means(mel.unsqueeze(0).to(model.mel_mean.device))[0]  # (Dc, L)
-            pieces.append((z_c, speech_latents(mel, z_c.shape[-1], model.config.downsample)))
-        return cls.of_latents(pieces)
+        return cls.of_latents([speech_content(model, mel) for mel in mels])
 
 
 def content_affine(source: ContentStats, target: ContentStats, amount: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -88,10 +88,10 @@ def heldout_clips(vc: VoiceConverter, manifest: str | Path, per_voice: int = 8, 
         if taken.get(u.speaker, 0) >= per_voice:
             continue
         taken[u.speaker] = taken.get(u.speaker, 0) + 1
-        english = u.labels.get("language", "") in ENGLISH and bool(u.text.strip())
-        kind = u.labels.get("engine") or "real"
         language = "en" if u.labels.get("language", "") in ENGLISH else u.labels["language"]
-        clips.append(Clip(u.path.stem, u.speaker, kind, vc.load_audio(u.path), u.text if english else None, language))
+        kind = u.labels.get("engine") or "real"
+        text = u.text if language == "en" and u.text.strip() else None
+        clips.append(Clip(u.path.stem, u.speaker, kind, vc.load_audio(u.path), text, language))
     if with_packaged:
         for c in real_clips():
             # One voice per recording set: the LibriVox reader, the card-game talker, each ARCTIC clip's talker.

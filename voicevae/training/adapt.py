@@ -53,7 +53,7 @@ from tqdm import tqdm
 
 from ..augment import random_warp
 from ..config import AdaptConfig, ConfigError, adapt_config, to_dict
-from ..content_stats import ContentStats, speech_latents
+from ..content_stats import ContentStats, speech_content, speech_latents
 from ..features import MelFrontend
 from ..matching import MatchingSet
 from ..model import DEFAULT_MODEL, VAE
@@ -119,9 +119,8 @@ class ContentBank:
     def of_mels(cls, model: VAE, mels: list[torch.Tensor]) -> ContentBank:
         frames, clip = [], []
         for i, m in enumerate(mels):
-            z = model.content_means(m[None])[0]  # (Dc, L)
-            speech = speech_latents(m, z.shape[-1], model.config.downsample)
-            frames.append(rearrange(z[:, speech], "c n -> n c"))
+            z, speech = speech_content(model, m)
+            frames.append(rearrange(z[:, speech.to(z.device)], "c n -> n c"))
             clip += [i] * int(speech.sum())
         return cls(torch.cat(frames), torch.tensor(clip, dtype=torch.long))
 
