@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import voicevae
-from voicevae.corpora import read_manifest
+from voicevae.corpora import ManifestError, read_manifest
 from voicevae.metrics import Transcriber, word_errors
 
 DEFAULT_LANGUAGE = "en"  # what an empty language label means in the shipped corpora
@@ -79,10 +79,16 @@ def main() -> None:
         "--pairs", default="", metavar="CONDITION", help="also this condition's similarity per target and source voice"
     )
     args = ap.parse_args()
-    report = json.loads(Path(args.report).read_text())
+    try:
+        report = json.loads(Path(args.report).read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"{args.report}: cannot read a report from it ({e})") from None
     if "conversions" not in report or "scores" not in report:
         raise SystemExit(f"{args.report}: not a cloning protocol report (no conversions or scores)")
-    heldout = read_manifest(args.manifest, split="test_voice")
+    try:
+        heldout = read_manifest(args.manifest, split="test_voice")
+    except ManifestError as e:
+        raise SystemExit(str(e)) from None
     clips = {u.path.name: u for u in heldout}
     if len(clips) < len(heldout):
         # The report names each source by its file name alone.
